@@ -1,0 +1,1509 @@
+//! SIP, SIPS and tel URIs (RFC 3261 §19.1, RFC 3966); URIs of other schemes are kept opaque.
+//!
+//! This module owns URI syntax and URI comparison. [`Uri::parse`] checks the whole text once
+//! against the RFC 3261 §25.1 grammar (RFC 3966 for `tel:`) and records where each component
+//! lies; every getter then hands back a slice of the input, so neither parsing nor reading
+//! allocates. Components stay %-escaped as on the wire; [`unescape`] decodes one when a caller
+//! needs its bytes. `Uri`'s [`PartialEq`] follows RFC 3261 §19.1.4 (RFC 3966 §4 for `tel:`),
+//! decoding escapes on the fly so that comparison does not allocate either.
+//!
+//! It also owns `hostport` ([`parse_host_port`]), which the Via sent-by parser shares.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::iter::FusedIterator;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// The scheme of a URI, matched case-insensitively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `sip:` (RFC 3261).
+    Sip,
+    /// `sips:` (RFC 3261), SIP over TLS on every hop.
+    Sips,
+    /// `tel:` (RFC 3966), a telephone number.
+    Tel,
+    /// Any other scheme; the text after the colon is kept opaque.
+    Other,
+}
+
+/// The host of a SIP or SIPS URI (or of a Via sent-by).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host<'a> {
+    /// A domain name as written (case preserved, trailing dot kept).
+    Name(&'a str),
+    /// A dotted-quad IPv4 address.
+    Ipv4(Ipv4Addr),
+    /// An IPv6 address, written between `[` and `]`.
+    Ipv6(Ipv6Addr),
+}
+
+/// Why a text is not a URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UriError {
+    /// The text is empty.
+    Empty,
+    /// The bytes handed over as a URI are not UTF-8 (set by callers that hold bytes).
+    NotUtf8,
+    /// The URI is wrapped in `<` `>`, which belong to the name-addr around it.
+    AngleBrackets,
+    /// There is no `:` ending a scheme.
+    MissingScheme,
+    /// The scheme is not a letter followed by letters, digits, `+`, `-` or `.`.
+    BadScheme,
+    /// Nothing follows the `scheme:` of a URI of an unknown scheme.
+    EmptyOpaque,
+    /// A space, tab, CR, LF or other whitespace character appears in the URI.
+    Whitespace,
+    /// A control character appears in the URI unescaped.
+    ControlChar,
+    /// A `sip:`, `sips:` or `tel:` URI holds a non-ASCII character unescaped.
+    NonAscii,
+    /// A `%` is not followed by two hexadecimal digits.
+    BadEscape,
+    /// The user part before `@` is empty or holds a character it may not.
+    BadUser,
+    /// The password after `user:` holds a character it may not.
+    BadPassword,
+    /// There is no host.
+    MissingHost,
+    /// The host is neither a valid hostname nor a dotted-quad IPv4 address.
+    BadHost,
+    /// An IPv6 address is written without the `[` `]` around it.
+    UnbracketedIpv6,
+    /// The text between `[` and `]` is not an IPv6 address, or `]` is missing.
+    BadIpv6,
+    /// The port is empty, longer than five digits, not a number, or above 65535.
+    BadPort,
+    /// A URI parameter has an empty name or a character a parameter may not hold.
+    BadParam,
+    /// The headers after `?` are not `name=value` pairs joined by `&`.
+    BadHeaders,
+    /// The number of a `tel:` URI is empty or holds a character a number may not.
+    BadNumber,
+}
+
+impl fmt::Display for UriError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let msg = match self {
+            UriError::Empty => "empty URI",
+            UriError::NotUtf8 => "URI is not valid UTF-8",
+            UriError::AngleBrackets => "URI must not be enclosed in '<' '>'",
+            UriError::MissingScheme => "URI has no scheme such as \"sip:\"",
+            UriError::BadScheme => "URI scheme must be a letter, then letters, digits, + - .",
+            UriError::EmptyOpaque => "URI has nothing after its scheme",
+            UriError::Whitespace => "URI contains whitespace",
+            UriError::ControlChar => "URI contains a control character",
+            UriError::NonAscii => "non-ASCII character in a sip, sips or tel URI: escape it as %XX",
+            UriError::BadEscape => "'%' in URI is not followed by two hexadecimal digits",
+            UriError::BadUser => "invalid user part before '@' in URI",
+            UriError::BadPassword => "invalid password in the user part of URI",
+            UriError::MissingHost => "URI has no host",
+            UriError::BadHost => "host is not a valid hostname or IPv4 address",
+            UriError::UnbracketedIpv6 => "IPv6 address must be enclosed in '[' ']'",
+            UriError::BadIpv6 => "invalid IPv6 address between '[' and ']'",
+            UriError::BadPort => "invalid port: expected 1 to 5 digits, at most 65535",
+            UriError::BadParam => "invalid URI parameter: expected ;name or ;name=value",
+            UriError::BadHeaders => "invalid URI headers: expected ?name=value&name=value",
+            UriError::BadNumber => "invalid telephone number in tel URI",
+        };
+        f.write_str(msg)
+    }
+}
+
+impl std::error::Error for UriError {}
+
+/// A parsed URI borrowing its text: a zero-copy view that never allocates.
+///
+/// Equality ([`PartialEq`]) is URI equivalence as defined by RFC 3261 §19.1.4 for SIP and
+/// SIPS and RFC 3966 §4 for tel, not textual equality. It is not transitive (a parameter
+/// present in only one URI is ignored), so `Uri` is deliberately not `Eq` or `Hash`.
+#[derive(Debug, Clone, Copy)]
+pub struct Uri<'a> {
+    raw: &'a str,
+    scheme: Scheme,
+    scheme_str: &'a str,
+    opaque: &'a str,
+    user: Option<&'a str>,
+    password: Option<&'a str>,
+    host: Option<Host<'a>>,
+    host_str: Option<&'a str>,
+    port: Option<u16>,
+    /// The parameter text after the first `;`, empty when there is none.
+    params: &'a str,
+    headers: Option<&'a str>,
+}
+
+impl<'a> Uri<'a> {
+    /// Parses `s` as a URI. `sip:`, `sips:` and `tel:` URIs are checked against their
+    /// grammar; any other scheme only needs a valid scheme name and non-empty text after it.
+    pub fn parse(s: &'a str) -> Result<Self, UriError> {
+        if s.is_empty() {
+            return Err(UriError::Empty);
+        }
+        if s.starts_with('<') {
+            return Err(UriError::AngleBrackets);
+        }
+        for c in s.chars() {
+            if c.is_whitespace() {
+                return Err(UriError::Whitespace);
+            }
+            if c.is_control() {
+                return Err(UriError::ControlChar);
+            }
+        }
+        let (scheme_str, opaque) = s.split_once(':').ok_or(UriError::MissingScheme)?;
+        let scheme = scheme_kind(scheme_str)?;
+        if scheme != Scheme::Other && !s.is_ascii() {
+            return Err(UriError::NonAscii);
+        }
+        if !is_valid_escapes(s) {
+            return Err(UriError::BadEscape);
+        }
+        let mut uri = Uri {
+            raw: s,
+            scheme,
+            scheme_str,
+            opaque,
+            user: None,
+            password: None,
+            host: None,
+            host_str: None,
+            port: None,
+            params: "",
+            headers: None,
+        };
+        match scheme {
+            Scheme::Sip | Scheme::Sips => uri.parse_sip()?,
+            Scheme::Tel => uri.parse_tel()?,
+            Scheme::Other if opaque.is_empty() => return Err(UriError::EmptyOpaque),
+            Scheme::Other => {}
+        }
+        Ok(uri)
+    }
+
+    /// `[userinfo "@"] hostport uri-parameters [headers]`, from `self.opaque`.
+    fn parse_sip(&mut self) -> Result<(), UriError> {
+        // `;` and `?` are legal in the user part (RFC 4475 §3.1.1.9), and `@` is legal nowhere
+        // after it, so the first `@` ends the userinfo.
+        let after_user = match self.opaque.split_once('@') {
+            Some((userinfo, rest)) => {
+                let (user, password) = match userinfo.split_once(':') {
+                    Some((u, p)) => (u, Some(p)),
+                    None => (userinfo, None),
+                };
+                if user.is_empty() || !user.bytes().all(is_user_char) {
+                    return Err(UriError::BadUser);
+                }
+                if let Some(p) = password {
+                    if !p.bytes().all(is_password_char) {
+                        return Err(UriError::BadPassword);
+                    }
+                }
+                self.user = Some(user);
+                self.password = password;
+                rest
+            }
+            None => self.opaque,
+        };
+        let (hostport, tail) = split_before(after_user, |c| c == ';' || c == '?');
+        if hostport.is_empty() {
+            return Err(UriError::MissingHost);
+        }
+        let (host, port) = parse_host_port(hostport)?;
+        self.host = Some(host);
+        self.host_str = Some(strip_port(hostport));
+        self.port = port;
+        let (params, headers) = match tail.split_once('?') {
+            Some((p, h)) => (p, Some(h)),
+            None => (tail, None),
+        };
+        self.params = check_params(params)?;
+        if let Some(h) = headers {
+            check_headers(h)?;
+        }
+        self.headers = headers;
+        Ok(())
+    }
+
+    /// `telephone-subscriber *(";" param)`, from `self.opaque`.
+    fn parse_tel(&mut self) -> Result<(), UriError> {
+        let (number, params) = split_before(self.opaque, |c| c == ';');
+        if !is_tel_number(number) {
+            return Err(UriError::BadNumber);
+        }
+        self.user = Some(number);
+        self.params = check_params(params)?;
+        Ok(())
+    }
+
+    /// The whole URI as written.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// The scheme, recognised case-insensitively.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The scheme as written, without the colon.
+    pub fn scheme_str(&self) -> &'a str {
+        self.scheme_str
+    }
+
+    /// Whether this is a `sips:` URI.
+    pub fn is_sips(&self) -> bool {
+        self.scheme == Scheme::Sips
+    }
+
+    /// For sip and sips, the user part of the userinfo, still %-escaped; for tel, the
+    /// telephone number with its visual separators; `None` otherwise.
+    pub fn user(&self) -> Option<&'a str> {
+        self.user
+    }
+
+    /// The password after `user:`, still %-escaped (`Some("")` for `user:@host`).
+    pub fn password(&self) -> Option<&'a str> {
+        self.password
+    }
+
+    /// The host of a sip or sips URI; `None` for tel and other schemes.
+    pub fn host(&self) -> Option<Host<'a>> {
+        self.host
+    }
+
+    /// The host as written, an IPv6 address with its brackets.
+    pub fn host_str(&self) -> Option<&'a str> {
+        self.host_str
+    }
+
+    /// The port, when one is written.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The URI parameters in order, as `(name, value)` still %-escaped; a flag parameter
+    /// such as `;lr` has no value.
+    pub fn params(&self) -> UriParams<'a> {
+        UriParams::new(self.params)
+    }
+
+    /// The first parameter named `name`, compared case-insensitively after %-unescaping:
+    /// `Some(None)` for a flag such as `;lr`, `Some(Some(value))` for `;name=value`.
+    pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
+        self.params()
+            .find(|(n, _)| eq_unescaped(n, name, true))
+            .map(|(_, v)| v)
+    }
+
+    /// The value of the `transport` parameter, such as `tcp`.
+    pub fn transport(&self) -> Option<&'a str> {
+        self.param("transport").flatten()
+    }
+
+    /// The value of the `user` parameter, such as `phone`.
+    pub fn user_param(&self) -> Option<&'a str> {
+        self.param("user").flatten()
+    }
+
+    /// The value of the `method` parameter.
+    pub fn method_param(&self) -> Option<&'a str> {
+        self.param("method").flatten()
+    }
+
+    /// The value of the `maddr` parameter.
+    pub fn maddr(&self) -> Option<&'a str> {
+        self.param("maddr").flatten()
+    }
+
+    /// The `ttl` parameter, when present and a number from 0 to 255.
+    pub fn ttl(&self) -> Option<u8> {
+        let v = self.param("ttl").flatten()?;
+        if v.is_empty() || v.len() > 3 || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        v.parse().ok()
+    }
+
+    /// Whether the `lr` (loose routing) parameter is present.
+    pub fn lr(&self) -> bool {
+        self.param("lr").is_some()
+    }
+
+    /// The headers after `?`, still %-escaped.
+    pub fn headers(&self) -> Option<&'a str> {
+        self.headers
+    }
+
+    /// The headers after `?` as `(name, value)` pairs, still %-escaped.
+    pub fn header_fields(&self) -> UriHeaders<'a> {
+        UriHeaders { rest: self.headers }
+    }
+
+    /// Everything after `scheme:`.
+    pub fn opaque(&self) -> &'a str {
+        self.opaque
+    }
+}
+
+impl PartialEq for Uri<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        if self.scheme != other.scheme {
+            return false;
+        }
+        match self.scheme {
+            Scheme::Sip | Scheme::Sips => sip_eq(self, other),
+            Scheme::Tel => tel_eq(self, other),
+            Scheme::Other => {
+                self.scheme_str.eq_ignore_ascii_case(other.scheme_str)
+                    && self.opaque == other.opaque
+            }
+        }
+    }
+}
+
+impl fmt::Display for Uri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.raw)
+    }
+}
+
+/// Iterator over URI parameters, from [`Uri::params`].
+#[derive(Debug, Clone)]
+pub struct UriParams<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> UriParams<'a> {
+    fn new(params: &'a str) -> Self {
+        UriParams {
+            rest: (!params.is_empty()).then_some(params),
+        }
+    }
+}
+
+impl<'a> Iterator for UriParams<'a> {
+    type Item = (&'a str, Option<&'a str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = next_item(&mut self.rest, ';')?;
+        Some(match item.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (item, None),
+        })
+    }
+}
+
+impl FusedIterator for UriParams<'_> {}
+
+/// Iterator over the `name=value` headers of a URI, from [`Uri::header_fields`].
+#[derive(Debug, Clone)]
+pub struct UriHeaders<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for UriHeaders<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = next_item(&mut self.rest, '&')?;
+        Some(item.split_once('=').unwrap_or((item, "")))
+    }
+}
+
+impl FusedIterator for UriHeaders<'_> {}
+
+/// Takes the text before the next `sep` off `rest`; `None` once `rest` is used up.
+fn next_item<'a>(rest: &mut Option<&'a str>, sep: char) -> Option<&'a str> {
+    let text = rest.take()?;
+    match text.split_once(sep) {
+        Some((item, tail)) => {
+            *rest = Some(tail);
+            Some(item)
+        }
+        None => Some(text),
+    }
+}
+
+/// Parses `hostport`: a hostname, a dotted-quad IPv4 address or `[` IPv6 `]`, then an
+/// optional `:port`. Spaces and tabs are allowed around that colon, as Via's sent-by
+/// allows them; [`Uri::parse`] has already refused any whitespace in a URI.
+pub fn parse_host_port(s: &str) -> Result<(Host<'_>, Option<u16>), UriError> {
+    let (host, after) = if let Some(inner) = s.strip_prefix('[') {
+        let (addr, after) = inner.split_once(']').ok_or(UriError::BadIpv6)?;
+        (Host::Ipv6(parse_ipv6(addr)?), after)
+    } else {
+        let (name, after) = split_before(s, |c| c == ':' || is_space(c));
+        if s.bytes().filter(|&b| b == b':').count() > 1
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return Err(UriError::UnbracketedIpv6);
+        }
+        (parse_host_name(name)?, after)
+    };
+    if after.is_empty() {
+        return Ok((host, None));
+    }
+    let port = after
+        .trim_start_matches(is_space)
+        .strip_prefix(':')
+        .ok_or(UriError::BadHost)?
+        .trim_start_matches(is_space);
+    Ok((host, Some(parse_port(port)?)))
+}
+
+/// Decodes `%XX` escapes; a `%` not followed by two hexadecimal digits is kept as is.
+/// Borrows `s` when it holds no `%`.
+pub fn unescape(s: &str) -> Cow<'_, [u8]> {
+    if s.contains('%') {
+        Cow::Owned(Unescaped::new(s).collect())
+    } else {
+        Cow::Borrowed(s.as_bytes())
+    }
+}
+
+/// Whether every `%` in `s` is followed by two hexadecimal digits.
+pub fn is_valid_escapes(s: &str) -> bool {
+    let mut rest = s.as_bytes();
+    while let Some(i) = rest.iter().position(|&b| b == b'%') {
+        match rest.get(i + 1..) {
+            Some([h, l, tail @ ..]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+                rest = tail;
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The bytes of a %-escaped text, decoded one at a time so that comparing needs no buffer.
+#[derive(Clone)]
+struct Unescaped<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Unescaped<'a> {
+    fn new(s: &'a str) -> Self {
+        Unescaped { rest: s.as_bytes() }
+    }
+}
+
+impl Iterator for Unescaped<'_> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        let (&b, tail) = self.rest.split_first()?;
+        if b == b'%' {
+            if let [h, l, after @ ..] = tail {
+                if let (Some(h), Some(l)) = (hex_value(*h), hex_value(*l)) {
+                    self.rest = after;
+                    return Some(h << 4 | l);
+                }
+            }
+        }
+        self.rest = tail;
+        Some(b)
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Compares two escaped texts by their decoded bytes, ASCII case-insensitively if `ci`.
+fn eq_unescaped(a: &str, b: &str, ci: bool) -> bool {
+    let fold = |c: u8| if ci { c.to_ascii_lowercase() } else { c };
+    Unescaped::new(a).map(fold).eq(Unescaped::new(b).map(fold))
+}
+
+/// Splits `s` before the first char matching `at`; the second part starts with that char.
+fn split_before(s: &str, at: impl Fn(char) -> bool) -> (&str, &str) {
+    match s.find(at) {
+        Some(i) => s.split_at_checked(i).unwrap_or((s, "")),
+        None => (s, ""),
+    }
+}
+
+/// SP or HTAB, which Via allows around the colon of a sent-by.
+fn is_space(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// The host part of an already validated `hostport`, dropping any `:port`.
+fn strip_port(hostport: &str) -> &str {
+    match hostport.find(']') {
+        Some(i) => hostport.get(..=i).unwrap_or(hostport),
+        None => split_before(hostport, |c| c == ':' || is_space(c)).0,
+    }
+}
+
+fn scheme_kind(scheme: &str) -> Result<Scheme, UriError> {
+    let mut bytes = scheme.bytes();
+    if !bytes.next().is_some_and(|b| b.is_ascii_alphabetic()) {
+        return Err(UriError::BadScheme);
+    }
+    if !bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) {
+        return Err(UriError::BadScheme);
+    }
+    Ok(if scheme.eq_ignore_ascii_case("sip") {
+        Scheme::Sip
+    } else if scheme.eq_ignore_ascii_case("sips") {
+        Scheme::Sips
+    } else if scheme.eq_ignore_ascii_case("tel") {
+        Scheme::Tel
+    } else {
+        Scheme::Other
+    })
+}
+
+// Character classes of RFC 3261 §25.1. `%` is accepted in each escaped class because
+// `Uri::parse` has already checked that every `%` starts a valid escape.
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
+}
+
+fn is_user_char(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'%' | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/'
+        )
+}
+
+fn is_password_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',')
+}
+
+fn is_param_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'%' | b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+}
+
+fn is_header_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'%' | b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
+}
+
+fn is_visual_separator(b: u8) -> bool {
+    matches!(b, b'-' | b'.' | b'(' | b')')
+}
+
+/// Checks `*(";" name ["=" value])` and returns the text after the first `;`. An empty
+/// value (`;name=`) is accepted, an empty name is not.
+fn check_params(params: &str) -> Result<&str, UriError> {
+    let Some(list) = params.strip_prefix(';') else {
+        return if params.is_empty() {
+            Ok("")
+        } else {
+            Err(UriError::BadParam)
+        };
+    };
+    for (name, value) in UriParams::new(list) {
+        if name.is_empty() || !name.bytes().all(is_param_char) {
+            return Err(UriError::BadParam);
+        }
+        if !value.unwrap_or("").bytes().all(is_param_char) {
+            return Err(UriError::BadParam);
+        }
+    }
+    // `UriParams::new("")` yields nothing, so a lone `;` has to be caught here.
+    if list.is_empty() {
+        return Err(UriError::BadParam);
+    }
+    Ok(list)
+}
+
+/// Checks `hname "=" hvalue *("&" hname "=" hvalue)` with a non-empty name.
+fn check_headers(headers: &str) -> Result<(), UriError> {
+    for field in headers.split('&') {
+        let (name, value) = field.split_once('=').ok_or(UriError::BadHeaders)?;
+        if name.is_empty()
+            || !name.bytes().all(is_header_char)
+            || !value.bytes().all(is_header_char)
+        {
+            return Err(UriError::BadHeaders);
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3966 `global-number-digits` (`+` then digits) or `local-number-digits` (hex digits,
+/// `*`, `#`, and %-escapes such as `%23`), either with visual separators.
+fn is_tel_number(number: &str) -> bool {
+    let (digits, global) = match number.strip_prefix('+') {
+        Some(d) => (d, true),
+        None => (number, false),
+    };
+    let mut has_digit = false;
+    for b in digits.bytes() {
+        let digit = if global {
+            b.is_ascii_digit()
+        } else {
+            b.is_ascii_hexdigit() || matches!(b, b'*' | b'#' | b'%')
+        };
+        if !digit && !is_visual_separator(b) {
+            return false;
+        }
+        has_digit |= digit;
+    }
+    has_digit
+}
+
+/// A hostname or, when the text is only digits and dots, a dotted-quad IPv4 address.
+fn parse_host_name(s: &str) -> Result<Host<'_>, UriError> {
+    if s.is_empty() {
+        return Err(UriError::MissingHost);
+    }
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return parse_ipv4(s).map(Host::Ipv4).ok_or(UriError::BadHost);
+    }
+    // hostname = *(domainlabel ".") toplabel ["."]; a toplabel starts with a letter, which
+    // keeps a hostname from being mistaken for an IPv4 address.
+    let labels = s.strip_suffix('.').unwrap_or(s);
+    let mut top = "";
+    for label in labels.split('.') {
+        let ok = !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !ok {
+            return Err(UriError::BadHost);
+        }
+        top = label;
+    }
+    if !top.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) {
+        return Err(UriError::BadHost);
+    }
+    Ok(Host::Name(s))
+}
+
+/// `1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT`, each at most 255 (leading zeros allowed).
+fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split('.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *octet = part.parse().ok()?;
+    }
+    match parts.next() {
+        Some(_) => None,
+        None => Some(Ipv4Addr::from(octets)),
+    }
+}
+
+/// The text between `[` and `]`. RFC 3261's ABNF allows `:::` before an IPv4 tail where
+/// `::` is meant; RFC 5118 §4.10 asks to accept it, so it is read as `::`.
+fn parse_ipv6(s: &str) -> Result<Ipv6Addr, UriError> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let (head, tail) = s.split_once(":::").ok_or(UriError::BadIpv6)?;
+    if tail.contains(':') || !tail.contains('.') {
+        return Err(UriError::BadIpv6);
+    }
+    // The longest valid text is 45 bytes, so a stack buffer avoids allocating.
+    let mut buf = [0u8; 48];
+    let mut len = 0;
+    for part in [head, "::", tail] {
+        let end = len + part.len();
+        buf.get_mut(len..end)
+            .ok_or(UriError::BadIpv6)?
+            .copy_from_slice(part.as_bytes());
+        len = end;
+    }
+    buf.get(..len)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|text| text.parse().ok())
+        .ok_or(UriError::BadIpv6)
+}
+
+fn parse_port(s: &str) -> Result<u16, UriError> {
+    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(UriError::BadPort);
+    }
+    s.parse().map_err(|_| UriError::BadPort)
+}
+
+/// RFC 3261 §19.1.4. Both URIs are known to be sip, or both sips.
+fn sip_eq(a: &Uri<'_>, b: &Uri<'_>) -> bool {
+    let userinfo_eq = |x: Option<&str>, y: Option<&str>| match (x, y) {
+        (None, None) => true,
+        (Some(x), Some(y)) => eq_unescaped(x, y, false),
+        _ => false,
+    };
+    if !userinfo_eq(a.user, b.user) || !userinfo_eq(a.password, b.password) {
+        return false;
+    }
+    let host_eq = match (a.host, b.host) {
+        (Some(Host::Name(x)), Some(Host::Name(y))) => x.eq_ignore_ascii_case(y),
+        (x, y) => x == y,
+    };
+    if !host_eq || a.port != b.port {
+        return false;
+    }
+    // These parameters must match even when only one URI has them.
+    const MUST_MATCH: [&str; 5] = ["user", "ttl", "method", "maddr", "transport"];
+    for name in MUST_MATCH {
+        match (a.param(name), b.param(name)) {
+            (None, None) => {}
+            (Some(x), Some(y)) if param_value_eq(x, y) => {}
+            _ => return false,
+        }
+    }
+    // Any other parameter is compared only when both URIs have it.
+    for (name, _) in a.params() {
+        if MUST_MATCH.iter().any(|m| eq_unescaped(name, m, true)) {
+            continue;
+        }
+        if let (Some(x), Some(y)) = (a.param(name), b.param(name)) {
+            if !param_value_eq(x, y) {
+                return false;
+            }
+        }
+    }
+    headers_subset(a, b) && headers_subset(b, a)
+}
+
+fn param_value_eq(x: Option<&str>, y: Option<&str>) -> bool {
+    match (x, y) {
+        (None, None) => true,
+        (Some(x), Some(y)) => eq_unescaped(x, y, true),
+        _ => false,
+    }
+}
+
+/// Whether every header of `a` is in `b`. Names are compared case-insensitively; values,
+/// which may hold case-sensitive text such as a URI's user part, case-sensitively.
+fn headers_subset(a: &Uri<'_>, b: &Uri<'_>) -> bool {
+    a.header_fields().all(|(name, value)| {
+        b.header_fields()
+            .any(|(n, v)| eq_unescaped(name, n, true) && eq_unescaped(value, v, false))
+    })
+}
+
+/// RFC 3966 §4: same kind of number with the same digits once visual separators are
+/// dropped, and the same set of parameters, all compared case-insensitively.
+fn tel_eq(a: &Uri<'_>, b: &Uri<'_>) -> bool {
+    let (Some(x), Some(y)) = (a.user, b.user) else {
+        return false;
+    };
+    if x.starts_with('+') != y.starts_with('+') || !eq_digits(x, y) {
+        return false;
+    }
+    let subset = |a: &Uri<'_>, b: &Uri<'_>| {
+        a.params()
+            .all(|(name, _)| match (a.param(name), b.param(name)) {
+                (Some(Some(x)), Some(Some(y))) => {
+                    let digits = eq_unescaped(name, "ext", true)
+                        || (eq_unescaped(name, "phone-context", true) && x.starts_with('+'));
+                    if digits {
+                        eq_digits(x, y)
+                    } else {
+                        eq_unescaped(x, y, true)
+                    }
+                }
+                (Some(None), Some(None)) => true,
+                _ => false,
+            })
+    };
+    subset(a, b) && subset(b, a)
+}
+
+/// Compares phone digits ignoring visual separators, case-insensitively, after unescaping.
+fn eq_digits(a: &str, b: &str) -> bool {
+    let digits = |s| {
+        Unescaped::new(s)
+            .filter(|&c| !is_visual_separator(c))
+            .map(|c| c.to_ascii_lowercase())
+    };
+    digits(a).eq(digits(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn uri(s: &str) -> Uri<'_> {
+        match Uri::parse(s) {
+            Ok(u) => u,
+            Err(e) => panic!("{s:?} should parse, got {e}"),
+        }
+    }
+
+    fn err(s: &str) -> UriError {
+        match Uri::parse(s) {
+            Ok(u) => panic!("{s:?} should be rejected, parsed as {u:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn v6(s: &str) -> Ipv6Addr {
+        s.parse().expect("test address")
+    }
+
+    #[test]
+    fn full_sip_uri_components() {
+        let u = uri("sip:alice:secret@atlanta.com:5061;transport=tcp;lr;ttl=15?subject=hi&x=");
+        assert_eq!(u.scheme(), Scheme::Sip);
+        assert_eq!(u.scheme_str(), "sip");
+        assert_eq!(u.user(), Some("alice"));
+        assert_eq!(u.password(), Some("secret"));
+        assert_eq!(u.host(), Some(Host::Name("atlanta.com")));
+        assert_eq!(u.host_str(), Some("atlanta.com"));
+        assert_eq!(u.port(), Some(5061));
+        let params: Vec<_> = u.params().collect();
+        assert_eq!(
+            params,
+            [
+                ("transport", Some("tcp")),
+                ("lr", None),
+                ("ttl", Some("15"))
+            ]
+        );
+        assert_eq!(u.param("TRANSPORT"), Some(Some("tcp")));
+        assert_eq!(u.param("lr"), Some(None));
+        assert_eq!(u.param("maddr"), None);
+        assert_eq!(u.transport(), Some("tcp"));
+        assert!(u.lr());
+        assert_eq!(u.ttl(), Some(15));
+        assert_eq!(u.maddr(), None);
+        assert_eq!(u.headers(), Some("subject=hi&x="));
+        let headers: Vec<_> = u.header_fields().collect();
+        assert_eq!(headers, [("subject", "hi"), ("x", "")]);
+        assert_eq!(
+            u.opaque(),
+            "alice:secret@atlanta.com:5061;transport=tcp;lr;ttl=15?subject=hi&x="
+        );
+        assert_eq!(u.to_string(), u.as_str());
+        assert!(!u.is_sips());
+    }
+
+    #[test]
+    fn minimal_and_sips() {
+        let u = uri("SIPS:example.com");
+        assert_eq!(u.scheme(), Scheme::Sips);
+        assert!(u.is_sips());
+        assert_eq!(u.scheme_str(), "SIPS");
+        assert_eq!(u.user(), None);
+        assert_eq!(u.password(), None);
+        assert_eq!(u.port(), None);
+        assert_eq!(u.params().next(), None);
+        assert_eq!(u.headers(), None);
+        let u =
+            uri("sip:+19725552222@gw1.example.net;user=phone;maddr=239.255.255.1;method=INVITE");
+        assert_eq!(u.user(), Some("+19725552222"));
+        assert_eq!(u.user_param(), Some("phone"));
+        assert_eq!(u.maddr(), Some("239.255.255.1"));
+        assert_eq!(u.method_param(), Some("INVITE"));
+        assert_eq!(uri("sip:a@b.c:5060").host_str(), Some("b.c"));
+        assert_eq!(uri("sip:user:@host").password(), Some(""));
+        assert_eq!(
+            uri("sip:host.example.com.").host(),
+            Some(Host::Name("host.example.com."))
+        );
+        assert_eq!(uri("sip:h;ttl=300").ttl(), None);
+        assert_eq!(uri("sip:h;n=").param("n"), Some(Some("")));
+    }
+
+    #[test]
+    fn rfc4475_user_parts() {
+        // semiuri: `;` in the user part.
+        let u = uri("sip:user;par=u%40example.net@example.com");
+        assert_eq!(u.user(), Some("user;par=u%40example.net"));
+        assert_eq!(u.host(), Some(Host::Name("example.com")));
+        assert_eq!(u.params().count(), 0);
+        // esc01
+        let u = uri("sip:sips%3Auser%40example.com@example.net");
+        assert_eq!(u.user(), Some("sips%3Auser%40example.com"));
+        assert_eq!(u.host(), Some(Host::Name("example.net")));
+        assert_eq!(
+            &*unescape(u.user().unwrap_or_default()),
+            b"sips:user@example.com"
+        );
+        assert_eq!(u, uri("sip:sips%3auser%40example%2Ecom@example.net"));
+        assert_eq!(uri("sip:%75se%72@example.com"), uri("sip:user@example.com"));
+        assert_eq!(
+            uri("sip:I%20have%20spaces@example.net").user(),
+            Some("I%20have%20spaces")
+        );
+        // escnull
+        let u = uri("sip:null-%00-null@example.com");
+        assert_eq!(&*unescape(u.user().unwrap_or_default()), b"null-\0-null");
+        assert_eq!(uri("sip:%00%00@host5.example.com").user(), Some("%00%00"));
+        // esc02: escaped parameter names and values.
+        let u = uri("sip:cal%6Cer@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31");
+        assert!(u.lr());
+        assert_eq!(u.param("name"), Some(Some("v%61lue%25%34%31")));
+        assert_eq!(u, uri("sip:caller@host5.example.net;lr;name=value%2541"));
+        // intmeth: every user and password character at once.
+        let u = uri(
+            "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com",
+        );
+        assert_eq!(
+            u.user(),
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(
+            u.password(),
+            Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+        );
+        assert_eq!(u.host(), Some(Host::Name("example.com")));
+        // escruri / regescrt: escaped headers are fine in a URI (whether a Request-URI may
+        // carry headers is the message layer's call).
+        let u = uri("sip:user@example.com?Route=%3Csip:example.com%3E");
+        assert_eq!(u.headers(), Some("Route=%3Csip:example.com%3E"));
+        assert_eq!(
+            uri("sip:+19725552222@gw1.example.net;unknownparam").param("unknownparam"),
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn rfc4475_invalid() {
+        assert_eq!(err("<sip:user@example.com>"), UriError::AngleBrackets);
+        assert_eq!(err("sip:user@example.com; lr"), UriError::Whitespace);
+        assert_eq!(err(" sip:t.watson@example.org "), UriError::Whitespace);
+        assert_eq!(err("sip:user@example.com\r\n"), UriError::Whitespace);
+        assert_eq!(err("sip:user@example.org>"), UriError::BadHost);
+    }
+
+    #[test]
+    fn other_schemes_are_opaque() {
+        for (s, scheme, opaque) in [
+            ("http://www.example.com", "http", "//www.example.com"),
+            ("isbn:2983792873", "isbn", "2983792873"),
+            ("name:John_Smith", "name", "John_Smith"),
+            (
+                "nobodyKnowsThisScheme:totallyopaquecontent",
+                "nobodyKnowsThisScheme",
+                "totallyopaquecontent",
+            ),
+            (
+                "soap.beep://192.0.2.103:3002",
+                "soap.beep",
+                "//192.0.2.103:3002",
+            ),
+            ("urn:x+y-z.1:é", "urn", "x+y-z.1:é"),
+        ] {
+            let u = uri(s);
+            assert_eq!(u.scheme(), Scheme::Other, "{s}");
+            assert_eq!(u.scheme_str(), scheme);
+            assert_eq!(u.opaque(), opaque);
+            assert_eq!(
+                (u.user(), u.host(), u.host_str(), u.port()),
+                (None, None, None, None)
+            );
+            assert_eq!(
+                (u.params().next(), u.param("x"), u.headers()),
+                (None, None, None)
+            );
+        }
+        assert_eq!(uri("HTTP://www.example.com"), uri("http://www.example.com"));
+        assert_ne!(uri("http://www.example.com"), uri("http://WWW.example.com"));
+        assert_ne!(
+            uri("http://www.example.com"),
+            uri("https://www.example.com")
+        );
+        assert_eq!(err("foo:"), UriError::EmptyOpaque);
+        assert_eq!(err("1foo:bar"), UriError::BadScheme);
+        assert_eq!(err(":bar"), UriError::BadScheme);
+        assert_eq!(err("fo_o:bar"), UriError::BadScheme);
+        assert_eq!(err("example.com"), UriError::MissingScheme);
+        assert_eq!(err("foo:a b"), UriError::Whitespace);
+        assert_eq!(err("foo:a%zz"), UriError::BadEscape);
+        assert_eq!(err("foo:a\u{7f}"), UriError::ControlChar);
+    }
+
+    #[test]
+    fn rfc5118_hosts() {
+        let u = uri("sip:[2001:db8::10]");
+        assert_eq!(u.host(), Some(Host::Ipv6(v6("2001:db8::10"))));
+        assert_eq!(u.host_str(), Some("[2001:db8::10]"));
+        assert_eq!(u.port(), None);
+        assert_eq!(err("sip:2001:db8::10"), UriError::UnbracketedIpv6);
+        assert_eq!(err("sip:[2001:db8::10"), UriError::BadIpv6);
+        let u = uri("sip:[2001:db8::10:5070]");
+        assert_eq!(u.host(), Some(Host::Ipv6(v6("2001:db8::10:5070"))));
+        assert_eq!(u.port(), None);
+        let u = uri("sip:[2001:db8::10]:5070");
+        assert_eq!(u.host(), Some(Host::Ipv6(v6("2001:db8::10"))));
+        assert_eq!(u.host_str(), Some("[2001:db8::10]"));
+        assert_eq!(u.port(), Some(5070));
+        let u = uri("sip:ted@[::ffff:192.0.2.2]");
+        assert_eq!(u.host(), Some(Host::Ipv6(v6("::ffff:192.0.2.2"))));
+        assert_eq!(u.user(), Some("ted"));
+        let bug = uri("sip:user@[2001:db8:::192.0.2.1]");
+        let good = uri("sip:user@[2001:db8::192.0.2.1]");
+        assert_eq!(bug.host(), Some(Host::Ipv6(v6("2001:db8::c000:201"))));
+        assert_eq!(bug, good);
+        assert_eq!(bug.host_str(), Some("[2001:db8:::192.0.2.1]"));
+        assert_eq!(
+            uri("sip:[:::192.0.2.1]").host(),
+            Some(Host::Ipv6(v6("::192.0.2.1")))
+        );
+        // `:::` is only the ABNF bug before an IPv4 tail.
+        assert_eq!(err("sip:[2001:db8:::10]"), UriError::BadIpv6);
+        assert_eq!(err("sip:[2001::::1.2.3.4]"), UriError::BadIpv6);
+        assert_eq!(err("sip:[2001:db8::10]x"), UriError::BadHost);
+        assert_eq!(err("sip:[2001:db8::10]:"), UriError::BadPort);
+        assert_eq!(err("sip:[fe80::1%25eth0]"), UriError::BadIpv6);
+        assert_eq!(err("sip:[]"), UriError::BadIpv6);
+        // RFC 5954: IPv6 references compare as addresses.
+        assert_eq!(
+            uri("sip:[2001:db8::10]"),
+            uri("sip:[2001:0db8:0:0:0:0:0:0010]")
+        );
+    }
+
+    #[test]
+    fn hosts_and_ports() {
+        assert_eq!(
+            uri("sip:192.0.2.4").host(),
+            Some(Host::Ipv4(Ipv4Addr::new(192, 0, 2, 4)))
+        );
+        assert_eq!(
+            uri("sip:010.0.2.4").host(),
+            Some(Host::Ipv4(Ipv4Addr::new(10, 0, 2, 4)))
+        );
+        assert_eq!(uri("sip:a-b.3com.example:0").port(), Some(0));
+        assert_eq!(uri("sip:h:65535").port(), Some(65535));
+        assert_eq!(uri("sip:h:05060").port(), Some(5060));
+        assert_eq!(uri("sip:x").host(), Some(Host::Name("x")));
+        for bad in [
+            "sip:256.1.1.1",
+            "sip:1.2.3",
+            "sip:1.2.3.4.5",
+            "sip:1..2.3",
+            "sip:-a.com",
+            "sip:a-.com",
+            "sip:a..com",
+            "sip:.a.com",
+            "sip:a.com..",
+            "sip:a.1",
+            "sip:a_b.com",
+            "sip:a.com/path",
+            "sip:user@host@host",
+            "sip:%61.com",
+        ] {
+            assert!(matches!(Uri::parse(bad), Err(UriError::BadHost)), "{bad}");
+        }
+        for bad in [
+            "sip:h:",
+            "sip:h:65536",
+            "sip:h:123456",
+            "sip:h:5o60",
+            "sip:h:+50",
+            "sip:h:5060:1",
+        ] {
+            assert_eq!(err(bad), UriError::BadPort, "{bad}");
+        }
+        assert_eq!(err("sip:"), UriError::MissingHost);
+        assert_eq!(err("sip:user@"), UriError::MissingHost);
+        assert_eq!(err("sip:user@;lr"), UriError::MissingHost);
+        assert_eq!(err("sip::5060"), UriError::MissingHost);
+    }
+
+    #[test]
+    fn parse_host_port_for_via() {
+        assert_eq!(
+            parse_host_port("pc33.atlanta.com"),
+            Ok((Host::Name("pc33.atlanta.com"), None))
+        );
+        assert_eq!(
+            parse_host_port("192.0.2.1:5060"),
+            Ok((Host::Ipv4(Ipv4Addr::new(192, 0, 2, 1)), Some(5060)))
+        );
+        assert_eq!(
+            parse_host_port("[2001:db8::9:1]:6050"),
+            Ok((Host::Ipv6(v6("2001:db8::9:1")), Some(6050)))
+        );
+        assert_eq!(
+            parse_host_port("[::ffff:192.0.2.10]:19823"),
+            Ok((Host::Ipv6(v6("::ffff:c000:20a")), Some(19823)))
+        );
+        assert_eq!(
+            parse_host_port("host : 5060"),
+            Ok((Host::Name("host"), Some(5060)))
+        );
+        assert_eq!(
+            parse_host_port("[::1]\t:\t5060"),
+            Ok((Host::Ipv6(Ipv6Addr::LOCALHOST), Some(5060)))
+        );
+        assert_eq!(
+            parse_host_port("2001:db8::9:255"),
+            Err(UriError::UnbracketedIpv6)
+        );
+        assert_eq!(parse_host_port(""), Err(UriError::MissingHost));
+        assert_eq!(parse_host_port("host "), Err(UriError::BadHost));
+        assert_eq!(parse_host_port("ho st"), Err(UriError::BadHost));
+        assert_eq!(parse_host_port("host:5060 "), Err(UriError::BadPort));
+    }
+
+    #[test]
+    fn syntax_errors() {
+        assert_eq!(err(""), UriError::Empty);
+        assert_eq!(err("sip:us er@host"), UriError::Whitespace);
+        assert_eq!(err("sip:user@host\t"), UriError::Whitespace);
+        assert_eq!(err("sip:a\u{0}b@host"), UriError::ControlChar);
+        assert_eq!(err("sip:jos\u{e9}@host"), UriError::NonAscii);
+        assert_eq!(err("tel:+1\u{2011}2"), UriError::NonAscii);
+        assert_eq!(err("sip:user%4@host"), UriError::BadEscape);
+        assert_eq!(err("sip:user%zz@host"), UriError::BadEscape);
+        assert_eq!(err("sip:host;p=%"), UriError::BadEscape);
+        assert_eq!(err("sip:@host"), UriError::BadUser);
+        assert_eq!(err("sip::pw@host"), UriError::BadUser);
+        assert_eq!(err("sip:us<r@host"), UriError::BadUser);
+        assert_eq!(err("sip:host;maddr=[::1]@x"), UriError::BadUser);
+        assert_eq!(err("sip:user:p;w@host"), UriError::BadPassword);
+        assert_eq!(err("sip:user:a:b@host"), UriError::BadPassword);
+        for bad in [
+            "sip:h;;lr",
+            "sip:h;",
+            "sip:h;lr;",
+            "sip:h;=x",
+            "sip:h;a=b=c",
+            "sip:h;a=<",
+            "sip:h;?x=y",
+        ] {
+            assert_eq!(err(bad), UriError::BadParam, "{bad}");
+        }
+        for bad in [
+            "sip:h?",
+            "sip:h?a",
+            "sip:h?=b",
+            "sip:h?a=b&",
+            "sip:h?a=b&&c=d",
+            "sip:h?a=b;c",
+            "sip:h?a=b?c=d&e",
+        ] {
+            assert_eq!(err(bad), UriError::BadHeaders, "{bad}");
+        }
+        assert_eq!(
+            uri("sip:h?a=b?c").headers(),
+            Some("a=b?c"),
+            "'?' is legal in a header value"
+        );
+        assert_eq!(err("sip:h?a=b?c=d"), UriError::BadHeaders, "'=' is not");
+        assert_eq!(
+            UriError::BadPort.to_string(),
+            "invalid port: expected 1 to 5 digits, at most 65535"
+        );
+    }
+
+    #[test]
+    fn rfc3261_equal_pairs() {
+        for (a, b) in [
+            (
+                "sip:%61lice@atlanta.com;transport=TCP",
+                "sip:alice@AtLanTa.CoM;Transport=tcp",
+            ),
+            ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
+            ("sip:carol@chicago.com", "sip:carol@chicago.com;security=on"),
+            (
+                "sip:carol@chicago.com;newparam=5",
+                "sip:carol@chicago.com;security=on",
+            ),
+            (
+                "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+                "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com",
+            ),
+            (
+                "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+                "sip:alice@atlanta.com?priority=urgent&subject=project%20x",
+            ),
+            ("SIP:alice@atlanta.com", "sip:alice@ATLANTA.com"),
+            ("sip:alice@atlanta.com;lr", "sip:alice@atlanta.com;LR"),
+            ("sip:a:p%41ss@h", "sip:a:pAss@h"),
+        ] {
+            assert_eq!(uri(a), uri(b), "{a} == {b}");
+            assert_eq!(uri(b), uri(a), "{b} == {a}");
+        }
+    }
+
+    #[test]
+    fn rfc3261_unequal_pairs() {
+        for (a, b) in [
+            (
+                "SIP:ALICE@AtLanTa.CoM;Transport=udp",
+                "sip:alice@AtLanTa.CoM;Transport=UDP",
+            ),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
+            (
+                "sip:bob@biloxi.com",
+                "sip:bob@biloxi.com:6000;transport=tcp",
+            ),
+            (
+                "sip:carol@chicago.com",
+                "sip:carol@chicago.com?Subject=next%20meeting",
+            ),
+            ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
+            (
+                "sip:carol@chicago.com;security=on",
+                "sip:carol@chicago.com;security=off",
+            ),
+            ("sip:alice@atlanta.com", "sips:alice@atlanta.com"),
+            ("sip:alice@atlanta.com", "sip:atlanta.com"),
+            ("sip:alice:pw@atlanta.com", "sip:alice@atlanta.com"),
+            ("sip:h;user=phone", "sip:h"),
+            ("sip:h;ttl=1", "sip:h"),
+            ("sip:h;method=INVITE", "sip:h"),
+            ("sip:h;maddr=1.2.3.4", "sip:h"),
+            ("sip:h;lr", "sip:h;lr=on"),
+            ("sip:h?a=1", "sip:h?a=1&b=2"),
+            ("sip:h?subject=X", "sip:h?subject=x"),
+            ("sip:[::1]", "sip:127.0.0.1"),
+            ("sip:alice@atlanta.com", "tel:+1234"),
+            ("sip:alice@atlanta.com", "http://alice@atlanta.com"),
+        ] {
+            assert_ne!(uri(a), uri(b), "{a} != {b}");
+            assert_ne!(uri(b), uri(a), "{b} != {a}");
+        }
+    }
+
+    #[test]
+    fn tel_uris() {
+        let u = uri("tel:+1-201-555-0123");
+        assert_eq!(u.scheme(), Scheme::Tel);
+        assert_eq!(u.user(), Some("+1-201-555-0123"));
+        assert_eq!(
+            (u.host(), u.host_str(), u.port(), u.password()),
+            (None, None, None, None)
+        );
+        let u = uri("tel:7042;phone-context=example.com;ext=12");
+        assert_eq!(u.user(), Some("7042"));
+        assert_eq!(u.param("Phone-Context"), Some(Some("example.com")));
+        assert_eq!(u.params().count(), 2);
+        assert_eq!(uri("tel:*67#;phone-context=+1").user(), Some("*67#"));
+        assert_eq!(uri("tel:%2367;phone-context=+1").user(), Some("%2367"));
+        assert_eq!(
+            uri("TEL:863-1234;phone-context=+1-914-555").scheme(),
+            Scheme::Tel
+        );
+        for bad in [
+            "tel:", "tel:+", "tel:-", "tel:+12a", "tel:12g", "tel:+1 2", "tel:?x=1",
+        ] {
+            assert!(Uri::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(err("tel:+12a"), UriError::BadNumber);
+        assert_eq!(err("tel:+12?x=1"), UriError::BadNumber);
+        assert_eq!(err("tel:+12;a?x=1"), UriError::BadParam);
+        assert_eq!(err("tel:+12;;a"), UriError::BadParam);
+
+        assert_eq!(uri("tel:+1-201-555-0123"), uri("tel:+1(201)555.0123"));
+        assert_eq!(
+            uri("tel:+12015550123;ext=1-2;isub=ab"),
+            uri("TEL:+12015550123;ISUB=AB;ext=12")
+        );
+        assert_eq!(
+            uri("tel:7042;phone-context=EXAMPLE.com"),
+            uri("tel:70-42;phone-context=example.com")
+        );
+        assert_eq!(
+            uri("tel:863-1234;phone-context=+1-914-555"),
+            uri("tel:8631234;phone-context=+1914555")
+        );
+        assert_eq!(
+            uri("tel:abc;phone-context=x.y"),
+            uri("tel:ABC;phone-context=x.y")
+        );
+        assert_ne!(uri("tel:+1234"), uri("tel:1234;phone-context=+1"));
+        assert_ne!(uri("tel:+1234"), uri("tel:+1235"));
+        assert_ne!(uri("tel:+1234"), uri("tel:+1234;ext=5"));
+        assert_ne!(uri("tel:+1234;ext=5"), uri("tel:+1234;ext=6"));
+        assert_ne!(uri("tel:+1234;x"), uri("tel:+1234;x=1"));
+        assert_ne!(
+            uri("tel:7042;phone-context=a.example.com"),
+            uri("tel:7042;phone-context=aexample.com")
+        );
+    }
+
+    #[test]
+    fn unescape_and_escape_checks() {
+        assert!(matches!(unescape("plain"), Cow::Borrowed(b"plain")));
+        assert_eq!(&*unescape("a%20b%2fc"), b"a b/c");
+        assert!(matches!(unescape("a%20"), Cow::Owned(_)));
+        assert_eq!(&*unescape("100%"), b"100%");
+        assert_eq!(&*unescape("%zz%4"), b"%zz%4");
+        assert_eq!(&*unescape("%%41"), b"%A");
+        assert_eq!(&*unescape("%FF"), [0xff]);
+        assert!(is_valid_escapes(""));
+        assert!(is_valid_escapes("a%20b%aF"));
+        assert!(!is_valid_escapes("%"));
+        assert!(!is_valid_escapes("a%2"));
+        assert!(!is_valid_escapes("%g0"));
+        assert!(!is_valid_escapes("%20%"));
+    }
+
+    fn label() -> impl Strategy<Value = String> {
+        "[a-z0-9]([a-z0-9-]{0,4}[a-z0-9])?"
+    }
+
+    fn host_strategy() -> impl Strategy<Value = (String, Host<'static>)> {
+        prop_oneof![
+            (
+                proptest::collection::vec(label(), 0..3),
+                "[a-zA-Z]([a-zA-Z0-9-]{0,4}[a-zA-Z0-9])?"
+            )
+                .prop_map(|(labels, top)| {
+                    let mut name = String::new();
+                    for l in labels {
+                        name.push_str(&l);
+                        name.push('.');
+                    }
+                    name.push_str(&top);
+                    // `Host::Name` borrows; tests compare it by text below instead.
+                    (name, Host::Name(""))
+                }),
+            any::<[u8; 4]>().prop_map(|o| {
+                let a = Ipv4Addr::from(o);
+                (a.to_string(), Host::Ipv4(a))
+            }),
+            any::<[u16; 8]>().prop_map(|g| {
+                let a = Ipv6Addr::from(g);
+                (format!("[{a}]"), Host::Ipv6(a))
+            }),
+        ]
+    }
+
+    prop_compose! {
+        fn sip_uri()(
+            sips in any::<bool>(),
+            user in proptest::option::of("([a-zA-Z0-9_.!~*'()&=+$,;?/-]|%[0-9a-fA-F]{2}){1,8}"),
+            password in proptest::option::of("([a-zA-Z0-9_.!~*'()&=+$,-]|%[0-9a-fA-F]{2}){0,8}"),
+            host in host_strategy(),
+            port in proptest::option::of(any::<u16>()),
+            params in proptest::collection::vec(
+                ("[a-zA-Z][a-zA-Z0-9-]{0,6}", proptest::option::of("([\\[\\]a-zA-Z0-9/:&+$._~-]|%[0-9a-f]{2}){0,8}")),
+                0..4,
+            ),
+            headers in proptest::collection::vec(("[a-zA-Z][a-zA-Z0-9-]{0,6}", "([\\[\\]a-zA-Z0-9/?:+$._~-]|%[0-9a-f]{2}){0,8}"), 0..3),
+        ) -> (String, bool, Option<String>, Option<String>, (String, Host<'static>), Option<u16>, Vec<(String, Option<String>)>, Vec<(String, String)>) {
+            let password = if user.is_some() { password } else { None };
+            let mut s = String::from(if sips { "sips:" } else { "sip:" });
+            if let Some(u) = &user {
+                s.push_str(u);
+                if let Some(p) = &password {
+                    s.push(':');
+                    s.push_str(p);
+                }
+                s.push('@');
+            }
+            s.push_str(&host.0);
+            if let Some(p) = port {
+                s.push_str(&format!(":{p}"));
+            }
+            for (n, v) in &params {
+                s.push(';');
+                s.push_str(n);
+                if let Some(v) = v {
+                    s.push('=');
+                    s.push_str(v);
+                }
+            }
+            for (i, (n, v)) in headers.iter().enumerate() {
+                s.push(if i == 0 { '?' } else { '&' });
+                s.push_str(&format!("{n}={v}"));
+            }
+            (s, sips, user, password, host, port, params, headers)
+        }
+    }
+
+    fn exercise(u: &Uri<'_>) {
+        let _ = (
+            u.scheme(),
+            u.user(),
+            u.password(),
+            u.host(),
+            u.host_str(),
+            u.port(),
+        );
+        let _ = (
+            u.headers(),
+            u.opaque(),
+            u.ttl(),
+            u.lr(),
+            u.transport(),
+            u.maddr(),
+        );
+        let _ = (u.params().count(), u.header_fields().count(), u.param("x"));
+        assert_eq!(u.to_string(), u.as_str());
+        let copy = *u;
+        assert!(copy == *u, "a URI equals itself: {u}");
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in any::<String>()) {
+            if let Ok(u) = Uri::parse(&s) {
+                exercise(&u);
+            }
+            let _ = parse_host_port(&s);
+            let _ = unescape(&s);
+            let _ = is_valid_escapes(&s);
+        }
+
+        #[test]
+        fn parse_never_panics_on_uri_like_text(
+            scheme in "(sip|sips|tel|SIP|x)",
+            rest in "[a-z0-9:@;=?&%\\[\\].+()#*/ -]{0,40}",
+        ) {
+            let s = format!("{scheme}:{rest}");
+            if let Ok(u) = Uri::parse(&s) {
+                exercise(&u);
+                if let Ok(v) = Uri::parse(u.as_str()) {
+                    let _ = u == v;
+                }
+            }
+        }
+
+        #[test]
+        fn generated_sip_uri_round_trips(
+            (s, sips, user, password, (host_text, host), port, params, headers) in sip_uri()
+        ) {
+            let u = Uri::parse(&s).map_err(|e| TestCaseError::fail(format!("{s}: {e}")))?;
+            prop_assert_eq!(u.as_str(), s.as_str());
+            prop_assert_eq!(u.scheme(), if sips { Scheme::Sips } else { Scheme::Sip });
+            prop_assert_eq!(u.user(), user.as_deref());
+            prop_assert_eq!(u.password(), password.as_deref());
+            prop_assert_eq!(u.host_str(), Some(host_text.as_str()));
+            match host {
+                Host::Name(_) => prop_assert_eq!(u.host(), Some(Host::Name(&host_text))),
+                ip => prop_assert_eq!(u.host(), Some(ip)),
+            }
+            prop_assert_eq!(u.port(), port);
+            let got: Vec<_> = u.params().collect();
+            let want: Vec<_> = params.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
+            prop_assert_eq!(got, want);
+            let got: Vec<_> = u.header_fields().collect();
+            let want: Vec<_> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            prop_assert_eq!(got, want);
+            let copy = u;
+            prop_assert!(u == copy);
+
+            // Scheme and host case do not matter; user case does.
+            if user.is_none() {
+                let rest = u.opaque().replacen(&host_text, &host_text.to_ascii_uppercase(), 1);
+                let shout = format!("{}:{rest}", u.scheme_str().to_ascii_uppercase());
+                let v = Uri::parse(&shout).map_err(|e| TestCaseError::fail(format!("{shout}: {e}")))?;
+                prop_assert!(u == v, "{} != {}", s, shout);
+            }
+        }
+    }
+}
