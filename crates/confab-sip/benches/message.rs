@@ -31,7 +31,11 @@ fn core_headers(m: &Message) {
 
 fn parse(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
-    for (name, msg) in [("invite_1.3k", INVITE), ("register_auth", REGISTER), ("200_ok", OK)] {
+    for (name, msg) in [
+        ("invite_1.3k", INVITE),
+        ("register_auth", REGISTER),
+        ("200_ok", OK),
+    ] {
         g.throughput(Throughput::Bytes(msg.len() as u64));
         g.bench_function(name, |b| {
             b.iter(|| Message::parse(Bytes::from_static(black_box(msg))).expect("parse"))
@@ -49,7 +53,9 @@ fn access(c: &mut Criterion) {
         })
     });
     let m = Message::parse(Bytes::from_static(INVITE)).expect("parse");
-    g.bench_function("invite_core_headers_only", |b| b.iter(|| core_headers(black_box(&m))));
+    g.bench_function("invite_core_headers_only", |b| {
+        b.iter(|| core_headers(black_box(&m)))
+    });
     g.bench_function("invite_validate", |b| {
         b.iter(|| check_request(black_box(&m), &Policy::default()).expect("valid"))
     });

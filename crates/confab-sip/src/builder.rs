@@ -164,7 +164,12 @@ impl<'m> ResponseBuilder<'m> {
                 _ => {}
             }
         }
-        for name in [HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq] {
+        for name in [
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ] {
             let Some(v) = self.req.header_bytes(name) else {
                 continue;
             };
@@ -225,7 +230,10 @@ impl RequestBuilder {
 
     /// Adds `Via: SIP/2.0/<transport> <sent_by>;branch=<branch>;rport`.
     pub fn via(self, transport: &str, sent_by: &str, branch: &str) -> Self {
-        self.header("Via", format!("SIP/2.0/{transport} {sent_by};branch={branch};rport"))
+        self.header(
+            "Via",
+            format!("SIP/2.0/{transport} {sent_by};branch={branch};rport"),
+        )
     }
 
     /// Sets the body and its Content-Type.
@@ -237,7 +245,12 @@ impl RequestBuilder {
     /// Serialises the request.
     pub fn build(self) -> Bytes {
         let mut out = Vec::with_capacity(512);
-        let _ = write!(StrSink(&mut out), "{} {} SIP/2.0\r\n", self.method, self.uri);
+        let _ = write!(
+            StrSink(&mut out),
+            "{} {} SIP/2.0\r\n",
+            self.method,
+            self.uri
+        );
         for (n, v) in &self.headers {
             push_header(&mut out, n, v.as_bytes());
         }
@@ -266,7 +279,10 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
             .build();
         let m = Message::parse(resp).expect("reparse");
         assert_eq!(m.status(), Some(200));
-        let vias: Vec<_> = m.vias().map(|v| v.expect("via").as_str().to_owned()).collect();
+        let vias: Vec<_> = m
+            .vias()
+            .map(|v| v.expect("via").as_str().to_owned())
+            .collect();
         assert_eq!(vias.len(), 3);
         let top = m.via().expect("top");
         assert_eq!(top.received(), "198.51.100.7".parse().ok());
@@ -278,7 +294,9 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(m.call_id(), Ok("c1"));
         assert_eq!(m.header(HeaderName::Allow), Some("INVITE, OPTIONS"));
 
-        let trying = ResponseBuilder::new(&req, 100, "Trying").to_tag("x").build();
+        let trying = ResponseBuilder::new(&req, 100, "Trying")
+            .to_tag("x")
+            .build();
         let m = Message::parse(trying).expect("reparse");
         assert_eq!(m.to().expect("to").tag(), None);
     }

@@ -76,7 +76,7 @@ impl<'m> Edit<'m> {
         self.msg
             .raw_fields()
             .last()
-            .map(|f| f.line.end as usize)
+            .map(|f| self.msg.line_span(f).end as usize)
             .unwrap_or_else(|| self.msg.body_span().start as usize)
     }
 
@@ -89,7 +89,7 @@ impl<'m> Edit<'m> {
         let at = self
             .first(HeaderName::Via)
             .or_else(|| self.msg.raw_fields().first())
-            .map(|f| f.line.start as usize)
+            .map(|f| f.name.start as usize)
             .unwrap_or_else(|| self.headers_end());
         self.insert(at, header_line("Via", value));
         self
@@ -102,7 +102,7 @@ impl<'m> Edit<'m> {
         let value = self.msg.bytes_at(f.value);
         let text = std::str::from_utf8(value).map_err(|_| EditError::NothingToPop(name))?;
         let at = match find_top_level_comma(text) {
-            None => f.line.range(),
+            None => self.msg.line_span(f).range(),
             Some(comma) => {
                 let mut end = comma + 1;
                 while matches!(value.get(end), Some(b' ' | b'\t' | b'\r' | b'\n')) {
@@ -112,7 +112,10 @@ impl<'m> Edit<'m> {
                 start..start + end
             }
         };
-        self.splices.push(Splice { at, text: Vec::new() });
+        self.splices.push(Splice {
+            at,
+            text: Vec::new(),
+        });
         Ok(self)
     }
 
@@ -151,7 +154,7 @@ impl<'m> Edit<'m> {
     pub fn push_record_route(&mut self, value: &str) -> &mut Self {
         let at = self
             .first(HeaderName::RecordRoute)
-            .map(|f| f.line.start as usize)
+            .map(|f| f.name.start as usize)
             .unwrap_or_else(|| self.headers_end());
         self.insert(at, header_line("Record-Route", value));
         self
@@ -217,12 +220,28 @@ Content-Length: 4\r\n\r\nbody";
             .expect("edits");
         let out = Message::parse(e.apply().expect("apply")).expect("reparse");
         assert_eq!(out.request_uri_str(), Some("sip:bob@192.0.2.9:5060"));
-        let vias: Vec<_> = out.vias().map(|v| v.expect("via").branch().map(str::to_owned)).collect();
-        assert_eq!(vias, [Some("z9hG4bKp".into()), Some("z9hG4bK1".into()), Some("z9hG4bK0".into())]);
+        let vias: Vec<_> = out
+            .vias()
+            .map(|v| v.expect("via").branch().map(str::to_owned))
+            .collect();
+        assert_eq!(
+            vias,
+            [
+                Some("z9hG4bKp".into()),
+                Some("z9hG4bK1".into()),
+                Some("z9hG4bK0".into())
+            ]
+        );
         assert_eq!(out.max_forwards(), Ok(Some(9)));
-        let routes: Vec<_> = out.routes().map(|r| r.expect("route").uri().as_str().to_owned()).collect();
+        let routes: Vec<_> = out
+            .routes()
+            .map(|r| r.expect("route").uri().as_str().to_owned())
+            .collect();
         assert_eq!(routes, ["sip:p2.example;lr", "sip:p3.example;lr"]);
-        let rr: Vec<_> = out.record_routes().map(|r| r.expect("rr").uri().as_str().to_owned()).collect();
+        let rr: Vec<_> = out
+            .record_routes()
+            .map(|r| r.expect("rr").uri().as_str().to_owned())
+            .collect();
         assert_eq!(rr, ["sip:p.example;lr"]);
         assert_eq!(out.body(), b"body");
 
@@ -244,13 +263,21 @@ Content-Length: 4\r\n\r\nbody";
             b"OPTIONS sip:a@b SIP/2.0\r\nMax-Forwards: 0\r\nContent-Length: 0\r\n\r\n",
         ))
         .expect("parse");
-        assert_eq!(Edit::new(&m).decrement_max_forwards().err(), Some(EditError::MaxForwards));
-        let m = Message::parse(Bytes::from_static(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n"))
-            .expect("parse");
+        assert_eq!(
+            Edit::new(&m).decrement_max_forwards().err(),
+            Some(EditError::MaxForwards)
+        );
+        let m = Message::parse(Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .expect("parse");
         let mut e = Edit::new(&m);
         e.decrement_max_forwards().expect("add");
         let out = Message::parse(e.apply().expect("apply")).expect("reparse");
         assert_eq!(out.max_forwards(), Ok(Some(70)));
-        assert_eq!(Edit::new(&out).pop_route().err(), Some(EditError::NothingToPop(HeaderName::Route)));
+        assert_eq!(
+            Edit::new(&out).pop_route().err(),
+            Some(EditError::NothingToPop(HeaderName::Route))
+        );
     }
 }

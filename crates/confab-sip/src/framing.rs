@@ -153,7 +153,8 @@ impl StreamFramer {
 mod tests {
     use super::*;
 
-    const OPTIONS: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 4\r\n\r\nbody";
+    const OPTIONS: &[u8] =
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nl: 4\r\n\r\nbody";
 
     fn frames(f: &mut StreamFramer) -> Vec<Frame> {
         let mut out = Vec::new();
@@ -198,11 +199,26 @@ mod tests {
     #[test]
     fn content_length_errors() {
         for (wire, kind) in [
-            (&b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n"[..], ParseErrorKind::MissingContentLength),
-            (b"OPTIONS sip:a@b SIP/2.0\r\nl: -5\r\n\r\n", ParseErrorKind::BadContentLength),
-            (b"OPTIONS sip:a@b SIP/2.0\r\nl: x\r\n\r\n", ParseErrorKind::BadContentLength),
-            (b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\nl: 0\r\n\r\n", ParseErrorKind::DuplicateContentLength),
-            (b"OPTIONS sip:a@b SIP/2.0\r\nl: 99999999\r\n\r\n", ParseErrorKind::TooLarge),
+            (
+                &b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n"[..],
+                ParseErrorKind::MissingContentLength,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nl: -5\r\n\r\n",
+                ParseErrorKind::BadContentLength,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nl: x\r\n\r\n",
+                ParseErrorKind::BadContentLength,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\nl: 0\r\n\r\n",
+                ParseErrorKind::DuplicateContentLength,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/2.0\r\nl: 99999999\r\n\r\n",
+                ParseErrorKind::TooLarge,
+            ),
         ] {
             let mut f = StreamFramer::new(65535);
             f.push(wire);
@@ -214,11 +230,17 @@ mod tests {
     fn max_size_without_terminator() {
         let mut f = StreamFramer::new(100);
         f.push(&[b'a'; 101]);
-        assert_eq!(f.next_frame().map(|_| ()).map_err(|e| e.kind()), Err(ParseErrorKind::TooLarge));
+        assert_eq!(
+            f.next_frame().map(|_| ()).map_err(|e| e.kind()),
+            Err(ParseErrorKind::TooLarge)
+        );
     }
 
     #[test]
     fn datagram_keepalive() {
-        assert!(matches!(parse_datagram(Bytes::from_static(b"\r\n\r\n")), Ok(Datagram::KeepAlive)));
+        assert!(matches!(
+            parse_datagram(Bytes::from_static(b"\r\n\r\n")),
+            Ok(Datagram::KeepAlive)
+        ));
     }
 }

@@ -3,7 +3,7 @@
 //! d j a`), and the facts about each name that parsing and validation need.
 
 macro_rules! header_names {
-    ($( $variant:ident => $canon:literal $(| $alias:literal)* ; )*) => {
+    ($( $variant:ident => $canon:literal, $($pat:literal)|+ ; )*) => {
         /// A header field name. Unknown names are [`HeaderName::Other`]; their text is kept in
         /// the message.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,19 +26,91 @@ macro_rules! header_names {
                 }
             }
 
-            /// Looks up a name given in any case, long or compact form.
+            /// Looks up a name given in any case, long or compact form: a jump on (length,
+            /// first octet, last octet) to the one or two candidates, then one
+            /// case-insensitive comparison.
             pub fn from_bytes(name: &[u8]) -> HeaderName {
-                let mut lower = [0u8; 24];
-                let Some(dst) = lower.get_mut(..name.len()) else {
+                let (Some(first), Some(last)) = (name.first(), name.last()) else {
                     return HeaderName::Other;
                 };
-                for (d, s) in dst.iter_mut().zip(name) {
-                    *d = s.to_ascii_lowercase();
-                }
-                match &*dst {
-                    $(
-                        x if x == lower_bytes!($canon) $(|| x == $alias.as_bytes())* => HeaderName::$variant,
-                    )*
+                match (name.len(), first.to_ascii_lowercase(), last.to_ascii_lowercase()) {
+                    (1, b'a', b'a') if name.eq_ignore_ascii_case(b"a") => HeaderName::AcceptContact,
+                    (1, b'b', b'b') if name.eq_ignore_ascii_case(b"b") => HeaderName::ReferredBy,
+                    (1, b'c', b'c') if name.eq_ignore_ascii_case(b"c") => HeaderName::ContentType,
+                    (1, b'd', b'd') if name.eq_ignore_ascii_case(b"d") => HeaderName::RequestDisposition,
+                    (1, b'e', b'e') if name.eq_ignore_ascii_case(b"e") => HeaderName::ContentEncoding,
+                    (1, b'f', b'f') if name.eq_ignore_ascii_case(b"f") => HeaderName::From,
+                    (1, b'i', b'i') if name.eq_ignore_ascii_case(b"i") => HeaderName::CallId,
+                    (1, b'j', b'j') if name.eq_ignore_ascii_case(b"j") => HeaderName::RejectContact,
+                    (1, b'k', b'k') if name.eq_ignore_ascii_case(b"k") => HeaderName::Supported,
+                    (1, b'l', b'l') if name.eq_ignore_ascii_case(b"l") => HeaderName::ContentLength,
+                    (1, b'm', b'm') if name.eq_ignore_ascii_case(b"m") => HeaderName::Contact,
+                    (1, b'o', b'o') if name.eq_ignore_ascii_case(b"o") => HeaderName::Event,
+                    (1, b'r', b'r') if name.eq_ignore_ascii_case(b"r") => HeaderName::ReferTo,
+                    (1, b's', b's') if name.eq_ignore_ascii_case(b"s") => HeaderName::Subject,
+                    (1, b't', b't') if name.eq_ignore_ascii_case(b"t") => HeaderName::To,
+                    (1, b'u', b'u') if name.eq_ignore_ascii_case(b"u") => HeaderName::AllowEvents,
+                    (1, b'v', b'v') if name.eq_ignore_ascii_case(b"v") => HeaderName::Via,
+                    (1, b'x', b'x') if name.eq_ignore_ascii_case(b"x") => HeaderName::SessionExpires,
+                    (1, b'y', b'y') if name.eq_ignore_ascii_case(b"y") => HeaderName::Identity,
+                    (2, b't', b'o') if name.eq_ignore_ascii_case(b"to") => HeaderName::To,
+                    (3, b'v', b'a') if name.eq_ignore_ascii_case(b"via") => HeaderName::Via,
+                    (4, b'c', b'q') if name.eq_ignore_ascii_case(b"cseq") => HeaderName::CSeq,
+                    (4, b'd', b'e') if name.eq_ignore_ascii_case(b"date") => HeaderName::Date,
+                    (4, b'f', b'm') if name.eq_ignore_ascii_case(b"from") => HeaderName::From,
+                    (4, b'p', b'h') if name.eq_ignore_ascii_case(b"path") => HeaderName::Path,
+                    (5, b'a', b'w') if name.eq_ignore_ascii_case(b"allow") => HeaderName::Allow,
+                    (5, b'e', b't') if name.eq_ignore_ascii_case(b"event") => HeaderName::Event,
+                    (5, b'r', b'e') if name.eq_ignore_ascii_case(b"route") => HeaderName::Route,
+                    (6, b'a', b't') if name.eq_ignore_ascii_case(b"accept") => HeaderName::Accept,
+                    (6, b'r', b'n') if name.eq_ignore_ascii_case(b"reason") => HeaderName::ReasonHdr,
+                    (6, b's', b'r') if name.eq_ignore_ascii_case(b"server") => HeaderName::Server,
+                    (7, b'c', b'd') if name.eq_ignore_ascii_case(b"call-id") => HeaderName::CallId,
+                    (7, b'c', b't') if name.eq_ignore_ascii_case(b"contact") => HeaderName::Contact,
+                    (7, b'e', b's') if name.eq_ignore_ascii_case(b"expires") => HeaderName::Expires,
+                    (7, b'r', b'e') if name.eq_ignore_ascii_case(b"require") => HeaderName::Require,
+                    (7, b's', b't') if name.eq_ignore_ascii_case(b"subject") => HeaderName::Subject,
+                    (7, b'w', b'g') if name.eq_ignore_ascii_case(b"warning") => HeaderName::Warning,
+                    (8, b'i', b'y') if name.eq_ignore_ascii_case(b"identity") => HeaderName::Identity,
+                    (8, b'p', b'y') if name.eq_ignore_ascii_case(b"priority") => HeaderName::Priority,
+                    (8, b'r', b'o') if name.eq_ignore_ascii_case(b"refer-to") => HeaderName::ReferTo,
+                    (8, b'r', b'o') if name.eq_ignore_ascii_case(b"reply-to") => HeaderName::ReplyTo,
+                    (8, b's', b'g') if name.eq_ignore_ascii_case(b"sip-etag") => HeaderName::SipEtag,
+                    (9, b'c', b'o') if name.eq_ignore_ascii_case(b"call-info") => HeaderName::CallInfo,
+                    (9, b's', b'd') if name.eq_ignore_ascii_case(b"supported") => HeaderName::Supported,
+                    (9, b't', b'p') if name.eq_ignore_ascii_case(b"timestamp") => HeaderName::Timestamp,
+                    (10, b'a', b'o') if name.eq_ignore_ascii_case(b"alert-info") => HeaderName::AlertInfo,
+                    (10, b'e', b'o') if name.eq_ignore_ascii_case(b"error-info") => HeaderName::ErrorInfo,
+                    (10, b'u', b't') if name.eq_ignore_ascii_case(b"user-agent") => HeaderName::UserAgent,
+                    (11, b'i', b'o') if name.eq_ignore_ascii_case(b"in-reply-to") => HeaderName::InReplyTo,
+                    (11, b'm', b's') if name.eq_ignore_ascii_case(b"min-expires") => HeaderName::MinExpires,
+                    (11, b'r', b'r') if name.eq_ignore_ascii_case(b"retry-after") => HeaderName::RetryAfter,
+                    (11, b'r', b'y') if name.eq_ignore_ascii_case(b"referred-by") => HeaderName::ReferredBy,
+                    (11, b'u', b'd') if name.eq_ignore_ascii_case(b"unsupported") => HeaderName::Unsupported,
+                    (12, b'a', b's') if name.eq_ignore_ascii_case(b"allow-events") => HeaderName::AllowEvents,
+                    (12, b'c', b'e') if name.eq_ignore_ascii_case(b"content-type") => HeaderName::ContentType,
+                    (12, b'm', b'n') if name.eq_ignore_ascii_case(b"mime-version") => HeaderName::MimeVersion,
+                    (12, b'm', b's') if name.eq_ignore_ascii_case(b"max-forwards") => HeaderName::MaxForwards,
+                    (12, b'o', b'n') if name.eq_ignore_ascii_case(b"organization") => HeaderName::Organization,
+                    (12, b'r', b'e') if name.eq_ignore_ascii_case(b"record-route") => HeaderName::RecordRoute,
+                    (12, b's', b'h') if name.eq_ignore_ascii_case(b"sip-if-match") => HeaderName::SipIfMatch,
+                    (13, b'a', b'n') if name.eq_ignore_ascii_case(b"authorization") => HeaderName::Authorization,
+                    (13, b'p', b'e') if name.eq_ignore_ascii_case(b"proxy-require") => HeaderName::ProxyRequire,
+                    (14, b'a', b't') if name.eq_ignore_ascii_case(b"accept-contact") => HeaderName::AcceptContact,
+                    (14, b'c', b'h') if name.eq_ignore_ascii_case(b"content-length") => HeaderName::ContentLength,
+                    (14, b'r', b't') if name.eq_ignore_ascii_case(b"reject-contact") => HeaderName::RejectContact,
+                    (15, b'a', b'e') if name.eq_ignore_ascii_case(b"accept-language") => HeaderName::AcceptLanguage,
+                    (15, b'a', b'g') if name.eq_ignore_ascii_case(b"accept-encoding") => HeaderName::AcceptEncoding,
+                    (15, b's', b's') if name.eq_ignore_ascii_case(b"session-expires") => HeaderName::SessionExpires,
+                    (16, b'c', b'e') if name.eq_ignore_ascii_case(b"content-language") => HeaderName::ContentLanguage,
+                    (16, b'c', b'g') if name.eq_ignore_ascii_case(b"content-encoding") => HeaderName::ContentEncoding,
+                    (16, b'w', b'e') if name.eq_ignore_ascii_case(b"www-authenticate") => HeaderName::WwwAuthenticate,
+                    (18, b'p', b'e') if name.eq_ignore_ascii_case(b"proxy-authenticate") => HeaderName::ProxyAuthenticate,
+                    (18, b's', b'e') if name.eq_ignore_ascii_case(b"subscription-state") => HeaderName::SubscriptionState,
+                    (19, b'a', b'o') if name.eq_ignore_ascii_case(b"authentication-info") => HeaderName::AuthenticationInfo,
+                    (19, b'c', b'n') if name.eq_ignore_ascii_case(b"content-disposition") => HeaderName::ContentDisposition,
+                    (19, b'p', b'n') if name.eq_ignore_ascii_case(b"proxy-authorization") => HeaderName::ProxyAuthorization,
+                    (19, b'r', b'n') if name.eq_ignore_ascii_case(b"request-disposition") => HeaderName::RequestDisposition,
                     _ => HeaderName::Other,
                 }
             }
@@ -46,84 +118,65 @@ macro_rules! header_names {
     };
 }
 
-// `match` on byte-string patterns needs literals; lowercase comparison through a helper
-// keeps the table readable.
-macro_rules! lower_bytes {
-    ($s:literal) => {
-        &const { $crate::header_name::lower_const::<{ $s.len() }>($s) }[..]
-    };
-}
-
-pub(crate) const fn lower_const<const N: usize>(s: &str) -> [u8; N] {
-    let b = s.as_bytes();
-    let mut out = [0u8; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = b[i].to_ascii_lowercase();
-        i += 1;
-    }
-    out
-}
-
 header_names! {
-    Via => "Via" | "v";
-    From => "From" | "f";
-    To => "To" | "t";
-    CallId => "Call-ID" | "i";
-    CSeq => "CSeq";
-    MaxForwards => "Max-Forwards";
-    Contact => "Contact" | "m";
-    Expires => "Expires";
-    MinExpires => "Min-Expires";
-    ContentLength => "Content-Length" | "l";
-    ContentType => "Content-Type" | "c";
-    ContentEncoding => "Content-Encoding" | "e";
-    ContentDisposition => "Content-Disposition";
-    ContentLanguage => "Content-Language";
-    Route => "Route";
-    RecordRoute => "Record-Route";
-    Path => "Path";
-    Require => "Require";
-    ProxyRequire => "Proxy-Require";
-    Supported => "Supported" | "k";
-    Unsupported => "Unsupported";
-    Allow => "Allow";
-    Accept => "Accept";
-    AcceptEncoding => "Accept-Encoding";
-    AcceptLanguage => "Accept-Language";
-    Event => "Event" | "o";
-    AllowEvents => "Allow-Events" | "u";
-    SubscriptionState => "Subscription-State";
-    SipEtag => "SIP-ETag";
-    SipIfMatch => "SIP-If-Match";
-    Authorization => "Authorization";
-    ProxyAuthorization => "Proxy-Authorization";
-    WwwAuthenticate => "WWW-Authenticate";
-    ProxyAuthenticate => "Proxy-Authenticate";
-    AuthenticationInfo => "Authentication-Info";
-    UserAgent => "User-Agent";
-    Server => "Server";
-    Date => "Date";
-    Subject => "Subject" | "s";
-    ReferTo => "Refer-To" | "r";
-    ReferredBy => "Referred-By" | "b";
-    SessionExpires => "Session-Expires" | "x";
-    Identity => "Identity" | "y";
-    RequestDisposition => "Request-Disposition" | "d";
-    RejectContact => "Reject-Contact" | "j";
-    AcceptContact => "Accept-Contact" | "a";
-    Timestamp => "Timestamp";
-    RetryAfter => "Retry-After";
-    Warning => "Warning";
-    Organization => "Organization";
-    Priority => "Priority";
-    MimeVersion => "MIME-Version";
-    CallInfo => "Call-Info";
-    AlertInfo => "Alert-Info";
-    ErrorInfo => "Error-Info";
-    InReplyTo => "In-Reply-To";
-    ReplyTo => "Reply-To";
-    ReasonHdr => "Reason";
+    Via => "Via", b"via" | b"v";
+    From => "From", b"from" | b"f";
+    To => "To", b"to" | b"t";
+    CallId => "Call-ID", b"call-id" | b"i";
+    CSeq => "CSeq", b"cseq";
+    MaxForwards => "Max-Forwards", b"max-forwards";
+    Contact => "Contact", b"contact" | b"m";
+    Expires => "Expires", b"expires";
+    MinExpires => "Min-Expires", b"min-expires";
+    ContentLength => "Content-Length", b"content-length" | b"l";
+    ContentType => "Content-Type", b"content-type" | b"c";
+    ContentEncoding => "Content-Encoding", b"content-encoding" | b"e";
+    ContentDisposition => "Content-Disposition", b"content-disposition";
+    ContentLanguage => "Content-Language", b"content-language";
+    Route => "Route", b"route";
+    RecordRoute => "Record-Route", b"record-route";
+    Path => "Path", b"path";
+    Require => "Require", b"require";
+    ProxyRequire => "Proxy-Require", b"proxy-require";
+    Supported => "Supported", b"supported" | b"k";
+    Unsupported => "Unsupported", b"unsupported";
+    Allow => "Allow", b"allow";
+    Accept => "Accept", b"accept";
+    AcceptEncoding => "Accept-Encoding", b"accept-encoding";
+    AcceptLanguage => "Accept-Language", b"accept-language";
+    Event => "Event", b"event" | b"o";
+    AllowEvents => "Allow-Events", b"allow-events" | b"u";
+    SubscriptionState => "Subscription-State", b"subscription-state";
+    SipEtag => "SIP-ETag", b"sip-etag";
+    SipIfMatch => "SIP-If-Match", b"sip-if-match";
+    Authorization => "Authorization", b"authorization";
+    ProxyAuthorization => "Proxy-Authorization", b"proxy-authorization";
+    WwwAuthenticate => "WWW-Authenticate", b"www-authenticate";
+    ProxyAuthenticate => "Proxy-Authenticate", b"proxy-authenticate";
+    AuthenticationInfo => "Authentication-Info", b"authentication-info";
+    UserAgent => "User-Agent", b"user-agent";
+    Server => "Server", b"server";
+    Date => "Date", b"date";
+    Subject => "Subject", b"subject" | b"s";
+    ReferTo => "Refer-To", b"refer-to" | b"r";
+    ReferredBy => "Referred-By", b"referred-by" | b"b";
+    SessionExpires => "Session-Expires", b"session-expires" | b"x";
+    Identity => "Identity", b"identity" | b"y";
+    RequestDisposition => "Request-Disposition", b"request-disposition" | b"d";
+    RejectContact => "Reject-Contact", b"reject-contact" | b"j";
+    AcceptContact => "Accept-Contact", b"accept-contact" | b"a";
+    Timestamp => "Timestamp", b"timestamp";
+    RetryAfter => "Retry-After", b"retry-after";
+    Warning => "Warning", b"warning";
+    Organization => "Organization", b"organization";
+    Priority => "Priority", b"priority";
+    MimeVersion => "MIME-Version", b"mime-version";
+    CallInfo => "Call-Info", b"call-info";
+    AlertInfo => "Alert-Info", b"alert-info";
+    ErrorInfo => "Error-Info", b"error-info";
+    InReplyTo => "In-Reply-To", b"in-reply-to";
+    ReplyTo => "Reply-To", b"reply-to";
+    ReasonHdr => "Reason", b"reason";
 }
 
 impl HeaderName {
@@ -193,18 +246,32 @@ mod tests {
 
     #[test]
     fn long_compact_and_case() {
-        assert_eq!(HeaderName::from_bytes(b"MaX-fOrWaRdS"), HeaderName::MaxForwards);
+        assert_eq!(
+            HeaderName::from_bytes(b"MaX-fOrWaRdS"),
+            HeaderName::MaxForwards
+        );
         assert_eq!(HeaderName::from_bytes(b"v"), HeaderName::Via);
         assert_eq!(HeaderName::from_bytes(b"V"), HeaderName::Via);
         assert_eq!(HeaderName::from_bytes(b"l"), HeaderName::ContentLength);
         assert_eq!(HeaderName::from_bytes(b"call-id"), HeaderName::CallId);
         assert_eq!(HeaderName::from_bytes(b"sip-etag"), HeaderName::SipEtag);
-        assert_eq!(HeaderName::from_bytes(b"www-authenticate"), HeaderName::WwwAuthenticate);
-        assert_eq!(HeaderName::from_bytes(b"NewFangledHeader"), HeaderName::Other);
+        assert_eq!(
+            HeaderName::from_bytes(b"www-authenticate"),
+            HeaderName::WwwAuthenticate
+        );
+        assert_eq!(
+            HeaderName::from_bytes(b"NewFangledHeader"),
+            HeaderName::Other
+        );
         assert_eq!(HeaderName::from_bytes(&[b'x'; 40]), HeaderName::Other);
         assert_eq!(HeaderName::from_bytes(b""), HeaderName::Other);
         for c in b"vftimlckseourbxydja" {
-            assert_ne!(HeaderName::from_bytes(&[*c]), HeaderName::Other, "{}", *c as char);
+            assert_ne!(
+                HeaderName::from_bytes(&[*c]),
+                HeaderName::Other,
+                "{}",
+                *c as char
+            );
         }
     }
 }

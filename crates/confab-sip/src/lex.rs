@@ -4,14 +4,27 @@
 //!
 //! Everything here borrows from its input and never allocates.
 
+/// RFC 3261 `token` characters, as a table: the parser asks this for every octet of every
+/// header name.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
 /// RFC 3261 `token` characters.
-#[inline]
+#[inline(always)]
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[b as usize]
 }
 
 /// Whitespace inside a header value: SP and HTAB, and the CR LF of a folded line
@@ -165,6 +178,11 @@ impl<'a> CommaSplit<'a> {
 /// Position of the first top-level comma in `s`, if any.
 pub(crate) fn find_top_level_comma(s: &str) -> Option<usize> {
     let bytes = s.as_bytes();
+    // Most values hold no comma at all: one vectorised search settles them.
+    let first = memchr::memchr(b',', bytes)?;
+    if memchr::memchr3(b'"', b'<', b'\\', bytes.get(..first).unwrap_or_default()).is_none() {
+        return Some(first);
+    }
     let mut in_quotes = false;
     let mut angle = false;
     let mut i = 0;
@@ -228,8 +246,7 @@ mod tests {
 
     #[test]
     fn comma_split_respects_quotes_and_angles() {
-        let v: Vec<_> =
-            CommaSplit::new(r#""a, b" <sip:x@y;p=1,2>, <sip:z> ,"q\",r""#).collect();
+        let v: Vec<_> = CommaSplit::new(r#""a, b" <sip:x@y;p=1,2>, <sip:z> ,"q\",r""#).collect();
         assert_eq!(v, [r#""a, b" <sip:x@y;p=1,2>"#, "<sip:z>", r#""q\",r""#]);
         let v: Vec<_> = CommaSplit::new("a,,b").collect();
         assert_eq!(v, ["a", "", "b"]);
@@ -249,7 +266,10 @@ mod tests {
     fn decimals() {
         assert_eq!(parse_decimal("0068", 255), Some(68));
         assert_eq!(parse_decimal("300", 255), None);
-        assert_eq!(parse_decimal("36893488147419103232", u64::from(u32::MAX)), None);
+        assert_eq!(
+            parse_decimal("36893488147419103232", u64::from(u32::MAX)),
+            None
+        );
         assert_eq!(parse_decimal("-1", 10), None);
         assert_eq!(parse_decimal("", 10), None);
     }

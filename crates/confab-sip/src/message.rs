@@ -58,8 +58,6 @@ pub(crate) struct Field {
     pub(crate) name: Span,
     /// The value without leading and trailing whitespace; may contain folded CR LF WSP.
     pub(crate) value: Span,
-    /// The whole line(s) including the final line ending, for proxy edits.
-    pub(crate) line: Span,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -361,7 +359,6 @@ fn add_line(
             }
             last.value.end = Span::new(0, trim_end_ws(buf, content, end)).end;
         }
-        last.line.end = Span::new(0, next).end;
         return Ok(());
     }
     if fields.len() >= MAX_HEADERS {
@@ -376,26 +373,32 @@ fn add_line(
     }
     let value_start = skip_ws(buf, pos + colon + 1, end);
     let value_end = trim_end_ws(buf, value_start, end);
+    let _ = next;
     fields.push(Field {
         kind: HeaderName::from_bytes(name),
         name: Span::new(pos, name_end),
         value: Span::new(value_start, value_end),
-        line: Span::new(pos, next),
     });
     Ok(())
 }
 
 /// The Content-Length of a head: `Ok(None)` when absent.
-pub(crate) fn content_length(buf: &[u8], fields: &[Field]) -> Result<Option<usize>, ParseErrorKind> {
+pub(crate) fn content_length(
+    buf: &[u8],
+    fields: &[Field],
+) -> Result<Option<usize>, ParseErrorKind> {
     let mut found = None;
-    for f in fields.iter().filter(|f| f.kind == HeaderName::ContentLength) {
+    for f in fields
+        .iter()
+        .filter(|f| f.kind == HeaderName::ContentLength)
+    {
         if found.is_some() {
             return Err(ParseErrorKind::DuplicateContentLength);
         }
         let v = buf.get(f.value.range()).unwrap_or_default();
         let v = std::str::from_utf8(v).map_err(|_| ParseErrorKind::BadContentLength)?;
-        let n = lex::parse_decimal(v, u64::from(u32::MAX))
-            .ok_or(ParseErrorKind::BadContentLength)?;
+        let n =
+            lex::parse_decimal(v, u64::from(u32::MAX)).ok_or(ParseErrorKind::BadContentLength)?;
         found = Some(usize::try_from(n).map_err(|_| ParseErrorKind::BadContentLength)?);
     }
     Ok(found)
@@ -474,6 +477,17 @@ impl Message {
 
     pub(crate) fn body_span(&self) -> Span {
         self.body
+    }
+
+    /// The whole header line(s) of a field, including the final line ending (for edits).
+    pub(crate) fn line_span(&self, f: &Field) -> Span {
+        let end = f.value.end as usize;
+        let line_end = self
+            .buf
+            .get(end..)
+            .and_then(|rest| memchr::memchr(b'\n', rest))
+            .map_or(self.buf.len(), |i| end + i + 1);
+        Span::new(f.name.start as usize, line_end)
     }
 
     pub(crate) fn bytes_at(&self, span: Span) -> &[u8] {
@@ -566,7 +580,8 @@ impl Message {
 
     /// The reason phrase of a response as text; `None` for requests or non-UTF-8 phrases.
     pub fn reason(&self) -> Option<&str> {
-        self.reason_bytes().and_then(|b| std::str::from_utf8(b).ok())
+        self.reason_bytes()
+            .and_then(|b| std::str::from_utf8(b).ok())
     }
 
     /// All header fields in order.

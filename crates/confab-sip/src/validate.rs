@@ -141,10 +141,12 @@ pub fn check_request<'m>(msg: &'m Message, policy: &Policy<'_>) -> Result<(), Re
             .filter(|t| !policy.supported.iter().any(|s| s.eq_ignore_ascii_case(t)))
             .collect();
         if policy.proxy {
-            unsupported.extend(
-                msg.proxy_require()
-                    .filter(|t| !policy.proxy_supported.iter().any(|s| s.eq_ignore_ascii_case(t))),
-            );
+            unsupported.extend(msg.proxy_require().filter(|t| {
+                !policy
+                    .proxy_supported
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(t))
+            }));
         }
         if !unsupported.is_empty() {
             return Err(Rejection {
@@ -177,7 +179,11 @@ pub fn check_content_type(
     if msg.body().is_empty() {
         return Ok(());
     }
-    if msg.has(HeaderName::ContentEncoding) && msg.tokens(HeaderName::ContentEncoding).any(|e| !e.eq_ignore_ascii_case("identity")) {
+    if msg.has(HeaderName::ContentEncoding)
+        && msg
+            .tokens(HeaderName::ContentEncoding)
+            .any(|e| !e.eq_ignore_ascii_case("identity"))
+    {
         return Err(Rejection::new(415, "Unsupported Content-Encoding"));
     }
     match msg.content_type() {
@@ -192,7 +198,10 @@ pub fn check_content_type(
 /// `application/sdp` is assumed.
 pub fn check_accept(msg: &Message, producible: &[(&str, &str)]) -> Result<(), Rejection<'static>> {
     if !msg.has(HeaderName::Accept) {
-        return if producible.iter().any(|(t, s)| t.eq_ignore_ascii_case("application") && s.eq_ignore_ascii_case("sdp")) {
+        return if producible
+            .iter()
+            .any(|(t, s)| t.eq_ignore_ascii_case("application") && s.eq_ignore_ascii_case("sdp"))
+        {
             Ok(())
         } else {
             Err(Rejection::new(406, "Not Acceptable"))
@@ -210,7 +219,10 @@ pub fn check_accept(msg: &Message, producible: &[(&str, &str)]) -> Result<(), Re
 /// Checks a received response; one that fails is dropped (RFC 4475 `scalarlg`, `bigcode`).
 pub fn check_response(msg: &Message) -> Result<(), HeaderError> {
     if !msg.is_response() || !msg.is_sip_2_0() {
-        return Err(HeaderError::malformed(HeaderName::Other, "not a SIP/2.0 response"));
+        return Err(HeaderError::malformed(
+            HeaderName::Other,
+            "not a SIP/2.0 response",
+        ));
     }
     check_common(msg)
 }

@@ -86,15 +86,27 @@ fn parse_and_core_headers_do_not_allocate() {
         std::hint::black_box(m.body().len());
         drop(m);
     });
-    assert_eq!(n, 0, "parsing the INVITE and reading its core headers allocated {n} times");
+    assert_eq!(
+        n, 0,
+        "parsing the INVITE and reading its core headers allocated {n} times"
+    );
 }
 
 #[test]
 fn register_with_authorization_does_not_allocate() {
     let n = allocations(|| {
         let m = Message::parse(Bytes::from_static(REGISTER)).expect("parse");
-        let creds = m.authorization().next().expect("authorization").expect("parses");
-        std::hint::black_box((creds.username(), creds.nonce(), creds.response(), creds.nc()));
+        let creds = m
+            .authorization()
+            .next()
+            .expect("authorization")
+            .expect("parses");
+        std::hint::black_box((
+            creds.username(),
+            creds.nonce(),
+            creds.response(),
+            creds.nc(),
+        ));
         std::hint::black_box(m.expires().expect("expires"));
         std::hint::black_box(m.contacts().count());
     });

@@ -57,7 +57,19 @@ fn req() -> impl Strategy<Value = Req> {
         proptest::collection::vec(any::<u8>(), 0..200),
     )
         .prop_map(
-            |(method, user, host, port, branch, from_tag, call_id, seq, display, max_forwards, body)| Req {
+            |(
+                method,
+                user,
+                host,
+                port,
+                branch,
+                from_tag,
+                call_id,
+                seq,
+                display,
+                max_forwards,
+                body,
+            )| Req {
                 method,
                 user,
                 host,
@@ -89,9 +101,16 @@ fn build(r: &Req) -> Bytes {
     let port = r.port.map(|p| format!(":{p}")).unwrap_or_default();
     let uri = format!("sip:{}@{}{}", r.user, r.host, port);
     RequestBuilder::new(r.method.clone(), uri.clone())
-        .via("UDP", &format!("{}{}", r.host, port), &format!("z9hG4bK{}", r.branch))
+        .via(
+            "UDP",
+            &format!("{}{}", r.host, port),
+            &format!("z9hG4bK{}", r.branch),
+        )
         .header("Max-Forwards", r.max_forwards.to_string())
-        .header("From", format!("{} <{}>;tag={}", quote(&r.display), uri, r.from_tag))
+        .header(
+            "From",
+            format!("{} <{}>;tag={}", quote(&r.display), uri, r.from_tag),
+        )
         .header("To", format!("<{uri}>"))
         .header("Call-ID", r.call_id.clone())
         .header("CSeq", format!("{} {}", r.seq, r.method))

@@ -7,11 +7,16 @@ use bytes::Bytes;
 use confab_sip::auth::Credentials;
 use confab_sip::framing::{parse_datagram, Datagram};
 use confab_sip::headers::Contact;
-use confab_sip::validate::{check_accept, check_content_type, check_forwarding, check_request, check_response, Policy};
+use confab_sip::validate::{
+    check_accept, check_content_type, check_forwarding, check_request, check_response, Policy,
+};
 use confab_sip::{HeaderName, Host, Message, Method, ParseErrorKind, Scheme, Uri};
 
 fn rfc4475(name: &str) -> Bytes {
-    let path = format!("{}/tests/data/rfc4475/{name}.dat", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/data/rfc4475/{name}.dat",
+        env!("CARGO_MANIFEST_DIR")
+    );
     Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
 }
 
@@ -171,7 +176,10 @@ fn wsinv_whitespace_folding_and_compact_forms() {
     let cseq = m.cseq().expect("cseq");
     assert_eq!((cseq.seq, cseq.method), (9, "INVITE"));
     let vias: Vec<_> = m.vias().map(|v| v.expect("via")).collect();
-    let t: Vec<_> = vias.iter().map(|v| (v.transport(), v.host_str(), v.branch())).collect();
+    let t: Vec<_> = vias
+        .iter()
+        .map(|v| (v.transport(), v.host_str(), v.branch()))
+        .collect();
     assert_eq!(
         t,
         [
@@ -189,24 +197,40 @@ fn wsinv_whitespace_folding_and_compact_forms() {
     assert!(a.params().has("secondparam"));
     let nf: Vec<_> = m.headers_named("newfangledheader").collect();
     assert_eq!(nf.len(), 1);
-    assert!(nf[0].starts_with(b"newfangled value") && nf[0].ends_with(b"continued newfangled value"));
+    assert!(
+        nf[0].starts_with(b"newfangled value") && nf[0].ends_with(b"continued newfangled value")
+    );
     assert_eq!(m.header(HeaderName::Subject), Some(""));
     let route = m.routes().next().expect("route").expect("ok");
     assert!(route.uri().lr());
     assert_eq!(m.body().len(), 150);
-    assert_eq!(m.content_type().expect("ct").map(|c| c.is("application", "sdp")), Some(true));
+    assert_eq!(
+        m.content_type()
+            .expect("ct")
+            .map(|c| c.is("application", "sdp")),
+        Some(true)
+    );
 }
 
 #[test]
 fn intmeth_extension_method_and_odd_tokens() {
     let m = parsed(rfc4475("intmeth"));
     assert_eq!(m.method(), Some(Method::Extension));
-    assert_eq!(m.method_str(), Some("!interesting-Method0123456789_*+`.%indeed'~"));
-    assert_eq!(m.cseq().expect("cseq").method, m.method_str().expect("method"));
+    assert_eq!(
+        m.method_str(),
+        Some("!interesting-Method0123456789_*+`.%indeed'~")
+    );
+    assert_eq!(
+        m.cseq().expect("cseq").method,
+        m.method_str().expect("method")
+    );
     let uri = m.request_uri().expect("request").expect("uri");
     assert_eq!(uri.host_str(), Some("example.com"));
     let from = m.from().expect("from");
-    assert_eq!(from.display_name().expect("dn").as_raw(), "token1~` token2'+_ token3*%!.-");
+    assert_eq!(
+        from.display_name().expect("dn").as_raw(),
+        "token1~` token2'+_ token3*%!.-"
+    );
     assert_eq!(from.tag(), Some("_token~1'+`*%!-."));
     assert!(m.call_id().is_ok());
     assert_eq!(m.max_forwards(), Ok(Some(255)));
@@ -218,12 +242,18 @@ fn escapes_compare_unescaped() {
     let m = parsed(rfc4475("esc01"));
     let ruri = m.request_uri().expect("r").expect("uri");
     assert_eq!(ruri.user(), Some("sips%3Auser%40example.com"));
-    assert_eq!(ruri, Uri::parse("sip:sips%3auser%40example.com@example.net").expect("uri"));
+    assert_eq!(
+        ruri,
+        Uri::parse("sip:sips%3auser%40example.com@example.net").expect("uri")
+    );
     let to = m.to().expect("to");
     assert_eq!(*to.uri(), Uri::parse("sip:user@example.com").expect("uri"));
     let contact = m.contacts().next().expect("c").expect("ok");
     let curi = *contact.address().expect("addr").uri();
-    assert_eq!(curi, Uri::parse("sip:caller@host5.example.net;lr;name=value%25%34%31").expect("uri"));
+    assert_eq!(
+        curi,
+        Uri::parse("sip:caller@host5.example.net;lr;name=value%25%34%31").expect("uri")
+    );
 
     let m = parsed(rfc4475("escnull"));
     assert_eq!(m.to().expect("to").uri().user(), Some("null-%00-null"));
@@ -243,7 +273,10 @@ fn esc02_is_not_register() {
 #[test]
 fn small_valid_cases() {
     let m = parsed(rfc4475("lwsdisp"));
-    assert_eq!(m.from().expect("from").display_name().expect("dn").as_raw(), "caller");
+    assert_eq!(
+        m.from().expect("from").display_name().expect("dn").as_raw(),
+        "caller"
+    );
 
     let m = parsed(rfc4475("longreq"));
     assert_eq!(m.vias().count(), 34);
@@ -266,7 +299,10 @@ fn small_valid_cases() {
     assert_eq!(t, ["UDP", "SCTP", "TLS", "UNKNOWN", "TCP"]);
 
     let m = parsed(rfc4475("mpart01"));
-    assert!(std::str::from_utf8(m.body()).is_err(), "binary body kept as octets");
+    assert!(
+        std::str::from_utf8(m.body()).is_err(),
+        "binary body kept as octets"
+    );
     assert_eq!(Some(m.body().len() as u32), m.content_length().expect("cl"));
 
     let m = parsed(rfc4475("unreason"));
@@ -288,7 +324,10 @@ fn invalid_cases_fail_for_the_right_reason() {
     for name in ["lwsstart", "trws", "lwsruri"] {
         let e = Message::parse(rfc4475(name)).expect_err(name);
         assert_eq!(e.kind(), ParseErrorKind::BadRequestLine, "{name}");
-        assert!(e.partial().expect("partial").call_id().is_ok(), "{name}: headers still readable");
+        assert!(
+            e.partial().expect("partial").call_id().is_ok(),
+            "{name}: headers still readable"
+        );
     }
     let e = Message::parse(rfc4475("bigcode")).expect_err("bigcode");
     assert_eq!(e.kind(), ParseErrorKind::BadStatusLine);
@@ -313,13 +352,21 @@ fn invalid_cases_fail_for_the_right_reason() {
     assert!(m.from().is_err() && m.to().is_err());
 
     let m = parsed(rfc4475("regbadct"));
-    assert!(m.contacts().next().expect("contact").is_err(), "must not store the URI with the header");
+    assert!(
+        m.contacts().next().expect("contact").is_err(),
+        "must not store the URI with the header"
+    );
 
     let m = parsed(rfc4475("badvers"));
     assert_eq!(m.version(), b"SIP/7.0");
 
     let m = parsed(rfc4475("escruri"));
-    assert!(m.request_uri().expect("r").expect("uri").headers().is_some());
+    assert!(m
+        .request_uri()
+        .expect("r")
+        .expect("uri")
+        .headers()
+        .is_some());
 }
 
 #[test]
@@ -340,7 +387,10 @@ fn rfc2543_branch_and_syntax() {
     assert_eq!(via.branch(), None);
     assert!(!via.has_rfc3261_branch());
     assert_eq!(m.max_forwards(), Ok(None));
-    assert!(!m.body().is_empty(), "no Content-Length: body is the rest of the datagram");
+    assert!(
+        !m.body().is_empty(),
+        "no Content-Length: body is the rest of the datagram"
+    );
 }
 
 #[test]
@@ -350,7 +400,12 @@ fn extension_and_uas_verdicts() {
     assert_eq!(r.status, 420);
     assert_eq!(
         r.unsupported,
-        ["nothingSupportsThis", "nothingSupportsThisEither", "noProxiesSupportThis", "norDoAnyProxiesSupportThis"]
+        [
+            "nothingSupportsThis",
+            "nothingSupportsThisEither",
+            "noProxiesSupportThis",
+            "norDoAnyProxiesSupportThis"
+        ]
     );
     let supported = Policy {
         supported: &["nothingSupportsThis", "nothingSupportsThisEither"],
@@ -360,18 +415,31 @@ fn extension_and_uas_verdicts() {
     assert!(check_request(&m, &supported).is_ok());
 
     let m = parsed(rfc4475("invut"));
-    assert_eq!(check_content_type(&m, &[("application", "sdp")]).map_err(|r| r.status), Err(415));
+    assert_eq!(
+        check_content_type(&m, &[("application", "sdp")]).map_err(|r| r.status),
+        Err(415)
+    );
 
     let m = parsed(rfc4475("sdp01"));
-    assert_eq!(check_accept(&m, &[("application", "sdp")]).map_err(|r| r.status), Err(406));
+    assert_eq!(
+        check_accept(&m, &[("application", "sdp")]).map_err(|r| r.status),
+        Err(406)
+    );
     assert!(check_content_type(&m, &[("application", "sdp")]).is_ok());
 
     let m = parsed(rfc4475("zeromf"));
     assert_eq!(check_forwarding(&m).map_err(|r| r.status), Err(483));
 
     let m = parsed(rfc4475("regaut01"));
-    let creds = m.authorization().next().expect("authorization").expect("parses");
-    assert!(!creds.is_digest(), "unknown scheme: the registrar challenges with Digest");
+    let creds = m
+        .authorization()
+        .next()
+        .expect("authorization")
+        .expect("parses");
+    assert!(
+        !creds.is_digest(),
+        "unknown scheme: the registrar challenges with Digest"
+    );
     assert_eq!(creds.scheme(), "NoOneKnowsThisScheme");
     let _: Credentials<'_> = creds;
 }
@@ -379,9 +447,15 @@ fn extension_and_uas_verdicts() {
 #[test]
 fn schemes() {
     let m = parsed(rfc4475("unkscm"));
-    assert_eq!(m.request_uri().expect("r").expect("uri").scheme(), Scheme::Other);
+    assert_eq!(
+        m.request_uri().expect("r").expect("uri").scheme(),
+        Scheme::Other
+    );
     let m = parsed(rfc4475("novelsc"));
-    assert_eq!(m.request_uri().expect("r").expect("uri").scheme(), Scheme::Other);
+    assert_eq!(
+        m.request_uri().expect("r").expect("uri").scheme(),
+        Scheme::Other
+    );
     let m = parsed(rfc4475("unksm2"));
     assert_eq!(m.to().expect("to").uri().scheme_str(), "isbn");
     assert_eq!(m.from().expect("from").uri().scheme_str(), "http");
@@ -405,7 +479,10 @@ fn register_contacts() {
 
     let m = parsed(rfc4475("regescrt"));
     let c = m.contacts().next().expect("c").expect("ok");
-    assert_eq!(c.address().expect("addr").uri().headers(), Some("Route=%3Csip:sip.example.com%3E"));
+    assert_eq!(
+        c.address().expect("addr").uri().headers(),
+        Some("Route=%3Csip:sip.example.com%3E")
+    );
 }
 
 #[test]
@@ -451,15 +528,28 @@ fn rfc5118_values() {
     let v6 = |s: &str| Host::Ipv6(s.parse().expect("v6"));
     let m = parsed(rfc5118("port-ambiguous"));
     let uri = m.request_uri().expect("r").expect("uri");
-    assert_eq!((uri.host(), uri.port()), (Some(v6("2001:db8::10:5070")), None));
+    assert_eq!(
+        (uri.host(), uri.port()),
+        (Some(v6("2001:db8::10:5070")), None)
+    );
 
     let m = parsed(rfc5118("port-unambiguous"));
     let uri = m.request_uri().expect("r").expect("uri");
-    assert_eq!((uri.host(), uri.port()), (Some(v6("2001:db8::10")), Some(5070)));
+    assert_eq!(
+        (uri.host(), uri.port()),
+        (Some(v6("2001:db8::10")), Some(5070))
+    );
 
-    for name in ["via-received-param-with-delim", "via-received-param-no-delim"] {
+    for name in [
+        "via-received-param-with-delim",
+        "via-received-param-no-delim",
+    ] {
         let m = parsed(rfc5118(name));
-        assert_eq!(m.via().expect("via").received(), "2001:db8::9:255".parse().ok(), "{name}");
+        assert_eq!(
+            m.via().expect("via").received(),
+            "2001:db8::9:255".parse().ok(),
+            "{name}"
+        );
     }
 
     let m = parsed(rfc5118("ipv6-bug-abnf-3-colons"));
@@ -483,5 +573,7 @@ fn ipv6_in_sdp_as_archived_is_truncated() {
     let e = Message::parse(rfc5118("ipv6-in-sdp")).expect_err("268 > 251");
     assert_eq!(e.kind(), ParseErrorKind::Truncated);
     let fixed = parsed(fix_content_length(&rfc5118("ipv6-in-sdp")));
-    assert!(std::str::from_utf8(fixed.body()).expect("sdp").contains("IP6 2001:db8::20"));
+    assert!(std::str::from_utf8(fixed.body())
+        .expect("sdp")
+        .contains("IP6 2001:db8::20"));
 }

@@ -91,7 +91,10 @@ impl Message {
     /// The Call-ID.
     pub fn call_id(&self) -> Result<&str, HeaderError> {
         let v = self.required(HeaderName::CallId)?;
-        scalar::call_id(v).ok_or(HeaderError::malformed(HeaderName::CallId, "not a word[@word]"))
+        scalar::call_id(v).ok_or(HeaderError::malformed(
+            HeaderName::CallId,
+            "not a word[@word]",
+        ))
     }
 
     /// The CSeq header.
@@ -104,8 +107,10 @@ impl Message {
     pub fn max_forwards(&self) -> Result<Option<u8>, HeaderError> {
         self.single(HeaderName::MaxForwards)?
             .map(|v| {
-                scalar::max_forwards(v)
-                    .ok_or(HeaderError::new(HeaderName::MaxForwards, Problem::OutOfRange))
+                scalar::max_forwards(v).ok_or(HeaderError::new(
+                    HeaderName::MaxForwards,
+                    Problem::OutOfRange,
+                ))
             })
             .transpose()
     }
@@ -253,7 +258,9 @@ impl Message {
     }
 
     /// WWW-Authenticate challenges, one per field.
-    pub fn www_authenticate(&self) -> impl Iterator<Item = Result<Challenge<'_>, HeaderError>> + '_ {
+    pub fn www_authenticate(
+        &self,
+    ) -> impl Iterator<Item = Result<Challenge<'_>, HeaderError>> + '_ {
         self.auth_values(HeaderName::WwwAuthenticate, Challenge::parse)
     }
 
@@ -280,10 +287,21 @@ impl Message {
     /// that every parser sees every input.
     #[doc(hidden)]
     pub fn fuzz_touch_all(&self) {
-        let _ = (self.via(), self.from(), self.to(), self.call_id(), self.cseq());
+        let _ = (
+            self.via(),
+            self.from(),
+            self.to(),
+            self.call_id(),
+            self.cseq(),
+        );
         let _ = (self.max_forwards(), self.expires(), self.min_expires());
         let _ = (self.content_length(), self.content_type(), self.event());
-        let _ = (self.subscription_state(), self.sip_etag(), self.sip_if_match(), self.date());
+        let _ = (
+            self.subscription_state(),
+            self.sip_etag(),
+            self.sip_if_match(),
+            self.date(),
+        );
         let _ = self.request_uri();
         self.vias().for_each(drop);
         self.contacts().for_each(|c| {
@@ -291,11 +309,22 @@ impl Message {
                 let _ = (c.q(), c.expires());
             }
         });
-        self.routes().chain(self.record_routes()).chain(self.paths()).for_each(drop);
+        self.routes()
+            .chain(self.record_routes())
+            .chain(self.paths())
+            .for_each(drop);
         self.accept().for_each(drop);
-        let _ = self.require().chain(self.supported()).chain(self.allow()).count();
-        self.authorization().chain(self.proxy_authorization()).for_each(drop);
-        self.www_authenticate().chain(self.proxy_authenticate()).for_each(drop);
+        let _ = self
+            .require()
+            .chain(self.supported())
+            .chain(self.allow())
+            .count();
+        self.authorization()
+            .chain(self.proxy_authorization())
+            .for_each(drop);
+        self.www_authenticate()
+            .chain(self.proxy_authenticate())
+            .for_each(drop);
         let _ = (self.user_agent(), self.body().len(), self.reason());
     }
 }

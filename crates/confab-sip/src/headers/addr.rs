@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use crate::lex::{is_lws, Cursor};
 use crate::uri::Uri;
 
-use super::params::{read_params, Params};
+use super::params::{read_params_with, Params};
 use super::scalar::delta_seconds;
 
 /// A display name as written: a quoted string (without its quotes, escapes kept) or a
@@ -56,6 +56,7 @@ pub struct NameAddr<'a> {
     uri: Uri<'a>,
     bracketed: bool,
     params: Params<'a>,
+    tag: Option<&'a str>,
 }
 
 impl<'a> NameAddr<'a> {
@@ -68,7 +69,9 @@ impl<'a> NameAddr<'a> {
         let bracketed;
         match c.peek() {
             Some(b'"') => {
-                let q = c.quoted_string().ok_or("unterminated quoted display name")?;
+                let q = c
+                    .quoted_string()
+                    .ok_or("unterminated quoted display name")?;
                 display = Some(DisplayName {
                     raw: q,
                     quoted: true,
@@ -119,13 +122,21 @@ impl<'a> NameAddr<'a> {
             }
         }
         let uri = Uri::parse(uri_str).map_err(|_| "invalid URI")?;
-        let params = read_params(&mut c).ok_or("malformed header parameters")?;
+        let mut tag = None;
+        let params = read_params_with(&mut c, |p| {
+            if p.name.eq_ignore_ascii_case("tag") {
+                tag = Some(p.value.filter(|_| !p.quoted).ok_or("tag must be a token")?);
+            }
+            Ok(())
+        })
+        .map_err(|_| "malformed header parameters")?;
         Ok(NameAddr {
             raw: s,
             display,
             uri,
             bracketed,
             params,
+            tag,
         })
     }
 
@@ -151,7 +162,7 @@ impl<'a> NameAddr<'a> {
     }
     /// The tag parameter (From, To).
     pub fn tag(&self) -> Option<&'a str> {
-        self.params.get("tag").flatten()
+        self.tag
     }
 }
 
@@ -232,16 +243,22 @@ mod tests {
 
     #[test]
     fn forms() {
-        let a = NameAddr::parse("\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8")
-            .expect("ok");
-        assert_eq!(a.display_name().map(|d| d.text().into_owned()).as_deref(), Some("J Rosenberg \\\""));
+        let a = NameAddr::parse(
+            "\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8",
+        )
+        .expect("ok");
+        assert_eq!(
+            a.display_name().map(|d| d.text().into_owned()).as_deref(),
+            Some("J Rosenberg \\\"")
+        );
         assert_eq!(a.tag(), Some("98asjd8"));
         assert_eq!(a.uri().as_str(), "sip:jdrosen@example.com");
 
         let a = NameAddr::parse("caller<sip:caller@example.com>;tag=323").expect("lwsdisp");
         assert_eq!(a.display_name().map(|d| d.as_raw()), Some("caller"));
 
-        let a = NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").expect("ok");
+        let a = NameAddr::parse("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n")
+            .expect("ok");
         assert_eq!(a.uri().as_str(), "sip:vivekg@chair-dnrc.example.com");
         assert_eq!(a.tag(), Some("1918181833n"));
         assert!(!a.is_name_addr());
@@ -250,8 +267,12 @@ mod tests {
         assert_eq!(a.uri().as_str(), "sip:+19725552222@gw1.example.net");
         assert!(a.params().has("unknownparam"));
 
-        let a = NameAddr::parse("<sip:+19725552222@gw1.example.net;unknownparam>").expect("cparam02");
-        assert_eq!(a.uri().as_str(), "sip:+19725552222@gw1.example.net;unknownparam");
+        let a =
+            NameAddr::parse("<sip:+19725552222@gw1.example.net;unknownparam>").expect("cparam02");
+        assert_eq!(
+            a.uri().as_str(),
+            "sip:+19725552222@gw1.example.net;unknownparam"
+        );
         assert!(a.params().is_empty());
 
         let a = NameAddr::parse("A B C <sip:x@y>").expect("tokens");
@@ -279,7 +300,9 @@ mod tests {
         let c = Contact::parse("<sip:a@b>;q=0.33;expires=60").expect("ok");
         assert_eq!(c.q(), Some(330));
         assert_eq!(c.expires(), Some(60));
-        assert!(Contact::parse("<sip:user@host129.example.com>\r\n  ;expires=280297596632815").is_err());
+        assert!(
+            Contact::parse("<sip:user@host129.example.com>\r\n  ;expires=280297596632815").is_err()
+        );
         assert!(Contact::parse("<sip:a@b>;q=1.5").is_err());
         assert_eq!(qvalue("1.000"), Some(1000));
         assert_eq!(qvalue("0"), Some(0));

@@ -67,7 +67,10 @@ impl<'a> SubscriptionState<'a> {
     }
     /// The retry-after parameter.
     pub fn retry_after(&self) -> Option<u32> {
-        self.params.get("retry-after").flatten().and_then(delta_seconds)
+        self.params
+            .get("retry-after")
+            .flatten()
+            .and_then(delta_seconds)
     }
 }
 

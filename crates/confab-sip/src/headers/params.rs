@@ -53,16 +53,26 @@ pub(crate) fn read_param<'a>(c: &mut Cursor<'a>) -> Option<Param<'a>> {
 /// after optional whitespace) and returns it as [`Params`]. Stops at the end of input; any
 /// other trailing text is an error.
 pub(crate) fn read_params<'a>(c: &mut Cursor<'a>) -> Option<Params<'a>> {
+    read_params_with(c, |_| Ok(())).ok()
+}
+
+/// Like [`read_params`], handing each parameter to `seen` as it is read, so that callers
+/// pick out the ones they know in the same pass.
+pub(crate) fn read_params_with<'a>(
+    c: &mut Cursor<'a>,
+    mut seen: impl FnMut(Param<'a>) -> Result<(), &'static str>,
+) -> Result<Params<'a>, &'static str> {
     c.skip_lws();
     let start = c.pos();
     while c.eat(b';') {
-        read_param(c)?;
+        let p = read_param(c).ok_or("malformed parameter")?;
+        seen(p)?;
         c.skip_lws();
     }
     if !c.is_empty() {
-        return None;
+        return Err("unexpected text after parameters");
     }
-    Some(Params {
+    Ok(Params {
         raw: c.slice(start, c.pos()),
     })
 }
@@ -139,7 +149,14 @@ mod tests {
         let mut c = Cursor::new(" ;   tag    = 1918181833n ; x ;q=\"a;b\"");
         let p = read_params(&mut c).expect("valid");
         let v: Vec<_> = p.iter().map(|p| (p.name, p.value)).collect();
-        assert_eq!(v, [("tag", Some("1918181833n")), ("x", None), ("q", Some("a;b"))]);
+        assert_eq!(
+            v,
+            [
+                ("tag", Some("1918181833n")),
+                ("x", None),
+                ("q", Some("a;b"))
+            ]
+        );
         assert_eq!(p.get("TAG"), Some(Some("1918181833n")));
         assert_eq!(p.get("x"), Some(None));
         assert_eq!(p.get("y"), None);
@@ -154,8 +171,10 @@ mod tests {
 
     #[test]
     fn ipv6_values() {
-        let p = read_params(&mut Cursor::new(";received=2001:db8::9:255;branch=z9hG4bKas3"))
-            .expect("valid");
+        let p = read_params(&mut Cursor::new(
+            ";received=2001:db8::9:255;branch=z9hG4bKas3",
+        ))
+        .expect("valid");
         assert_eq!(p.get("received"), Some(Some("2001:db8::9:255")));
         let p = read_params(&mut Cursor::new(";received=[2001:db8::9:255]")).expect("valid");
         assert_eq!(p.get("received"), Some(Some("[2001:db8::9:255]")));

@@ -61,8 +61,19 @@ pub(crate) fn call_id(s: &str) -> Option<&str> {
             lex::is_token_byte(b)
                 || matches!(
                     b,
-                    b'(' | b')' | b'<' | b'>' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?'
-                        | b'{' | b'}' | b'@'
+                    b'(' | b')'
+                        | b'<'
+                        | b'>'
+                        | b':'
+                        | b'\\'
+                        | b'"'
+                        | b'/'
+                        | b'['
+                        | b']'
+                        | b'?'
+                        | b'{'
+                        | b'}'
+                        | b'@'
                 )
         })
         && s.bytes().filter(|b| *b == b'@').count() <= 1;
@@ -96,7 +107,10 @@ mod tests {
         assert_eq!(max_forwards("300"), None);
         assert_eq!(delta_seconds("4294967295"), Some(u32::MAX));
         assert_eq!(delta_seconds("10000000000000000000000"), None);
-        assert_eq!(call_id("a84b4c76e66710@pc33.atlanta.com"), Some("a84b4c76e66710@pc33.atlanta.com"));
+        assert_eq!(
+            call_id("a84b4c76e66710@pc33.atlanta.com"),
+            Some("a84b4c76e66710@pc33.atlanta.com")
+        );
         assert_eq!(call_id("a b"), None);
         assert_eq!(call_id(""), None);
     }

@@ -4,7 +4,7 @@
 use crate::lex::Cursor;
 use crate::uri::{parse_host_port, Host};
 
-use super::params::{read_params, Params};
+use super::params::{read_params_with, Params};
 
 /// The RFC 3261 branch magic cookie.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -20,6 +20,11 @@ pub struct Via<'a> {
     host_str: &'a str,
     port: Option<u16>,
     params: Params<'a>,
+    branch: Option<&'a str>,
+    received: Option<&'a str>,
+    rport: Option<Option<u16>>,
+    maddr: Option<&'a str>,
+    ttl: Option<u8>,
 }
 
 fn is_host_byte(b: u8) -> bool {
@@ -64,8 +69,38 @@ impl<'a> Via<'a> {
                 .ok_or("invalid sent-by port")?;
             port = Some(u16::try_from(p).map_err(|_| "invalid sent-by port")?);
         }
-        let params = read_params(&mut c).ok_or("malformed Via parameters")?;
-        let via = Via {
+        let (mut branch, mut received, mut rport, mut maddr, mut ttl) =
+            (None, None, None, None, None);
+        let params = read_params_with(&mut c, |p| {
+            let name = p.name;
+            if name.eq_ignore_ascii_case("branch") {
+                match p.value {
+                    Some(v) if !v.is_empty() && !p.quoted => branch = Some(v),
+                    _ => return Err("branch must be a token"),
+                }
+            } else if name.eq_ignore_ascii_case("received") {
+                let v = p.value.ok_or("received without value")?;
+                received_addr(v).ok_or("received is not an IP address")?;
+                received = Some(v);
+            } else if name.eq_ignore_ascii_case("rport") {
+                rport = Some(match p.value {
+                    None => None,
+                    Some(v) => Some(
+                        crate::lex::parse_decimal(v, u64::from(u16::MAX))
+                            .and_then(|n| u16::try_from(n).ok())
+                            .ok_or("rport out of range")?,
+                    ),
+                });
+            } else if name.eq_ignore_ascii_case("ttl") {
+                let v = p.value.ok_or("ttl without value")?;
+                let n = crate::lex::parse_decimal(v, 255).ok_or("ttl out of range")?;
+                ttl = u8::try_from(n).ok();
+            } else if name.eq_ignore_ascii_case("maddr") {
+                maddr = Some(p.value.ok_or("maddr without value")?);
+            }
+            Ok(())
+        })?;
+        Ok(Via {
             raw: s,
             protocol,
             version,
@@ -74,34 +109,12 @@ impl<'a> Via<'a> {
             host_str,
             port,
             params,
-        };
-        via.check_params()?;
-        Ok(via)
-    }
-
-    fn check_params(&self) -> Result<(), &'static str> {
-        for p in self.params.iter() {
-            let name = p.name;
-            if name.eq_ignore_ascii_case("ttl") {
-                let v = p.value.ok_or("ttl without value")?;
-                crate::lex::parse_decimal(v, 255).ok_or("ttl out of range")?;
-            } else if name.eq_ignore_ascii_case("rport") {
-                if let Some(v) = p.value {
-                    crate::lex::parse_decimal(v, u64::from(u16::MAX))
-                        .ok_or("rport out of range")?;
-                }
-            } else if name.eq_ignore_ascii_case("branch") {
-                if p.value.is_none_or(|v| v.is_empty() || p.quoted) {
-                    return Err("branch must be a token");
-                }
-            } else if name.eq_ignore_ascii_case("received") {
-                let v = p.value.ok_or("received without value")?;
-                if received_addr(v).is_none() {
-                    return Err("received is not an IP address");
-                }
-            }
-        }
-        Ok(())
+            branch,
+            received,
+            rport,
+            maddr,
+            ttl,
+        })
     }
 
     /// The value as written.
@@ -139,7 +152,7 @@ impl<'a> Via<'a> {
     }
     /// The branch parameter.
     pub fn branch(&self) -> Option<&'a str> {
-        self.params.get("branch").flatten()
+        self.branch
     }
     /// True when the branch starts with the RFC 3261 magic cookie, i.e. the sender is an
     /// RFC 3261 element and the branch alone identifies the transaction (§17.2.3).
@@ -148,25 +161,20 @@ impl<'a> Via<'a> {
     }
     /// The received parameter, without brackets.
     pub fn received(&self) -> Option<std::net::IpAddr> {
-        self.params
-            .get("received")
-            .flatten()
-            .and_then(received_addr)
+        self.received.and_then(received_addr)
     }
     /// The rport parameter: `Some(None)` when present without a value (a request asking for
     /// symmetric response routing, RFC 3581), `Some(Some(p))` when filled in.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params
-            .get("rport")
-            .map(|v| v.and_then(|v| v.parse().ok()))
+        self.rport
     }
     /// The maddr parameter.
     pub fn maddr(&self) -> Option<&'a str> {
-        self.params.get("maddr").flatten()
+        self.maddr
     }
     /// The ttl parameter.
     pub fn ttl(&self) -> Option<u8> {
-        self.params.get("ttl").flatten().and_then(|v| v.parse().ok())
+        self.ttl
     }
 }
 
@@ -185,12 +193,17 @@ mod tests {
     #[test]
     fn folded_whitespace_everywhere() {
         let v = Via::parse("SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw").expect("ok");
-        assert_eq!((v.protocol(), v.version(), v.transport()), ("SIP", "2.0", "UDP"));
+        assert_eq!(
+            (v.protocol(), v.version(), v.transport()),
+            ("SIP", "2.0", "UDP")
+        );
         assert_eq!(v.host_str(), "192.0.2.2");
         assert_eq!(v.branch(), Some("390skdjuw"));
         assert!(!v.has_rfc3261_branch());
-        let v = Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8")
-            .expect("ok");
+        let v = Via::parse(
+            "SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8",
+        )
+        .expect("ok");
         assert_eq!(v.host_str(), "spindle.example.com");
         assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
     }
@@ -202,7 +215,8 @@ mod tests {
         assert_eq!(v.port(), Some(5070));
         assert_eq!(v.rport(), Some(None));
         assert_eq!(v.received(), "2001:db8::9:255".parse().ok());
-        let v = Via::parse("SIP/2.0/UDP 10.0.0.1 : 5060;rport=1234;ttl=16;maddr=224.2.0.1").expect("ok");
+        let v = Via::parse("SIP/2.0/UDP 10.0.0.1 : 5060;rport=1234;ttl=16;maddr=224.2.0.1")
+            .expect("ok");
         assert_eq!(v.port(), Some(5060));
         assert_eq!(v.rport(), Some(Some(1234)));
         assert_eq!(v.ttl(), Some(16));
