@@ -7,8 +7,9 @@ use bytes::Bytes;
 use confab_sip::auth::Credentials;
 use confab_sip::digest;
 use confab_sip::edit::Edit;
+use confab_sip::headers::{NameAddr, Via};
 use confab_sip::validate::{check_request, Policy};
-use confab_sip::Message;
+use confab_sip::{HeaderName, Message, Uri};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 static INVITE: &[u8] = include_bytes!("../tests/data/bench/invite.sip");
@@ -62,6 +63,35 @@ fn access(c: &mut Criterion) {
     g.finish();
 }
 
+fn headers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("header");
+    g.bench_function("uri", |b| {
+        b.iter(|| {
+            Uri::parse(black_box(
+                "sip:alice@pc33.atlanta.example.com:5060;transport=udp",
+            ))
+        })
+    });
+    g.bench_function("name_addr", |b| {
+        b.iter(|| {
+            NameAddr::parse(black_box(
+                "\"Alice\" <sip:alice@atlanta.example.com>;tag=1928301774",
+            ))
+        })
+    });
+    g.bench_function("via", |b| {
+        b.iter(|| {
+            Via::parse(black_box(
+                "SIP/2.0/UDP pc33.atlanta.example.com:5060;branch=z9hG4bK776asdhds;rport",
+            ))
+        })
+    });
+    g.bench_function("header_name", |b| {
+        b.iter(|| HeaderName::from_bytes(black_box(b"Content-Type")))
+    });
+    g.finish();
+}
+
 fn proxy_edit(c: &mut Criterion) {
     let m = Message::parse(Bytes::from_static(INVITE)).expect("parse");
     c.bench_function("proxy_edit/invite", |b| {
@@ -87,5 +117,5 @@ fn digest_verify(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse, access, proxy_edit, digest_verify);
+criterion_group!(benches, parse, access, headers, proxy_edit, digest_verify);
 criterion_main!(benches);

@@ -12,6 +12,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::message::{content_length, parse_head, Message, ParseError, ParseErrorKind};
 
 /// What one datagram carried.
+// The message is the common case; boxing it would cost an allocation per datagram.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Datagram {
     /// A SIP message.
@@ -29,6 +31,8 @@ pub fn parse_datagram(buf: Bytes) -> Result<Datagram, ParseError> {
 }
 
 /// What a stream produced.
+// The message is the common case; boxing it would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Frame {
     /// A complete SIP message.

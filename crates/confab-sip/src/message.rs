@@ -311,15 +311,28 @@ pub(crate) fn parse_head(buf: &[u8], need_terminator: bool) -> Result<Head, Pars
 
     let mut fields: SmallVec<[Field; INLINE_HEADERS]> = SmallVec::new();
     let body_start;
+    // One searcher for every line end of the head: building a searcher per line costs more
+    // than the search on lines this short.
+    let mut newlines = memchr::memchr_iter(b'\n', buf.get(pos..).unwrap_or_default());
+    let base = pos;
     loop {
-        let (end, next) = match line_at(buf, pos) {
+        let line = newlines.next().map(|nl| {
+            let nl = base + nl;
+            let end = if nl > pos && buf.get(nl - 1) == Some(&b'\r') {
+                nl - 1
+            } else {
+                nl
+            };
+            (end, nl + 1)
+        });
+        let (end, next) = match line {
             Some(l) => l,
             None if need_terminator => return Err(ParseErrorKind::Unterminated),
             None => {
                 // A datagram whose header section runs to its end.
                 if pos < buf.len() {
                     let end = buf.len();
-                    add_line(buf, &mut fields, pos, end, end)?;
+                    add_line(buf, &mut fields, pos, end)?;
                 }
                 defect.get_or_insert(ParseErrorKind::Unterminated);
                 body_start = buf.len();
@@ -330,7 +343,7 @@ pub(crate) fn parse_head(buf: &[u8], need_terminator: bool) -> Result<Head, Pars
             body_start = next;
             break;
         }
-        add_line(buf, &mut fields, pos, end, next)?;
+        add_line(buf, &mut fields, pos, end)?;
         pos = next;
     }
     Ok(Head {
@@ -348,7 +361,6 @@ fn add_line(
     fields: &mut SmallVec<[Field; INLINE_HEADERS]>,
     pos: usize,
     end: usize,
-    next: usize,
 ) -> Result<(), ParseErrorKind> {
     if matches!(buf.get(pos), Some(b' ' | b'\t')) {
         let last = fields.last_mut().ok_or(ParseErrorKind::BadHeaderLine)?;
@@ -364,16 +376,17 @@ fn add_line(
     if fields.len() >= MAX_HEADERS {
         return Err(ParseErrorKind::TooManyHeaders);
     }
+    // field-name = token, then optional whitespace, then the colon (RFC 3261 §7.3.1).
     let line = buf.get(pos..end).ok_or(ParseErrorKind::BadHeaderLine)?;
-    let colon = memchr::memchr(b':', line).ok_or(ParseErrorKind::BadHeaderLine)?;
-    let name_end = trim_end_ws(buf, pos, pos + colon);
-    let name = buf.get(pos..name_end).unwrap_or_default();
-    if name.is_empty() || !name.iter().all(|b| lex::is_token_byte(*b)) {
+    let name_len = line.iter().take_while(|b| lex::is_token_byte(**b)).count();
+    let name_end = pos + name_len;
+    let colon = skip_ws(buf, name_end, end);
+    if name_len == 0 || buf.get(colon) != Some(&b':') || colon >= end {
         return Err(ParseErrorKind::BadHeaderLine);
     }
-    let value_start = skip_ws(buf, pos + colon + 1, end);
+    let name = buf.get(pos..name_end).unwrap_or_default();
+    let value_start = skip_ws(buf, colon + 1, end);
     let value_end = trim_end_ws(buf, value_start, end);
-    let _ = next;
     fields.push(Field {
         kind: HeaderName::from_bytes(name),
         name: Span::new(pos, name_end),

@@ -167,6 +167,8 @@ impl<'a> NameAddr<'a> {
 }
 
 /// One Contact value: an address, or `*` (remove all bindings, RFC 3261 §10.2.2).
+// A borrowed view, built on the stack and never stored in bulk: boxing would allocate.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy)]
 pub enum Contact<'a> {
     /// `Contact: *`.
