@@ -119,10 +119,19 @@ impl<'a> Cursor<'a> {
     /// character boundaries).
     pub(crate) fn take_while(&mut self, pred: impl Fn(u8) -> bool) -> &'a str {
         let start = self.pos;
-        while matches!(self.peek(), Some(b) if b.is_ascii() && pred(b)) {
-            self.pos += 1;
-        }
+        let rest = self.s.as_bytes().get(start..).unwrap_or_default();
+        let n = rest
+            .iter()
+            .position(|&b| !(b.is_ascii() && pred(b)))
+            .unwrap_or(rest.len());
+        self.pos = start + n;
         self.slice(start, self.pos)
+    }
+
+    /// Moves the cursor `n` octets forward (to the end at most). Callers advance over ASCII
+    /// they have just matched, so the position stays on a character boundary.
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.s.len());
     }
 
     /// Consumes a non-empty token.
@@ -140,18 +149,19 @@ impl<'a> Cursor<'a> {
         }
         let bytes = self.s.as_bytes();
         let mut i = self.pos + 1;
-        while let Some(&b) = bytes.get(i) {
-            match b {
-                b'\\' => i += 2,
-                b'"' => {
-                    let inner = self.s.get(self.pos + 1..i)?;
-                    self.pos = i + 1;
+        loop {
+            let rest = bytes.get(i..)?;
+            let at = i + memchr::memchr2(b'"', b'\\', rest)?;
+            match bytes.get(at) {
+                Some(b'"') => {
+                    let inner = self.s.get(self.pos + 1..at)?;
+                    self.pos = at + 1;
                     return Some(inner);
                 }
-                _ => i += 1,
+                // A quoted-pair: skip the backslash and the octet it escapes.
+                _ => i = at + 2,
             }
         }
-        None
     }
 }
 

@@ -29,6 +29,7 @@ pub mod headers;
 mod lex;
 pub mod message;
 pub mod method;
+pub mod transaction;
 pub mod uri;
 pub mod validate;
 

@@ -231,7 +231,10 @@ fn parse_start_line(
     end: usize,
 ) -> Result<(StartLine, Option<ParseErrorKind>), ParseErrorKind> {
     let line = buf.get(start..end).ok_or(ParseErrorKind::BadStartLine)?;
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
+    if line
+        .get(..4)
+        .is_some_and(|v| v.eq_ignore_ascii_case(b"SIP/"))
+    {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let sp = memchr::memchr(b' ', line).ok_or(ParseErrorKind::BadStatusLine)?;
         let version = Span::new(start, start + sp);
@@ -248,7 +251,8 @@ fn parse_start_line(
             return Err(ParseErrorKind::BadStatusLine);
         }
         let reason_start = (start + sp + 1 + 4).min(end);
-        let defect = (!is_version(&line[..sp])).then_some(ParseErrorKind::BadStatusLine);
+        let defect = (!is_version(line.get(..sp).unwrap_or_default()))
+            .then_some(ParseErrorKind::BadStatusLine);
         return Ok((
             StartLine::Response {
                 version,
@@ -261,7 +265,7 @@ fn parse_start_line(
     // Request-Line = Method SP Request-URI SP SIP-Version
     let first = memchr::memchr(b' ', line).ok_or(ParseErrorKind::BadStartLine)?;
     let last = memchr::memrchr(b' ', line).ok_or(ParseErrorKind::BadStartLine)?;
-    let method = &line[..first];
+    let method = line.get(..first).unwrap_or_default();
     if method.is_empty() || !method.iter().all(|b| lex::is_token_byte(*b)) {
         return Err(ParseErrorKind::BadStartLine);
     }
@@ -296,6 +300,8 @@ fn parse_start_line(
 /// Parses the head of a message. With `need_terminator` (streams) a head without its empty
 /// line is an error; for a datagram the head may run to the end of the buffer (recorded as a
 /// defect, so the request can still be answered).
+// Inlined so that the head is built in place in the caller's frame instead of being moved.
+#[inline(always)]
 pub(crate) fn parse_head(buf: &[u8], need_terminator: bool) -> Result<Head, ParseErrorKind> {
     // RFC 3261 §7.5: ignore CRLFs before the start line.
     let mut pos = 0;
@@ -471,6 +477,7 @@ impl Message {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn from_head(buf: Bytes, head: Head, body_len: usize) -> Message {
         Message {
             start: head.start,

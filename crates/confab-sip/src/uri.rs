@@ -144,23 +144,20 @@ impl<'a> Uri<'a> {
         if s.starts_with('<') {
             return Err(UriError::AngleBrackets);
         }
-        for c in s.chars() {
-            if c.is_whitespace() {
-                return Err(UriError::Whitespace);
-            }
-            if c.is_control() {
-                return Err(UriError::ControlChar);
-            }
-        }
-        let (scheme_str, opaque) = s.split_once(':').ok_or(UriError::MissingScheme)?;
+        let chars = scan_chars(s)?;
+        let colon = s
+            .bytes()
+            .position(|b| b == b':')
+            .ok_or(UriError::MissingScheme)?;
+        let (scheme_str, opaque) = split_around(s, colon);
         let scheme = scheme_kind(scheme_str)?;
-        if scheme != Scheme::Other && !s.is_ascii() {
+        if scheme != Scheme::Other && !chars.ascii {
             return Err(UriError::NonAscii);
         }
-        if !is_valid_escapes(s) {
+        if chars.percent && !is_valid_escapes(s) {
             return Err(UriError::BadEscape);
         }
-        let mut uri = Uri {
+        let uri = Uri {
             raw: s,
             scheme,
             scheme_str,
@@ -174,67 +171,85 @@ impl<'a> Uri<'a> {
             headers: None,
         };
         match scheme {
-            Scheme::Sip | Scheme::Sips => uri.parse_sip()?,
-            Scheme::Tel => uri.parse_tel()?,
-            Scheme::Other if opaque.is_empty() => return Err(UriError::EmptyOpaque),
-            Scheme::Other => {}
+            Scheme::Sip | Scheme::Sips => uri.parse_sip(),
+            Scheme::Tel => uri.parse_tel(),
+            Scheme::Other if opaque.is_empty() => Err(UriError::EmptyOpaque),
+            Scheme::Other => Ok(uri),
         }
-        Ok(uri)
     }
 
     /// `[userinfo "@"] hostport uri-parameters [headers]`, from `self.opaque`.
-    fn parse_sip(&mut self) -> Result<(), UriError> {
+    fn parse_sip(self) -> Result<Self, UriError> {
+        let opaque = self.opaque;
+        let bytes = opaque.as_bytes();
         // `;` and `?` are legal in the user part (RFC 4475 §3.1.1.9), and `@` is legal nowhere
         // after it, so the first `@` ends the userinfo.
-        let after_user = match self.opaque.split_once('@') {
-            Some((userinfo, rest)) => {
-                let (user, password) = match userinfo.split_once(':') {
-                    Some((u, p)) => (u, Some(p)),
+        let at = if bytes.contains(&b'@') {
+            find_byte(bytes, 0, b'@')
+        } else {
+            None
+        };
+        let (user, password, after_user) = match at {
+            Some(at) => {
+                let (userinfo, rest) = split_around(opaque, at);
+                let info = userinfo.as_bytes();
+                // `:` is not a user character: the first byte that is not one must start the
+                // password, or end the userinfo.
+                let user_end = info
+                    .iter()
+                    .position(|&b| !has_class(b, USER))
+                    .unwrap_or(info.len());
+                let (user, password) = match info.get(user_end) {
                     None => (userinfo, None),
+                    Some(b':') => {
+                        let (user, password) = split_around(userinfo, user_end);
+                        (user, Some(password))
+                    }
+                    Some(_) => return Err(UriError::BadUser),
                 };
-                if user.is_empty() || !user.bytes().all(is_user_char) {
+                if user.is_empty() {
                     return Err(UriError::BadUser);
                 }
                 if let Some(p) = password {
-                    if !p.bytes().all(is_password_char) {
+                    if !p.bytes().all(|b| has_class(b, PASSWORD)) {
                         return Err(UriError::BadPassword);
                     }
                 }
-                self.user = Some(user);
-                self.password = password;
-                rest
+                (Some(user), password, rest)
             }
-            None => self.opaque,
+            None => (None, None, opaque),
         };
-        let (hostport, tail) = split_before(after_user, |c| c == ';' || c == '?');
-        if hostport.is_empty() {
-            return Err(UriError::MissingHost);
-        }
-        let (host, port) = parse_host_port(hostport)?;
-        self.host = Some(host);
-        self.host_str = Some(strip_port(hostport));
-        self.port = port;
-        let (params, headers) = match tail.split_once('?') {
-            Some((p, h)) => (p, Some(h)),
-            None => (tail, None),
-        };
-        self.params = check_params(params)?;
+        let hp = host_port(after_user, true)?;
+        let tail = after_user.get(hp.len..).unwrap_or("");
+        let (params, headers) = check_params(tail, true)?;
         if let Some(h) = headers {
             check_headers(h)?;
         }
-        self.headers = headers;
-        Ok(())
+        Ok(Uri {
+            user,
+            password,
+            host: Some(hp.host),
+            host_str: after_user.get(..hp.host_len),
+            port: hp.port,
+            params,
+            headers,
+            ..self
+        })
     }
 
     /// `telephone-subscriber *(";" param)`, from `self.opaque`.
-    fn parse_tel(&mut self) -> Result<(), UriError> {
-        let (number, params) = split_before(self.opaque, |c| c == ';');
+    fn parse_tel(self) -> Result<Self, UriError> {
+        let opaque = self.opaque;
+        let split = find_byte(opaque.as_bytes(), 0, b';').unwrap_or(opaque.len());
+        let (number, params) = opaque.split_at_checked(split).unwrap_or((opaque, ""));
         if !is_tel_number(number) {
             return Err(UriError::BadNumber);
         }
-        self.user = Some(number);
-        self.params = check_params(params)?;
-        Ok(())
+        Ok(Uri {
+            user: Some(number),
+            params: check_params(params, false)?.0,
+            ..self
+        })
     }
 
     /// The whole URI as written.
@@ -430,28 +445,109 @@ fn next_item<'a>(rest: &mut Option<&'a str>, sep: char) -> Option<&'a str> {
 /// optional `:port`. Spaces and tabs are allowed around that colon, as Via's sent-by
 /// allows them; [`Uri::parse`] has already refused any whitespace in a URI.
 pub fn parse_host_port(s: &str) -> Result<(Host<'_>, Option<u16>), UriError> {
-    let (host, after) = if let Some(inner) = s.strip_prefix('[') {
-        let (addr, after) = inner.split_once(']').ok_or(UriError::BadIpv6)?;
-        (Host::Ipv6(parse_ipv6(addr)?), after)
-    } else {
-        let (name, after) = split_before(s, |c| c == ':' || is_space(c));
-        if s.bytes().filter(|&b| b == b':').count() > 1
-            && s.bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        {
-            return Err(UriError::UnbracketedIpv6);
-        }
-        (parse_host_name(name)?, after)
-    };
-    if after.is_empty() {
-        return Ok((host, None));
+    host_port(s, false).map(|hp| (hp.host, hp.port))
+}
+
+/// A `hostport` read from the start of a text.
+struct HostPort<'a> {
+    host: Host<'a>,
+    port: Option<u16>,
+    /// Length of the host as written (an IPv6 reference with its brackets).
+    host_len: usize,
+    /// Length of the whole `hostport`.
+    len: usize,
+}
+
+/// Reads the `hostport` at the start of `s`. With `in_uri` it ends at the first `;` or `?`
+/// (the URI parameters or headers after it); otherwise it is the whole of `s`.
+fn host_port(s: &str, in_uri: bool) -> Result<HostPort<'_>, UriError> {
+    let bytes = s.as_bytes();
+    let ends = |b: u8| in_uri && (b == b';' || b == b'?');
+    if bytes.first() == Some(&b'[') {
+        let close = match bytes.iter().position(|&b| b == b']' || ends(b)) {
+            Some(i) if bytes.get(i) == Some(&b']') => i,
+            _ => return Err(UriError::BadIpv6),
+        };
+        let addr = s.get(1..close).ok_or(UriError::BadIpv6)?;
+        let host = Host::Ipv6(parse_ipv6(addr)?);
+        return with_port(s, host, close + 1, in_uri);
     }
-    let port = after
-        .trim_start_matches(is_space)
-        .strip_prefix(':')
-        .ok_or(UriError::BadHost)?
-        .trim_start_matches(is_space);
-    Ok((host, Some(parse_port(port)?)))
+    let name = scan_host_name(bytes);
+    match bytes.get(name.len) {
+        None | Some(b' ' | b'\t') => {}
+        Some(b':') => {
+            // More than one `:` and nothing but hex digits, `:` and `.`: an IPv6 address
+            // someone forgot to bracket. The name holds no `:`, so look after it.
+            let end = hostport_end(bytes, name.len, in_uri);
+            let hostport = bytes.get(..end).unwrap_or(bytes);
+            if find_byte(hostport, name.len + 1, b':').is_some()
+                && hostport
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            {
+                return Err(UriError::UnbracketedIpv6);
+            }
+        }
+        Some(&b) if ends(b) => {}
+        // The name runs on to the first `:`, space or tab, so it holds this byte.
+        Some(_) => return Err(UriError::BadHost),
+    }
+    let host = match name.kind {
+        _ if name.len == 0 => return Err(UriError::MissingHost),
+        NameKind::Name => Host::Name(s.get(..name.len).unwrap_or(s)),
+        NameKind::Ipv4(addr) => Host::Ipv4(addr),
+        NameKind::Bad => return Err(UriError::BadHost),
+    };
+    with_port(s, host, name.len, in_uri)
+}
+
+/// Finishes a `hostport` whose host takes the first `host_len` bytes of `s`.
+#[inline]
+fn with_port<'a>(
+    s: &'a str,
+    host: Host<'a>,
+    host_len: usize,
+    in_uri: bool,
+) -> Result<HostPort<'a>, UriError> {
+    let bytes = s.as_bytes();
+    let len = hostport_end(bytes, host_len, in_uri);
+    let mut after = bytes.get(host_len..len).unwrap_or_default();
+    if after.is_empty() {
+        return Ok(HostPort {
+            host,
+            port: None,
+            host_len,
+            len,
+        });
+    }
+    while let [b' ' | b'\t', rest @ ..] = after {
+        after = rest;
+    }
+    let [b':', port @ ..] = after else {
+        return Err(UriError::BadHost);
+    };
+    let mut port = port;
+    while let [b' ' | b'\t', rest @ ..] = port {
+        port = rest;
+    }
+    Ok(HostPort {
+        host,
+        port: Some(parse_port(port)?),
+        host_len,
+        len,
+    })
+}
+
+/// Where the `hostport` in `bytes` ends, searching from `from`: at the first `;` or `?` in
+/// a URI, at the end of the text otherwise.
+fn hostport_end(bytes: &[u8], from: usize, in_uri: bool) -> usize {
+    if !in_uri {
+        return bytes.len();
+    }
+    bytes
+        .get(from..)
+        .and_then(|rest| rest.iter().position(|&b| b == b';' || b == b'?'))
+        .map_or(bytes.len(), |i| from + i)
 }
 
 /// Decodes `%XX` escapes; a `%` not followed by two hexadecimal digits is kept as is.
@@ -523,33 +619,93 @@ fn eq_unescaped(a: &str, b: &str, ci: bool) -> bool {
     Unescaped::new(a).map(fold).eq(Unescaped::new(b).map(fold))
 }
 
-/// Splits `s` before the first char matching `at`; the second part starts with that char.
-fn split_before(s: &str, at: impl Fn(char) -> bool) -> (&str, &str) {
-    match s.find(at) {
-        Some(i) => s.split_at_checked(i).unwrap_or((s, "")),
-        None => (s, ""),
+/// The first `needle` in `bytes` at or after `from`.
+fn find_byte(bytes: &[u8], from: usize, needle: u8) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    rest.iter().position(|&b| b == needle).map(|i| from + i)
+}
+
+/// The text before and after the ASCII separator at byte `i` of `s`.
+fn split_around(s: &str, i: usize) -> (&str, &str) {
+    match (s.get(..i), s.get(i + 1..)) {
+        (Some(before), Some(after)) => (before, after),
+        _ => (s, ""),
     }
 }
 
-/// SP or HTAB, which Via allows around the colon of a sent-by.
-fn is_space(c: char) -> bool {
-    c == ' ' || c == '\t'
+/// What [`scan_chars`] found out about a URI that has no whitespace or control character.
+struct CharScan {
+    /// Whether it holds a `%` (so its escapes need checking).
+    percent: bool,
+    /// Whether it is all ASCII.
+    ascii: bool,
 }
 
-/// The host part of an already validated `hostport`, dropping any `:port`.
-fn strip_port(hostport: &str) -> &str {
-    match hostport.find(']') {
-        Some(i) => hostport.get(..=i).unwrap_or(hostport),
-        None => split_before(hostport, |c| c == ':' || is_space(c)).0,
+/// Refuses whitespace and control characters, in the order they appear, and notes whether
+/// `s` holds a `%` or anything outside ASCII.
+fn scan_chars(s: &str) -> Result<CharScan, UriError> {
+    let bytes = s.as_bytes();
+    // Without early exit so that it vectorises: does any byte need a closer look?
+    let flagged = bytes.iter().fold(false, |acc, &b| {
+        acc | (b <= b' ') | (b >= 0x7f) | (b == b'%')
+    });
+    if !flagged {
+        return Ok(CharScan {
+            percent: false,
+            ascii: true,
+        });
     }
+    // Usually only a `%` did, so check again without it before looking byte by byte.
+    if !bytes
+        .iter()
+        .fold(false, |acc, &b| acc | (b <= b' ') | (b >= 0x7f))
+    {
+        return Ok(CharScan {
+            percent: true,
+            ascii: true,
+        });
+    }
+    let mut percent = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            // `char::is_whitespace` for ASCII: HT, LF, VT, FF, CR and SP.
+            b'\t'..=b'\r' | b' ' => return Err(UriError::Whitespace),
+            0..=0x1f | 0x7f => return Err(UriError::ControlChar),
+            b'%' => percent = true,
+            0x80.. => {
+                // Everything before is ASCII, so `i` starts a character; Unicode has more
+                // whitespace and control characters, such as NBSP and NEL.
+                for c in s.get(i..).unwrap_or("").chars() {
+                    if c.is_whitespace() {
+                        return Err(UriError::Whitespace);
+                    }
+                    if c.is_control() {
+                        return Err(UriError::ControlChar);
+                    }
+                }
+                return Ok(CharScan {
+                    percent: true,
+                    ascii: false,
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(CharScan {
+        percent,
+        ascii: true,
+    })
 }
 
 fn scheme_kind(scheme: &str) -> Result<Scheme, UriError> {
-    let mut bytes = scheme.bytes();
-    if !bytes.next().is_some_and(|b| b.is_ascii_alphabetic()) {
+    let [first, rest @ ..] = scheme.as_bytes() else {
         return Err(UriError::BadScheme);
-    }
-    if !bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) {
+    };
+    if !first.is_ascii_alphabetic()
+        || !rest
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    {
         return Err(UriError::BadScheme);
     }
     Ok(if scheme.eq_ignore_ascii_case("sip") {
@@ -563,10 +719,55 @@ fn scheme_kind(scheme: &str) -> Result<Scheme, UriError> {
     })
 }
 
-// Character classes of RFC 3261 §25.1. `%` is accepted in each escaped class because
-// `Uri::parse` has already checked that every `%` starts a valid escape.
+// Character classes of RFC 3261 §25.1, looked up in one table. `%` is accepted in each
+// escaped class because `Uri::parse` has already checked that every `%` starts a valid
+// escape.
 
-fn is_unreserved(b: u8) -> bool {
+/// `user` characters.
+const USER: u8 = 1;
+/// `password` characters.
+const PASSWORD: u8 = 1 << 1;
+/// `paramchar` (in a parameter's name or value).
+const PARAM: u8 = 1 << 2;
+/// `hnv-unreserved / unreserved / escaped` (in a header's name or value).
+const HEADER: u8 = 1 << 3;
+/// A letter, digit or `-`: what a `domainlabel` is made of.
+const LABEL: u8 = 1 << 4;
+
+static CLASSES: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut table = [0; 256];
+    let mut i = 0;
+    while i < table.len() {
+        let b = i as u8;
+        let mut class = 0;
+        if is_user_char(b) {
+            class |= USER;
+        }
+        if is_password_char(b) {
+            class |= PASSWORD;
+        }
+        if is_param_char(b) {
+            class |= PARAM;
+        }
+        if is_header_char(b) {
+            class |= HEADER;
+        }
+        if b.is_ascii_alphanumeric() || b == b'-' {
+            class |= LABEL;
+        }
+        table[i] = class;
+        i += 1;
+    }
+    table
+}
+
+fn has_class(b: u8, class: u8) -> bool {
+    CLASSES[usize::from(b)] & class != 0
+}
+
+const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
@@ -574,7 +775,7 @@ fn is_unreserved(b: u8) -> bool {
         )
 }
 
-fn is_user_char(b: u8) -> bool {
+const fn is_user_char(b: u8) -> bool {
     is_unreserved(b)
         || matches!(
             b,
@@ -582,15 +783,15 @@ fn is_user_char(b: u8) -> bool {
         )
 }
 
-fn is_password_char(b: u8) -> bool {
+const fn is_password_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'%' | b'&' | b'=' | b'+' | b'$' | b',')
 }
 
-fn is_param_char(b: u8) -> bool {
+const fn is_param_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'%' | b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
 }
 
-fn is_header_char(b: u8) -> bool {
+const fn is_header_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'%' | b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
 }
 
@@ -598,43 +799,70 @@ fn is_visual_separator(b: u8) -> bool {
     matches!(b, b'-' | b'.' | b'(' | b')')
 }
 
-/// Checks `*(";" name ["=" value])` and returns the text after the first `;`. An empty
-/// value (`;name=`) is accepted, an empty name is not.
-fn check_params(params: &str) -> Result<&str, UriError> {
-    let Some(list) = params.strip_prefix(';') else {
-        return if params.is_empty() {
-            Ok("")
-        } else {
-            Err(UriError::BadParam)
-        };
-    };
-    for (name, value) in UriParams::new(list) {
-        if name.is_empty() || !name.bytes().all(is_param_char) {
-            return Err(UriError::BadParam);
+/// Checks `*(";" name ["=" value])` at the start of `tail` and returns the text after the
+/// first `;` (empty when there is none). An empty value (`;name=`) is accepted, an empty
+/// name is not. With `headers`, a `?` ends the parameters and the text after it is
+/// returned too; otherwise a `?` is an error.
+fn check_params(tail: &str, headers: bool) -> Result<(&str, Option<&str>), UriError> {
+    let bytes = tail.as_bytes();
+    match bytes.first() {
+        None => return Ok(("", None)),
+        Some(b'?') if headers => return Ok(("", tail.get(1..))),
+        Some(b';') => {}
+        Some(_) => return Err(UriError::BadParam),
+    }
+    let mut end = bytes.len();
+    let mut has_name = false;
+    let mut in_value = false;
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        if has_class(b, PARAM) {
+            has_name |= !in_value;
+            continue;
         }
-        if !value.unwrap_or("").bytes().all(is_param_char) {
-            return Err(UriError::BadParam);
+        match b {
+            b';' if has_name => {
+                has_name = false;
+                in_value = false;
+            }
+            b'=' if has_name && !in_value => in_value = true,
+            b'?' if headers => {
+                end = i;
+                break;
+            }
+            _ => return Err(UriError::BadParam),
         }
     }
-    // `UriParams::new("")` yields nothing, so a lone `;` has to be caught here.
-    if list.is_empty() {
+    // This also refuses a lone or trailing `;`.
+    if !has_name {
         return Err(UriError::BadParam);
     }
-    Ok(list)
+    let list = tail.get(1..end).unwrap_or("");
+    Ok((list, tail.get(end + 1..)))
 }
 
 /// Checks `hname "=" hvalue *("&" hname "=" hvalue)` with a non-empty name.
 fn check_headers(headers: &str) -> Result<(), UriError> {
-    for field in headers.split('&') {
-        let (name, value) = field.split_once('=').ok_or(UriError::BadHeaders)?;
-        if name.is_empty()
-            || !name.bytes().all(is_header_char)
-            || !value.bytes().all(is_header_char)
-        {
-            return Err(UriError::BadHeaders);
+    let mut has_name = false;
+    let mut in_value = false;
+    for &b in headers.as_bytes() {
+        if has_class(b, HEADER) {
+            has_name |= !in_value;
+            continue;
+        }
+        match b {
+            b'=' if has_name && !in_value => in_value = true,
+            b'&' if in_value => {
+                has_name = false;
+                in_value = false;
+            }
+            _ => return Err(UriError::BadHeaders),
         }
     }
-    Ok(())
+    if in_value {
+        Ok(())
+    } else {
+        Err(UriError::BadHeaders)
+    }
 }
 
 /// RFC 3966 `global-number-digits` (`+` then digits) or `local-number-digits` (hex digits,
@@ -659,50 +887,112 @@ fn is_tel_number(number: &str) -> bool {
     has_digit
 }
 
-/// A hostname or, when the text is only digits and dots, a dotted-quad IPv4 address.
-fn parse_host_name(s: &str) -> Result<Host<'_>, UriError> {
-    if s.is_empty() {
-        return Err(UriError::MissingHost);
-    }
-    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return parse_ipv4(s).map(Host::Ipv4).ok_or(UriError::BadHost);
-    }
-    // hostname = *(domainlabel ".") toplabel ["."]; a toplabel starts with a letter, which
-    // keeps a hostname from being mistaken for an IPv4 address.
-    let labels = s.strip_suffix('.').unwrap_or(s);
-    let mut top = "";
-    for label in labels.split('.') {
-        let ok = !label.is_empty()
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if !ok {
-            return Err(UriError::BadHost);
-        }
-        top = label;
-    }
-    if !top.bytes().next().is_some_and(|b| b.is_ascii_alphabetic()) {
-        return Err(UriError::BadHost);
-    }
-    Ok(Host::Name(s))
+/// What [`scan_host_name`] found at the start of a `hostport`.
+struct NameScan {
+    /// Length of the leading run of letters, digits, `-` and `.`.
+    len: usize,
+    kind: NameKind,
 }
 
-/// `1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT`, each at most 255 (leading zeros allowed).
-fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
-    let mut octets = [0u8; 4];
-    let mut parts = s.split('.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
+/// What the run of hostname characters at the start of a `hostport` is.
+enum NameKind {
+    /// `*(domainlabel ".") toplabel ["."]`, where a toplabel starts with a letter (which
+    /// keeps a hostname from being mistaken for an IPv4 address).
+    Name,
+    /// Only digits and dots, and a dotted-quad IPv4 address.
+    Ipv4(Ipv4Addr),
+    /// Neither (or empty).
+    Bad,
+}
+
+/// Reads the leading run of letters, digits, `-` and `.` of `bytes` and checks it, in one
+/// pass when it is a valid hostname or IPv4 address.
+fn scan_host_name(bytes: &[u8]) -> NameScan {
+    if bytes.first().is_some_and(u8::is_ascii_digit) {
+        if let Some((addr, len)) = scan_ipv4(bytes) {
+            return NameScan {
+                len,
+                kind: NameKind::Ipv4(addr),
+            };
         }
-        *octet = part.parse().ok()?;
     }
-    match parts.next() {
-        Some(_) => None,
-        None => Some(Ipv4Addr::from(octets)),
+    let mut i = 0;
+    let mut top = 0;
+    loop {
+        let start = i;
+        while bytes.get(i).is_some_and(|&b| has_class(b, LABEL)) {
+            i += 1;
+        }
+        let label = bytes.get(start..i).unwrap_or_default();
+        match (label.first(), label.last()) {
+            (Some(&first), Some(&last)) if first != b'-' && last != b'-' => top = first,
+            // An empty label is only the end of a name with a trailing dot.
+            (None, _) if start > 0 && bytes.get(i) != Some(&b'.') => break,
+            _ => return scan_bad_name(bytes),
+        }
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    NameScan {
+        len: i,
+        // The run is not an IPv4 address (checked above), so it must be a hostname.
+        kind: if top.is_ascii_alphabetic() {
+            NameKind::Name
+        } else {
+            NameKind::Bad
+        },
+    }
+}
+
+/// The run of hostname characters at the start of `bytes`, which is not a valid host.
+fn scan_bad_name(bytes: &[u8]) -> NameScan {
+    NameScan {
+        len: bytes
+            .iter()
+            .position(|&b| !has_class(b, LABEL) && b != b'.')
+            .unwrap_or(bytes.len()),
+        kind: NameKind::Bad,
+    }
+}
+
+/// `1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT`, each at most 255 (leading zeros
+/// allowed), at the start of `bytes` and followed by neither a hostname character nor a
+/// dot: the address and its length.
+fn scan_ipv4(bytes: &[u8]) -> Option<(Ipv4Addr, usize)> {
+    let mut addr = 0u32;
+    let mut octet = 0u32;
+    let mut digits = 0;
+    let mut dots = 0;
+    let mut len = bytes.len();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b.is_ascii_digit() {
+            digits += 1;
+            if digits > 3 {
+                return None;
+            }
+            octet = octet * 10 + u32::from(b - b'0');
+        } else if b == b'.' {
+            if digits == 0 || octet > 255 || dots == 3 {
+                return None;
+            }
+            addr = addr << 8 | octet;
+            octet = 0;
+            digits = 0;
+            dots += 1;
+        } else if has_class(b, LABEL) {
+            return None;
+        } else {
+            len = i;
+            break;
+        }
+    }
+    if dots == 3 && digits > 0 && octet <= 255 {
+        Some((Ipv4Addr::from(addr << 8 | octet), len))
+    } else {
+        None
     }
 }
 
@@ -732,11 +1022,19 @@ fn parse_ipv6(s: &str) -> Result<Ipv6Addr, UriError> {
         .ok_or(UriError::BadIpv6)
 }
 
-fn parse_port(s: &str) -> Result<u16, UriError> {
-    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
+/// 1 to 5 digits, at most 65535 (leading zeros allowed).
+fn parse_port(s: &[u8]) -> Result<u16, UriError> {
+    if s.is_empty() || s.len() > 5 {
         return Err(UriError::BadPort);
     }
-    s.parse().map_err(|_| UriError::BadPort)
+    let mut port = 0u32;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return Err(UriError::BadPort);
+        }
+        port = port * 10 + u32::from(b - b'0');
+    }
+    u16::try_from(port).map_err(|_| UriError::BadPort)
 }
 
 /// RFC 3261 §19.1.4. Both URIs are known to be sip, or both sips.

@@ -108,16 +108,14 @@ impl<'a> NameAddr<'a> {
         if bracketed {
             c.bump(); // '<'
             let rest = c.rest();
-            let close = rest.find('>').ok_or("missing > after URI")?;
+            let close = memchr::memchr(b'>', rest.as_bytes()).ok_or("missing > after URI")?;
             uri_str = rest.get(..close).unwrap_or("");
-            for _ in 0..=close {
-                c.bump();
-            }
+            c.advance(close + 1);
         } else {
             let from = c.pos();
             c.take_while(|b| b != b';' && !is_lws(b));
             uri_str = c.slice(from, c.pos());
-            if uri_str.contains(['?', ',']) {
+            if memchr::memchr2(b'?', b',', uri_str.as_bytes()).is_some() {
                 return Err("a URI with headers or commas must be enclosed in <>");
             }
         }
