@@ -184,6 +184,12 @@ impl<'m> ResponseBuilder<'m> {
             }
             push_header(&mut out, name.as_str(), &value);
         }
+        // RFC 3261 §8.2.6.1: a 100 Trying echoes the request's Timestamp.
+        if self.status == 100 {
+            if let Some(ts) = self.req.header_bytes(HeaderName::Timestamp) {
+                push_header(&mut out, "Timestamp", ts);
+            }
+        }
         for (n, v) in &self.headers {
             push_header(&mut out, n, v.as_bytes());
         }

@@ -4,8 +4,9 @@
 //! ([`Message`]), typed header accessors parsed on demand ([`headers`]), URIs ([`uri`]),
 //! framing of datagrams and streams ([`framing`]), building responses and requests
 //! ([`builder`]), in-place proxy edits by splicing spans ([`edit`]), the validation verdicts
-//! a server turns into responses ([`validate`]) and digest authentication arithmetic
-//! ([`digest`], [`auth`]).
+//! a server turns into responses ([`validate`]), digest authentication arithmetic
+//! ([`digest`], [`auth`]) and the RFC 3261 §17 transaction state machines with their timers
+//! as data ([`transaction`]).
 //!
 //! It contains no networking code, reads no clock and spawns no task: callers hand it bytes
 //! and, where time matters, the current time, and get back values to act on. That keeps every

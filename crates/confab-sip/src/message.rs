@@ -518,6 +518,12 @@ impl Message {
         std::str::from_utf8(self.bytes_at(span)).ok()
     }
 
+    /// The message as a shared buffer (no copy), without octets that followed its body in
+    /// the datagram.
+    pub fn to_bytes(&self) -> Bytes {
+        self.buf.slice(..self.body.end as usize)
+    }
+
     /// The message as received, without octets that followed its body in the datagram.
     pub fn as_bytes(&self) -> &[u8] {
         self.buf.get(..self.body.end as usize).unwrap_or_default()

@@ -397,3 +397,61 @@ fn a_request_looping_back_makes_a_client_and_a_server_transaction() {
     assert_eq!(layer.kind(&skey), Some(Kind::ServerNonInvite));
     assert_eq!(layer.peer(&skey), Some(&7));
 }
+
+#[test]
+fn ack_for_a_non_2xx_response_follows_17_1_1_3() {
+    let mut sim = Sim::new(Unreliable);
+    let invite = RequestBuilder::new("INVITE", "sip:bob@server.example;transport=udp")
+        .via("UDP", "client.example:5060", "z9hG4bKroute")
+        .header("Route", "<sip:p1.example;lr>")
+        .header("Route", "<sip:p2.example;lr>, <sip:p3.example;lr>")
+        .header("Max-Forwards", "70")
+        .header("From", "\"Alice\" <sip:alice@client.example>;tag=a1")
+        .header("To", "<sip:bob@server.example>")
+        .header("Call-ID", "route@client.example")
+        .header("CSeq", "42 INVITE")
+        .header("Contact", "<sip:alice@192.0.2.1>")
+        .body("application/sdp", "v=0\r\n")
+        .build();
+    let key = sim
+        .client
+        .send_request(invite.clone(), Side::Server, Unreliable, sim.now)
+        .expect("send");
+    sim.flush();
+    sim.run_until(5);
+    let skey = sim.server_key();
+    sim.respond(&skey, 486);
+    sim.run_until(10);
+    let wire = sim
+        .wire
+        .iter()
+        .find(|w| w.label == "ACK")
+        .expect("ACK sent");
+    let ack = parse(&wire.bytes);
+    let invite = parse(&invite);
+    assert_eq!(ack.request_uri_str(), invite.request_uri_str());
+    assert_eq!(ack.vias().count(), 1);
+    assert_eq!(ack.via().expect("via").branch(), key.branch());
+    assert_eq!(ack.via().expect("via").host_str(), "client.example");
+    assert_eq!(ack.to().expect("to").tag(), Some("srv1"));
+    assert_eq!(
+        ack.header(HeaderName::From),
+        invite.header(HeaderName::From)
+    );
+    assert_eq!(ack.call_id(), invite.call_id());
+    let cseq = ack.cseq().expect("cseq");
+    assert_eq!((cseq.seq, cseq.method), (42, "ACK"));
+    let routes: Vec<_> = ack.values(HeaderName::Route).collect();
+    assert_eq!(
+        routes,
+        vec![
+            "<sip:p1.example;lr>",
+            "<sip:p2.example;lr>",
+            "<sip:p3.example;lr>"
+        ]
+    );
+    assert!(ack.body().is_empty() && !ack.has(HeaderName::Contact));
+    // The server matched it: same branch and sent-by, method ACK counted as INVITE.
+    sim.run_until(15);
+    assert_eq!(sim.server_state(&skey), Some(State::Confirmed));
+}

@@ -1,7 +1,7 @@
 //! Typed header values, parsed on demand from a [`crate::Message`] and borrowing from it.
 //!
-//! Each submodule owns the grammar of one family of headers; [`access`] adds the typed
-//! accessors (`msg.via()`, `msg.cseq()`, …) to [`crate::Message`]. Parsers are strict where
+//! Each submodule owns the grammar of one family of headers; the private `access` module adds
+//! the typed accessors (`msg.via()`, `msg.cseq()`, …) to [`crate::Message`]. Parsers are strict where
 //! RFC 3261 and RFC 4475 say a message is invalid, and liberal where they say to be.
 
 use std::fmt;
@@ -23,7 +23,7 @@ pub use event::{Event, SubscriptionState};
 pub use media::MediaType;
 pub use params::{Param, Params};
 pub use scalar::CSeq;
-pub use via::Via;
+pub use via::{Via, MAGIC_COOKIE};
 
 /// Why a typed header could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -154,10 +154,12 @@ impl<'a> Via<'a> {
     pub fn branch(&self) -> Option<&'a str> {
         self.branch
     }
-    /// True when the branch starts with the RFC 3261 magic cookie, i.e. the sender is an
-    /// RFC 3261 element and the branch alone identifies the transaction (§17.2.3).
+    /// True when the branch is the RFC 3261 magic cookie followed by at least one more
+    /// character, i.e. the sender is an RFC 3261 element and the branch alone identifies the
+    /// transaction (§17.2.3). A bare cookie (RFC 4475 `badbranch`) identifies nothing.
     pub fn has_rfc3261_branch(&self) -> bool {
-        self.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE))
+        self.branch()
+            .is_some_and(|b| b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE))
     }
     /// The received parameter, without brackets.
     pub fn received(&self) -> Option<std::net::IpAddr> {

@@ -16,11 +16,8 @@
 
 use std::fmt;
 
-use crate::headers::HeaderError;
+use crate::headers::{HeaderError, MAGIC_COOKIE};
 use crate::message::Message;
-
-/// The RFC 3261 branch magic cookie (§8.1.1.7).
-const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// Which side of a transaction this element plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

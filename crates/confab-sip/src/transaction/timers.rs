@@ -143,3 +143,25 @@ impl Core {
 pub(crate) fn class(status: u16) -> u16 {
     status / 100
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_timers_come_earliest_first_and_timeouts_before_retransmissions() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut set = TimerSet::default();
+        set.set(Timer::A, ms(500));
+        set.set(Timer::B, ms(500));
+        set.set(Timer::M, ms(100));
+        assert_eq!(set.next(), Some(ms(100)));
+        assert_eq!(set.take_due(ms(99)), None);
+        assert_eq!(set.take_due(ms(600)), Some(Timer::M));
+        assert_eq!(set.take_due(ms(600)), Some(Timer::B));
+        assert_eq!(set.take_due(ms(600)), Some(Timer::A));
+        assert_eq!(set.take_due(ms(600)), None);
+        assert_eq!(set.iter().count(), 0);
+    }
+}
