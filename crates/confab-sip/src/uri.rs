@@ -81,6 +81,8 @@ pub enum UriError {
     BadHeaders,
     /// The number of a `tel:` URI is empty or holds a character a number may not.
     BadNumber,
+    /// The URI is longer than [`MAX_URI_LEN`] (65535) bytes.
+    TooLong,
 }
 
 impl fmt::Display for UriError {
@@ -106,6 +108,7 @@ impl fmt::Display for UriError {
             UriError::BadParam => "invalid URI parameter: expected ;name or ;name=value",
             UriError::BadHeaders => "invalid URI headers: expected ?name=value&name=value",
             UriError::BadNumber => "invalid telephone number in tel URI",
+            UriError::TooLong => "URI is longer than 65535 bytes",
         };
         f.write_str(msg)
     }
@@ -113,30 +116,77 @@ impl fmt::Display for UriError {
 
 impl std::error::Error for UriError {}
 
+/// The longest text, in bytes, that [`Uri::parse`] accepts: a `Uri` records where its
+/// components lie as 16-bit offsets into its text, which keeps it small to copy.
+pub const MAX_URI_LEN: usize = u16::MAX as usize;
+
 /// A parsed URI borrowing its text: a zero-copy view that never allocates.
 ///
 /// Equality ([`PartialEq`]) is URI equivalence as defined by RFC 3261 §19.1.4 for SIP and
 /// SIPS and RFC 3966 §4 for tel, not textual equality. It is not transitive (a parameter
 /// present in only one URI is ignored), so `Uri` is deliberately not `Eq` or `Hash`.
-#[derive(Debug, Clone, Copy)]
+///
+/// A `Uri` is small (at most 64 bytes) because it is copied a lot, inside the name-addrs
+/// of From, To, Contact and Route: it keeps its text and the byte offsets of its
+/// components in that text, and each getter slices the text again, in constant time.
+/// That limits a URI to [`MAX_URI_LEN`] bytes.
+#[derive(Clone, Copy)]
 pub struct Uri<'a> {
     raw: &'a str,
+    /// The host of a sip or sips URI; a name lies at `host_start..host_end` of `raw`.
+    host: HostRepr,
     scheme: Scheme,
-    scheme_str: &'a str,
-    opaque: &'a str,
-    user: Option<&'a str>,
-    password: Option<&'a str>,
-    host: Option<Host<'a>>,
-    host_str: Option<&'a str>,
-    port: Option<u16>,
-    /// The parameter text after the first `;`, empty when there is none.
-    params: &'a str,
-    headers: Option<&'a str>,
+    /// Which of the optional components are present: `HAS_*` bits.
+    flags: u8,
+    /// Where the `:` ending the scheme is; the opaque part starts after it.
+    colon: u16,
+    /// The user part (or tel number) is `colon + 1..user_end`.
+    user_end: u16,
+    /// The password is `user_end + 1..password_end`.
+    password_end: u16,
+    /// The host as written is `host_start..host_end`.
+    host_start: u16,
+    host_end: u16,
+    port: u16,
+    /// The parameter text after the first `;` is `params_start..params_end`, empty when
+    /// there is none.
+    params_start: u16,
+    params_end: u16,
+    /// The headers after `?` are `headers_start..`.
+    headers_start: u16,
+}
+
+/// The host of a [`Uri`], without a borrow: a name is a range of the URI's text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HostRepr {
+    None,
+    Name,
+    Ipv4(Ipv4Addr),
+    Ipv6(Ipv6Addr),
+}
+
+/// [`Uri::flags`]: there is a user part (or a tel number).
+const HAS_USER: u8 = 1;
+/// [`Uri::flags`]: there is a password.
+const HAS_PASSWORD: u8 = 1 << 1;
+/// [`Uri::flags`]: there is a port.
+const HAS_PORT: u8 = 1 << 2;
+/// [`Uri::flags`]: there are headers.
+const HAS_HEADERS: u8 = 1 << 3;
+
+/// An offset into a URI's text, narrowed to 16 bits. Only a text longer than
+/// [`MAX_URI_LEN`] bytes can have offsets that do not fit, and [`Uri::parse`] refuses it.
+#[inline]
+fn offset(i: usize) -> u16 {
+    i as u16
 }
 
 impl<'a> Uri<'a> {
     /// Parses `s` as a URI. `sip:`, `sips:` and `tel:` URIs are checked against their
     /// grammar; any other scheme only needs a valid scheme name and non-empty text after it.
+    ///
+    /// A text longer than [`MAX_URI_LEN`] bytes that is otherwise a valid URI is refused
+    /// with [`UriError::TooLong`].
     pub fn parse(s: &'a str) -> Result<Self, UriError> {
         if s.is_empty() {
             return Err(UriError::Empty);
@@ -159,97 +209,144 @@ impl<'a> Uri<'a> {
         }
         let uri = Uri {
             raw: s,
+            host: HostRepr::None,
             scheme,
-            scheme_str,
-            opaque,
-            user: None,
-            password: None,
-            host: None,
-            host_str: None,
-            port: None,
-            params: "",
-            headers: None,
+            flags: 0,
+            colon: offset(colon),
+            user_end: 0,
+            password_end: 0,
+            host_start: 0,
+            host_end: 0,
+            port: 0,
+            params_start: 0,
+            params_end: 0,
+            headers_start: 0,
         };
-        match scheme {
-            Scheme::Sip | Scheme::Sips => uri.parse_sip(),
-            Scheme::Tel => uri.parse_tel(),
-            Scheme::Other if opaque.is_empty() => Err(UriError::EmptyOpaque),
-            Scheme::Other => Ok(uri),
+        let uri = match scheme {
+            Scheme::Sip | Scheme::Sips => uri.parse_sip(colon + 1)?,
+            Scheme::Tel => uri.parse_tel(colon + 1)?,
+            Scheme::Other if opaque.is_empty() => return Err(UriError::EmptyOpaque),
+            Scheme::Other => uri,
+        };
+        // Checked last so that a longer text that is not a URI gets the error saying why.
+        if s.len() > MAX_URI_LEN {
+            return Err(UriError::TooLong);
         }
+        Ok(uri)
     }
 
-    /// `[userinfo "@"] hostport uri-parameters [headers]`, from `self.opaque`.
-    fn parse_sip(self) -> Result<Self, UriError> {
-        let opaque = self.opaque;
+    /// `[userinfo "@"] hostport uri-parameters [headers]`, from byte `base` of the text
+    /// (just after the scheme's colon).
+    #[inline(always)]
+    fn parse_sip(mut self, base: usize) -> Result<Self, UriError> {
+        let s = self.raw;
+        let opaque = s.get(base..).unwrap_or_default();
         let bytes = opaque.as_bytes();
-        // `;` and `?` are legal in the user part (RFC 4475 §3.1.1.9), and `@` is legal nowhere
-        // after it, so the first `@` ends the userinfo.
+        // `;` and `?` are legal in the user part (RFC 4475 §3.1.1.9), and `@` is legal
+        // nowhere after it, so the first `@` ends the userinfo.
         let at = if bytes.contains(&b'@') {
             find_byte(bytes, 0, b'@')
         } else {
             None
         };
-        let (user, password, after_user) = match at {
+        let mut flags = 0;
+        let host_start = match at {
             Some(at) => {
-                let (userinfo, rest) = split_around(opaque, at);
-                let info = userinfo.as_bytes();
-                // `:` is not a user character: the first byte that is not one must start the
-                // password, or end the userinfo.
+                let info = bytes.get(..at).unwrap_or_default();
+                // `:` is not a user character: the first byte that is not one must start
+                // the password, or end the userinfo.
                 let user_end = info
                     .iter()
                     .position(|&b| !has_class(b, USER))
                     .unwrap_or(info.len());
-                let (user, password) = match info.get(user_end) {
-                    None => (userinfo, None),
-                    Some(b':') => {
-                        let (user, password) = split_around(userinfo, user_end);
-                        (user, Some(password))
-                    }
+                let password = match info.get(user_end) {
+                    None => None,
+                    Some(b':') => Some(info.get(user_end + 1..).unwrap_or_default()),
                     Some(_) => return Err(UriError::BadUser),
                 };
-                if user.is_empty() {
+                if user_end == 0 {
                     return Err(UriError::BadUser);
                 }
                 if let Some(p) = password {
-                    if !p.bytes().all(|b| has_class(b, PASSWORD)) {
+                    if !p.iter().all(|&b| has_class(b, PASSWORD)) {
                         return Err(UriError::BadPassword);
                     }
+                    flags |= HAS_PASSWORD;
+                    self.password_end = offset(base + at);
                 }
-                (Some(user), password, rest)
+                flags |= HAS_USER;
+                self.user_end = offset(base + user_end);
+                base + at + 1
             }
-            None => (None, None, opaque),
+            None => base,
         };
+        let after_user = s.get(host_start..).unwrap_or_default();
         let hp = host_port(after_user, true)?;
-        let tail = after_user.get(hp.len..).unwrap_or("");
-        let (params, headers) = check_params(tail, true)?;
+        let tail_start = host_start + hp.len;
+        let tail = after_user.get(hp.len..).unwrap_or_default();
+        let ((params_start, params_end), headers) = check_params(tail, true)?;
         if let Some(h) = headers {
-            check_headers(h)?;
+            check_headers(tail.get(h..).unwrap_or_default())?;
+            flags |= HAS_HEADERS;
+            self.headers_start = offset(tail_start + h);
         }
-        Ok(Uri {
-            user,
-            password,
-            host: Some(hp.host),
-            host_str: after_user.get(..hp.host_len),
-            port: hp.port,
-            params,
-            headers,
-            ..self
-        })
+        self.host = match hp.host {
+            Host::Name(_) => HostRepr::Name,
+            Host::Ipv4(a) => HostRepr::Ipv4(a),
+            Host::Ipv6(a) => HostRepr::Ipv6(a),
+        };
+        self.host_start = offset(host_start);
+        self.host_end = offset(host_start + hp.host_len);
+        if let Some(port) = hp.port {
+            flags |= HAS_PORT;
+            self.port = port;
+        }
+        self.params_start = offset(tail_start + params_start);
+        self.params_end = offset(tail_start + params_end);
+        self.flags = flags;
+        Ok(self)
     }
 
-    /// `telephone-subscriber *(";" param)`, from `self.opaque`.
-    fn parse_tel(self) -> Result<Self, UriError> {
-        let opaque = self.opaque;
+    /// `telephone-subscriber *(";" param)`, from byte `base` of the text (just after the
+    /// scheme's colon).
+    #[inline(always)]
+    fn parse_tel(mut self, base: usize) -> Result<Self, UriError> {
+        let opaque = self.raw.get(base..).unwrap_or_default();
         let split = find_byte(opaque.as_bytes(), 0, b';').unwrap_or(opaque.len());
         let (number, params) = opaque.split_at_checked(split).unwrap_or((opaque, ""));
         if !is_tel_number(number) {
             return Err(UriError::BadNumber);
         }
-        Ok(Uri {
-            user: Some(number),
-            params: check_params(params, false)?.0,
-            ..self
-        })
+        let ((params_start, params_end), _) = check_params(params, false)?;
+        let tail_start = base + number.len();
+        self.flags = HAS_USER;
+        self.user_end = offset(tail_start);
+        self.params_start = offset(tail_start + params_start);
+        self.params_end = offset(tail_start + params_end);
+        Ok(self)
+    }
+
+    /// `raw[start..end]`; the offsets always bound a piece of `raw`.
+    #[inline]
+    fn slice(&self, start: u16, end: u16) -> &'a str {
+        self.raw
+            .get(usize::from(start)..usize::from(end))
+            .unwrap_or_default()
+    }
+
+    /// `raw[start..end]` when the component `flag` is present.
+    #[inline]
+    fn part(&self, flag: u8, start: usize, end: u16) -> Option<&'a str> {
+        if self.flags & flag == 0 {
+            return None;
+        }
+        self.raw.get(start..usize::from(end))
+    }
+
+    /// The parameter text after the first `;`, empty when there is none.
+    #[inline]
+    fn params_str(&self) -> &'a str {
+        self.slice(self.params_start, self.params_end)
     }
 
     /// The whole URI as written.
@@ -264,7 +361,7 @@ impl<'a> Uri<'a> {
 
     /// The scheme as written, without the colon.
     pub fn scheme_str(&self) -> &'a str {
-        self.scheme_str
+        self.raw.get(..usize::from(self.colon)).unwrap_or_default()
     }
 
     /// Whether this is a `sips:` URI.
@@ -275,33 +372,45 @@ impl<'a> Uri<'a> {
     /// For sip and sips, the user part of the userinfo, still %-escaped; for tel, the
     /// telephone number with its visual separators; `None` otherwise.
     pub fn user(&self) -> Option<&'a str> {
-        self.user
+        self.part(HAS_USER, usize::from(self.colon) + 1, self.user_end)
     }
 
     /// The password after `user:`, still %-escaped (`Some("")` for `user:@host`).
     pub fn password(&self) -> Option<&'a str> {
-        self.password
+        self.part(
+            HAS_PASSWORD,
+            usize::from(self.user_end) + 1,
+            self.password_end,
+        )
     }
 
     /// The host of a sip or sips URI; `None` for tel and other schemes.
     pub fn host(&self) -> Option<Host<'a>> {
-        self.host
+        match self.host {
+            HostRepr::None => None,
+            HostRepr::Name => Some(Host::Name(self.slice(self.host_start, self.host_end))),
+            HostRepr::Ipv4(a) => Some(Host::Ipv4(a)),
+            HostRepr::Ipv6(a) => Some(Host::Ipv6(a)),
+        }
     }
 
     /// The host as written, an IPv6 address with its brackets.
     pub fn host_str(&self) -> Option<&'a str> {
-        self.host_str
+        if self.host == HostRepr::None {
+            return None;
+        }
+        Some(self.slice(self.host_start, self.host_end))
     }
 
     /// The port, when one is written.
     pub fn port(&self) -> Option<u16> {
-        self.port
+        (self.flags & HAS_PORT != 0).then_some(self.port)
     }
 
     /// The URI parameters in order, as `(name, value)` still %-escaped; a flag parameter
     /// such as `;lr` has no value.
     pub fn params(&self) -> UriParams<'a> {
-        UriParams::new(self.params)
+        UriParams::new(self.params_str())
     }
 
     /// The first parameter named `name`, compared case-insensitively after %-unescaping:
@@ -348,17 +457,43 @@ impl<'a> Uri<'a> {
 
     /// The headers after `?`, still %-escaped.
     pub fn headers(&self) -> Option<&'a str> {
-        self.headers
+        if self.flags & HAS_HEADERS == 0 {
+            return None;
+        }
+        self.raw.get(usize::from(self.headers_start)..)
     }
 
     /// The headers after `?` as `(name, value)` pairs, still %-escaped.
     pub fn header_fields(&self) -> UriHeaders<'a> {
-        UriHeaders { rest: self.headers }
+        UriHeaders {
+            rest: self.headers(),
+        }
     }
 
     /// Everything after `scheme:`.
     pub fn opaque(&self) -> &'a str {
-        self.opaque
+        self.raw
+            .get(usize::from(self.colon) + 1..)
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Uri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // What `#[derive(Debug)]` printed when every component was a field of its own.
+        f.debug_struct("Uri")
+            .field("raw", &self.raw)
+            .field("scheme", &self.scheme)
+            .field("scheme_str", &self.scheme_str())
+            .field("opaque", &self.opaque())
+            .field("user", &self.user())
+            .field("password", &self.password())
+            .field("host", &self.host())
+            .field("host_str", &self.host_str())
+            .field("port", &self.port())
+            .field("params", &self.params_str())
+            .field("headers", &self.headers())
+            .finish()
     }
 }
 
@@ -371,8 +506,8 @@ impl PartialEq for Uri<'_> {
             Scheme::Sip | Scheme::Sips => sip_eq(self, other),
             Scheme::Tel => tel_eq(self, other),
             Scheme::Other => {
-                self.scheme_str.eq_ignore_ascii_case(other.scheme_str)
-                    && self.opaque == other.opaque
+                self.scheme_str().eq_ignore_ascii_case(other.scheme_str())
+                    && self.opaque() == other.opaque()
             }
         }
     }
@@ -799,15 +934,15 @@ fn is_visual_separator(b: u8) -> bool {
     matches!(b, b'-' | b'.' | b'(' | b')')
 }
 
-/// Checks `*(";" name ["=" value])` at the start of `tail` and returns the text after the
-/// first `;` (empty when there is none). An empty value (`;name=`) is accepted, an empty
-/// name is not. With `headers`, a `?` ends the parameters and the text after it is
-/// returned too; otherwise a `?` is an error.
-fn check_params(tail: &str, headers: bool) -> Result<(&str, Option<&str>), UriError> {
+/// Checks `*(";" name ["=" value])` at the start of `tail` and returns where the text after
+/// the first `;` lies in `tail` (an empty range when there is none). An empty value
+/// (`;name=`) is accepted, an empty name is not. With `headers`, a `?` ends the parameters
+/// and where the text after it starts is returned too; otherwise a `?` is an error.
+fn check_params(tail: &str, headers: bool) -> Result<((usize, usize), Option<usize>), UriError> {
     let bytes = tail.as_bytes();
     match bytes.first() {
-        None => return Ok(("", None)),
-        Some(b'?') if headers => return Ok(("", tail.get(1..))),
+        None => return Ok(((0, 0), None)),
+        Some(b'?') if headers => return Ok(((0, 0), Some(1))),
         Some(b';') => {}
         Some(_) => return Err(UriError::BadParam),
     }
@@ -836,8 +971,7 @@ fn check_params(tail: &str, headers: bool) -> Result<(&str, Option<&str>), UriEr
     if !has_name {
         return Err(UriError::BadParam);
     }
-    let list = tail.get(1..end).unwrap_or("");
-    Ok((list, tail.get(end + 1..)))
+    Ok(((1, end), (end < bytes.len()).then_some(end + 1)))
 }
 
 /// Checks `hname "=" hvalue *("&" hname "=" hvalue)` with a non-empty name.
@@ -1044,14 +1178,14 @@ fn sip_eq(a: &Uri<'_>, b: &Uri<'_>) -> bool {
         (Some(x), Some(y)) => eq_unescaped(x, y, false),
         _ => false,
     };
-    if !userinfo_eq(a.user, b.user) || !userinfo_eq(a.password, b.password) {
+    if !userinfo_eq(a.user(), b.user()) || !userinfo_eq(a.password(), b.password()) {
         return false;
     }
-    let host_eq = match (a.host, b.host) {
+    let host_eq = match (a.host(), b.host()) {
         (Some(Host::Name(x)), Some(Host::Name(y))) => x.eq_ignore_ascii_case(y),
         (x, y) => x == y,
     };
-    if !host_eq || a.port != b.port {
+    if !host_eq || a.port() != b.port() {
         return false;
     }
     // These parameters must match even when only one URI has them.
@@ -1097,7 +1231,7 @@ fn headers_subset(a: &Uri<'_>, b: &Uri<'_>) -> bool {
 /// RFC 3966 §4: same kind of number with the same digits once visual separators are
 /// dropped, and the same set of parameters, all compared case-insensitively.
 fn tel_eq(a: &Uri<'_>, b: &Uri<'_>) -> bool {
-    let (Some(x), Some(y)) = (a.user, b.user) else {
+    let (Some(x), Some(y)) = (a.user(), b.user()) else {
         return false;
     };
     if x.starts_with('+') != y.starts_with('+') || !eq_digits(x, y) {
@@ -1153,6 +1287,32 @@ mod tests {
 
     fn v6(s: &str) -> Ipv6Addr {
         s.parse().expect("test address")
+    }
+
+    #[test]
+    fn uri_is_small() {
+        assert!(std::mem::size_of::<Uri<'static>>() <= 64);
+        let long = format!("sip:{}", "a".repeat(MAX_URI_LEN - 4));
+        assert_eq!(uri(&long).host_str().map(str::len), Some(MAX_URI_LEN - 4));
+        let too_long = format!("sip:{}", "a".repeat(MAX_URI_LEN - 3));
+        assert_eq!(err(&too_long), UriError::TooLong);
+        let long_params = format!("sip:h;x={}?a=b", "v".repeat(MAX_URI_LEN - 13));
+        let u = uri(&long_params);
+        assert_eq!(u.headers(), Some("a=b"));
+        assert_eq!(u.param("x").flatten().map(str::len), Some(MAX_URI_LEN - 13));
+        assert_eq!(
+            err(&format!("sip:h;x={}?a=b", "v".repeat(MAX_URI_LEN))),
+            UriError::TooLong
+        );
+        // Errors other than length are reported as before.
+        assert_eq!(
+            err(&format!("sip:h;x={} ", "v".repeat(MAX_URI_LEN))),
+            UriError::Whitespace
+        );
+        assert_eq!(
+            err(&format!("foo:{}", "é".repeat(MAX_URI_LEN))),
+            UriError::TooLong
+        );
     }
 
     #[test]

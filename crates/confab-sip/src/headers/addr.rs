@@ -62,6 +62,15 @@ pub struct NameAddr<'a> {
 impl<'a> NameAddr<'a> {
     /// Parses one address value.
     pub fn parse(s: &'a str) -> Result<NameAddr<'a>, &'static str> {
+        Self::parse_with(s, |_| Ok(()))
+    }
+
+    /// Parses one address value, handing each header parameter to `seen` as it is read so
+    /// that callers check the parameters they know in the same pass.
+    pub(crate) fn parse_with(
+        s: &'a str,
+        mut seen: impl FnMut(super::Param<'a>) -> Result<(), &'static str>,
+    ) -> Result<NameAddr<'a>, &'static str> {
         let mut c = Cursor::new(s);
         c.skip_lws();
         let start = c.pos();
@@ -125,9 +134,8 @@ impl<'a> NameAddr<'a> {
             if p.name.eq_ignore_ascii_case("tag") {
                 tag = Some(p.value.filter(|_| !p.quoted).ok_or("tag must be a token")?);
             }
-            Ok(())
-        })
-        .map_err(|_| "malformed header parameters")?;
+            seen(p)
+        })?;
         Ok(NameAddr {
             raw: s,
             display,
@@ -181,8 +189,7 @@ impl<'a> Contact<'a> {
         if crate::lex::trim_lws(s) == "*" {
             return Ok(Contact::Wildcard);
         }
-        let a = NameAddr::parse(s)?;
-        for p in a.params().iter() {
+        let a = NameAddr::parse_with(s, |p| {
             if p.name.eq_ignore_ascii_case("q") {
                 p.value.and_then(qvalue).ok_or("invalid q value")?;
             } else if p.name.eq_ignore_ascii_case("expires") {
@@ -190,7 +197,8 @@ impl<'a> Contact<'a> {
                     .and_then(delta_seconds)
                     .ok_or("invalid expires parameter")?;
             }
-        }
+            Ok(())
+        })?;
         Ok(Contact::Address(a))
     }
 

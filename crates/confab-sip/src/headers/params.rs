@@ -65,7 +65,7 @@ pub(crate) fn read_params_with<'a>(
     c.skip_lws();
     let start = c.pos();
     while c.eat(b';') {
-        let p = read_param(c).ok_or("malformed parameter")?;
+        let p = read_param(c).ok_or("malformed header parameters")?;
         seen(p)?;
         c.skip_lws();
     }

@@ -54,30 +54,53 @@ pub(crate) fn max_forwards(s: &str) -> Option<u8> {
     lex::parse_decimal(lex::trim_lws(s), 255).and_then(|v| u8::try_from(v).ok())
 }
 
+/// Octets of a Call-ID `word` (RFC 3261 §25.1), as a table: every request's Call-ID is
+/// checked.
+static WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'!'
+                    | b'%'
+                    | b'*'
+                    | b'_'
+                    | b'+'
+                    | b'`'
+                    | b'\''
+                    | b'~'
+                    | b'('
+                    | b')'
+                    | b'<'
+                    | b'>'
+                    | b':'
+                    | b'\\'
+                    | b'"'
+                    | b'/'
+                    | b'['
+                    | b']'
+                    | b'?'
+                    | b'{'
+                    | b'}'
+            );
+        i += 1;
+    }
+    t
+};
+
 /// Checks a Call-ID: `word [ "@" word ]`, no whitespace.
 pub(crate) fn call_id(s: &str) -> Option<&str> {
-    let ok = !s.is_empty()
-        && s.bytes().all(|b| {
-            lex::is_token_byte(b)
-                || matches!(
-                    b,
-                    b'(' | b')'
-                        | b'<'
-                        | b'>'
-                        | b':'
-                        | b'\\'
-                        | b'"'
-                        | b'/'
-                        | b'['
-                        | b']'
-                        | b'?'
-                        | b'{'
-                        | b'}'
-                        | b'@'
-                )
-        })
-        && s.bytes().filter(|b| *b == b'@').count() <= 1;
-    ok.then_some(s)
+    let b = s.as_bytes();
+    let (left, right) = match memchr::memchr(b'@', b) {
+        Some(at) => (b.get(..at)?, Some(b.get(at + 1..)?)),
+        None => (b, None),
+    };
+    let word = |w: &[u8]| !w.is_empty() && w.iter().all(|&c| WORD[usize::from(c)]);
+    (word(left) && right.is_none_or(word)).then_some(s)
 }
 
 #[cfg(test)]

@@ -27,8 +27,20 @@ pub struct Via<'a> {
     ttl: Option<u8>,
 }
 
+/// Octets of a sent-by host name or IPv4 address, as a table.
+static HOST: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+        i += 1;
+    }
+    t
+};
+
 fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
+    HOST[usize::from(b)]
 }
 
 impl<'a> Via<'a> {
