@@ -9,8 +9,42 @@
 //! It reads users, pools and credentials from the management store but never mutates topology
 //! or users, and never calls `confab-ops`: administrative changes belong to the ops layer.
 //!
-//! Nothing is implemented yet; `confab serve` and this crate's first transports arrive with the
-//! next issue.
+//! What exists today:
+//!
+//! - [`transport`]: UDP, TCP, TLS, WebSocket (`ws://`, `wss://`) listeners, one file each,
+//!   with a connection table, limits on connections and message size, idle timeouts and a
+//!   slow-loris defence;
+//! - [`handler`]: the one request-handling path behind them: malformed messages answered 400
+//!   or dropped, validation verdicts (400, 416, 420, 483, 505), OPTIONS answered, ACK
+//!   absorbed, other methods refused (405, 481, 501) until their layers arrive;
+//! - [`routing`]: where a response goes (RFC 3261 §18.2.2, RFC 3581);
+//! - [`transactions`]: the seam where the transaction layer plugs in; until then requests
+//!   are answered statelessly;
+//! - [`Server`]: binds a [`ServerConfig`] and runs it until shutdown.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), confab_server::ServerError> {
+//! use confab_server::{Server, ServerConfig};
+//! let config = ServerConfig::new(vec!["udp://127.0.0.1:0".parse()?]);
+//! let server = Server::bind(config).await?;
+//! println!("listening {}", server.local_addrs()[0]);
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod handler;
+pub mod routing;
+mod server;
+pub mod transactions;
+pub mod transport;
+
+pub use config::{Limits, ListenUri, ServerConfig, TlsFiles};
+pub use error::{ConfigError, ServerError, TransportError};
+pub use server::Server;
+pub use transport::{Source, Transmitter, Transport};

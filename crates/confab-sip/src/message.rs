@@ -169,12 +169,78 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// Headers with a slot in [`CoreIndex`].
+const CORE_SLOTS: usize = 10;
+
+fn core_slot(kind: HeaderName) -> Option<usize> {
+    Some(match kind {
+        HeaderName::Via => 0,
+        HeaderName::From => 1,
+        HeaderName::To => 2,
+        HeaderName::CallId => 3,
+        HeaderName::CSeq => 4,
+        HeaderName::Contact => 5,
+        HeaderName::MaxForwards => 6,
+        HeaderName::ContentLength => 7,
+        HeaderName::ContentType => 8,
+        HeaderName::Expires => 9,
+        _ => return None,
+    })
+}
+
+/// Where the first field of each header that every request has read lies, and which of them
+/// appear more than once: filled while parsing, so that the core accessors and the
+/// duplicate checks of validation need no scan of the header list.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CoreIndex {
+    first: [u16; CORE_SLOTS],
+    repeated: u16,
+}
+
+impl Default for CoreIndex {
+    fn default() -> Self {
+        CoreIndex {
+            first: [u16::MAX; CORE_SLOTS],
+            repeated: 0,
+        }
+    }
+}
+
+impl CoreIndex {
+    fn note(&mut self, kind: HeaderName, field: usize) {
+        let Some(slot) = core_slot(kind) else {
+            return;
+        };
+        if let Some(first) = self.first.get_mut(slot) {
+            if *first == u16::MAX {
+                // MAX_HEADERS keeps field indexes below u16::MAX.
+                *first = u16::try_from(field).unwrap_or(u16::MAX);
+            } else {
+                self.repeated |= 1 << slot;
+            }
+        }
+    }
+
+    /// `None` when `kind` has no slot; otherwise the index of its first field, if any.
+    fn first(&self, kind: HeaderName) -> Option<Option<usize>> {
+        let slot = core_slot(kind)?;
+        let first = *self.first.get(slot)?;
+        Some((first != u16::MAX).then_some(usize::from(first)))
+    }
+
+    /// `None` when `kind` has no slot; otherwise whether it appears more than once.
+    fn repeated(&self, kind: HeaderName) -> Option<bool> {
+        core_slot(kind).map(|slot| self.repeated & (1 << slot) != 0)
+    }
+}
+
 /// The parsed head of a message: start line, header fields, where the body starts, and the
 /// first defect found (if any) that still allowed the head to be read.
 #[derive(Debug)]
 pub(crate) struct Head {
     pub(crate) start: StartLine,
     pub(crate) fields: SmallVec<[Field; INLINE_HEADERS]>,
+    pub(crate) index: CoreIndex,
     pub(crate) body_start: usize,
     pub(crate) defect: Option<ParseErrorKind>,
 }
@@ -316,6 +382,7 @@ pub(crate) fn parse_head(buf: &[u8], need_terminator: bool) -> Result<Head, Pars
     pos = next;
 
     let mut fields: SmallVec<[Field; INLINE_HEADERS]> = SmallVec::new();
+    let mut index = CoreIndex::default();
     let body_start;
     // One searcher for every line end of the head: building a searcher per line costs more
     // than the search on lines this short.
@@ -338,7 +405,7 @@ pub(crate) fn parse_head(buf: &[u8], need_terminator: bool) -> Result<Head, Pars
                 // A datagram whose header section runs to its end.
                 if pos < buf.len() {
                     let end = buf.len();
-                    add_line(buf, &mut fields, pos, end)?;
+                    add_line(buf, &mut fields, &mut index, pos, end)?;
                 }
                 defect.get_or_insert(ParseErrorKind::Unterminated);
                 body_start = buf.len();
@@ -349,12 +416,13 @@ pub(crate) fn parse_head(buf: &[u8], need_terminator: bool) -> Result<Head, Pars
             body_start = next;
             break;
         }
-        add_line(buf, &mut fields, pos, end)?;
+        add_line(buf, &mut fields, &mut index, pos, end)?;
         pos = next;
     }
     Ok(Head {
         start,
         fields,
+        index,
         body_start,
         defect,
     })
@@ -365,6 +433,7 @@ pub(crate) fn parse_head(buf: &[u8], need_terminator: bool) -> Result<Head, Pars
 fn add_line(
     buf: &[u8],
     fields: &mut SmallVec<[Field; INLINE_HEADERS]>,
+    index: &mut CoreIndex,
     pos: usize,
     end: usize,
 ) -> Result<(), ParseErrorKind> {
@@ -393,8 +462,10 @@ fn add_line(
     let name = buf.get(pos..name_end).unwrap_or_default();
     let value_start = skip_ws(buf, colon + 1, end);
     let value_end = trim_end_ws(buf, value_start, end);
+    let kind = HeaderName::from_bytes(name);
+    index.note(kind, fields.len());
     fields.push(Field {
-        kind: HeaderName::from_bytes(name),
+        kind,
         name: Span::new(pos, name_end),
         value: Span::new(value_start, value_end),
     });
@@ -430,6 +501,7 @@ pub struct Message {
     buf: Bytes,
     start: StartLine,
     fields: SmallVec<[Field; INLINE_HEADERS]>,
+    index: CoreIndex,
     body: Span,
 }
 
@@ -482,6 +554,7 @@ impl Message {
         Message {
             start: head.start,
             fields: head.fields,
+            index: head.index,
             body: Span::new(head.body_start, head.body_start + body_len),
             buf,
         }
@@ -625,7 +698,32 @@ impl Message {
     }
 
     pub(crate) fn fields_of(&self, name: HeaderName) -> impl Iterator<Item = &Field> + '_ {
-        self.fields.iter().filter(move |f| f.kind == name)
+        let from = match self.index.first(name) {
+            Some(None) => self.fields.len(),
+            Some(Some(i)) => i,
+            None => 0,
+        };
+        self.fields
+            .get(from..)
+            .unwrap_or_default()
+            .iter()
+            .filter(move |f| f.kind == name)
+    }
+
+    /// The first field named `name`.
+    pub(crate) fn first_field(&self, name: HeaderName) -> Option<&Field> {
+        match self.index.first(name) {
+            Some(i) => i.and_then(|i| self.fields.get(i)),
+            None => self.fields_of(name).next(),
+        }
+    }
+
+    /// True if more than one field is named `name`.
+    pub(crate) fn is_repeated(&self, name: HeaderName) -> bool {
+        match self.index.repeated(name) {
+            Some(r) => r,
+            None => self.fields_of(name).nth(1).is_some(),
+        }
     }
 
     /// Number of header fields with this name (each line counts once).
@@ -635,12 +733,12 @@ impl Message {
 
     /// True if a field with this name is present.
     pub fn has(&self, name: HeaderName) -> bool {
-        self.fields_of(name).next().is_some()
+        self.first_field(name).is_some()
     }
 
     /// The value of the first field with this name, as octets.
     pub fn header_bytes(&self, name: HeaderName) -> Option<&[u8]> {
-        self.fields_of(name).next().map(|f| self.bytes_at(f.value))
+        self.first_field(name).map(|f| self.bytes_at(f.value))
     }
 
     /// The value of the first field with this name; `None` if absent or not UTF-8.

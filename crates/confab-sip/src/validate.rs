@@ -84,7 +84,7 @@ fn bad_header(e: HeaderError) -> Rejection<'static> {
 /// not repeated.
 fn check_common(msg: &Message) -> Result<(), HeaderError> {
     for f in msg.fields() {
-        if f.name.is_single() && msg.count(f.name) > 1 {
+        if f.name.is_single() && msg.is_repeated(f.name) {
             return Err(HeaderError {
                 name: f.name,
                 problem: Problem::Duplicate,

@@ -1,12 +1,12 @@
 //! The command line of `confab`, defined in one place so that `--help`, the docs and later
 //! completions cannot drift apart.
 //!
-//! Only options that already mean something are here. Subcommands (`serve` first) arrive with
-//! the issues that implement them.
+//! Settings of `serve` are taken as text here and interpreted in [`crate::settings`], which
+//! merges them with the config file and the defaults and names where a bad value came from.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 
 const ABOUT: &str = "Confab: an open unified-communications (SIP) server";
 
@@ -16,11 +16,18 @@ organised in pools, with the day-2 operations of a real deployment built in and 
 user homing, moving users between pools, migrating from a legacy deployment with coexistence,
 backup and restore with a per-pool user inventory, and change control with an emergency path.
 
-This build has no subcommands yet: `confab serve` arrives next.";
+Start a front-end with `confab serve`; see `confab serve --help` for its settings.";
 
 /// The whole command line of `confab`.
 #[derive(Debug, Parser)]
-#[command(name = "confab", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(
+    name = "confab",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub deployment: DeploymentArgs,
@@ -28,20 +35,38 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text, for scripts.
     #[arg(long, global = true)]
     pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a front-end: the SIP transports (and later the admin API, web console and metrics)
+    ///
+    /// Every setting can be given as an option, as an environment variable (CONFAB_ and the
+    /// option's name, e.g. CONFAB_LISTEN), or as a key in the TOML file of --config (e.g.
+    /// listen = [...]); the option wins over the variable, the variable over the file, the
+    /// file over the default. The actual SIP listeners are printed to standard output, one
+    /// line each: `listening udp://127.0.0.1:5060`. SIGINT or SIGTERM shuts the server down
+    /// cleanly.
+    Serve(ServeArgs),
+
+    /// TLS certificates for the tls:// and wss:// listeners
+    #[command(subcommand)]
+    Tls(TlsCommand),
 }
 
 /// Where to find the deployment: every management command and `serve` take these.
 #[derive(Debug, Args)]
 pub struct DeploymentArgs {
-    /// Data directory of the deployment; the embedded SQLite management store lives inside it.
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "CONFAB_DATA_DIR",
-        default_value = "./confab-data",
-        global = true
-    )]
-    pub data_dir: PathBuf,
+    /// Data directory of the deployment; the embedded SQLite management store lives inside
+    /// it [default: ./confab-data]
+    #[arg(long, value_name = "DIR", env = "CONFAB_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
 
     /// Management store URL, e.g. postgres://HOST/DB; default: SQLite in the data directory
     ///
@@ -56,6 +81,104 @@ pub struct DeploymentArgs {
         global = true
     )]
     pub store: Option<String>,
+}
+
+/// The settings of `confab serve`. Each is optional here: absent, it falls back to the
+/// config file, then to its default.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as the options, with _ for -)
+    #[arg(long, value_name = "FILE", env = "CONFAB_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// The pool this front-end belongs to
+    #[arg(long, value_name = "NAME", env = "CONFAB_POOL")]
+    pub pool: Option<String>,
+
+    /// A SIP listener: udp://, tcp://, tls://, ws:// or wss:// IP:PORT; repeat for more
+    /// [default: udp://127.0.0.1:5060, tcp://127.0.0.1:5060]
+    ///
+    /// Port 0 binds a free port; the actual one is printed. CONFAB_LISTEN takes a
+    /// comma-separated list.
+    #[arg(long, value_name = "URI", env = "CONFAB_LISTEN", value_delimiter = ',')]
+    pub listen: Vec<String>,
+
+    /// Address of the admin HTTP API (not served yet) [default: 127.0.0.1:8480]
+    #[arg(long, value_name = "ADDR", env = "CONFAB_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+
+    /// PEM certificate chain for tls:// and wss:// listeners
+    #[arg(long, value_name = "FILE", env = "CONFAB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for tls:// and wss:// listeners
+    #[arg(long, value_name = "FILE", env = "CONFAB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Log filter: error, warn, info, debug, trace, or per module (confab_server=debug)
+    /// [default: info]
+    #[arg(long, value_name = "FILTER", env = "CONFAB_LOG_LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Most open TCP, TLS and WebSocket connections at once [default: 4096]
+    #[arg(long, value_name = "N", env = "CONFAB_MAX_CONNECTIONS")]
+    pub max_connections: Option<String>,
+
+    /// Largest SIP message accepted, in octets [default: 65535]
+    #[arg(long, value_name = "OCTETS", env = "CONFAB_MAX_MESSAGE_SIZE")]
+    pub max_message_size: Option<String>,
+
+    /// Close a connection after this long without traffic, e.g. 300s, 5m [default: 300s]
+    #[arg(long, value_name = "DURATION", env = "CONFAB_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<String>,
+
+    /// Close a connection whose handshake, first message or any started message is not
+    /// complete after this long: the slow-loris defence [default: 10s]
+    #[arg(long, value_name = "DURATION", env = "CONFAB_HEADER_TIMEOUT")]
+    pub header_timeout: Option<String>,
+
+    /// Answer UDP requests at their source port even without rport (for clients behind NAT)
+    /// [default: false]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "CONFAB_FORCE_RPORT",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub force_rport: Option<String>,
+}
+
+/// `confab tls …`
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Create a self-signed certificate and key for development and tests
+    ///
+    /// The certificate names every --name as a subject alternative name (IP addresses as
+    /// IP SANs). Clients must be told to trust it; use a certificate from a real authority
+    /// in production.
+    Generate(TlsGenerateArgs),
+}
+
+/// `confab tls generate`.
+#[derive(Debug, Args)]
+pub struct TlsGenerateArgs {
+    /// Where to write the PEM certificate
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+
+    /// Where to write the PEM private key (created readable by its owner only)
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+
+    /// A host name or IP address the certificate is for; repeat for more
+    /// [default: localhost, 127.0.0.1, ::1]
+    #[arg(long = "name", value_name = "HOST")]
+    pub names: Vec<String>,
+
+    /// Overwrite existing files
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[cfg(test)]
@@ -77,19 +200,40 @@ mod tests {
             "--store",
             "postgres://db/confab",
             "--json",
+            "serve",
+            "--listen",
+            "udp://0.0.0.0:5060",
+            "--listen",
+            "tls://0.0.0.0:5061,ws://0.0.0.0:8080",
+            "--force-rport",
         ])
         .expect("valid command line");
-        assert_eq!(cli.deployment.data_dir, PathBuf::from("/var/lib/confab"));
+        assert_eq!(
+            cli.deployment.data_dir,
+            Some(PathBuf::from("/var/lib/confab"))
+        );
         assert_eq!(
             cli.deployment.store.as_deref(),
             Some("postgres://db/confab")
         );
         assert!(cli.json);
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve expected");
+        };
+        assert_eq!(serve.listen.len(), 3);
+        assert_eq!(serve.force_rport.as_deref(), Some("true"));
+    }
+
+    #[test]
+    fn global_options_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["confab", "serve", "--data-dir", "/srv/confab"])
+            .expect("valid command line");
+        assert_eq!(cli.deployment.data_dir, Some(PathBuf::from("/srv/confab")));
     }
 
     #[test]
     fn unknown_flag_is_an_error() {
-        let err = Cli::try_parse_from(["confab", "--no-such-flag"]).unwrap_err();
+        let err = Cli::try_parse_from(["confab", "serve", "--no-such-flag"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 }

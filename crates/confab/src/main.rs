@@ -1,27 +1,56 @@
 //! # confab — the binary of Confab
 //!
-//! This crate owns the command line (clap) and, from the next issue on, `confab serve`, which
-//! composes a front-end from `confab-server`, the admin HTTP API, the web console and metrics.
-//! It wires the library crates together and must not hold business rules: those live in
-//! `confab-sip`, `confab-store`, `confab-server`, `confab-ops` and `confab-ua`.
+//! This crate owns the command line (clap) and `confab serve`, which composes a front-end from
+//! `confab-server` (and later the admin HTTP API, the web console and metrics). It wires the
+//! library crates together and must not hold business rules: those live in `confab-sip`,
+//! `confab-store`, `confab-server`, `confab-ops` and `confab-ua`.
 
 #![forbid(unsafe_code)]
 
 mod cli;
+mod serve;
+mod settings;
+mod tls_generate;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{parser::ValueSource, ArgMatches, CommandFactory, FromArgMatches};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command, TlsCommand};
+use crate::settings::{Given, Origin};
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    // No subcommand exists yet, so any invocation that is not --help or --version is a usage
-    // error: say so instead of pretending to have done something.
-    eprintln!(
-        "error: no command given; this build of confab has none yet (`serve` arrives next)\n\n\
-         For more information, try '--help'."
-    );
-    ExitCode::from(2)
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match &cli.command {
+        Command::Serve(args) => {
+            let sub = matches.subcommand_matches("serve").unwrap_or(&matches);
+            let origin = |key: &'static str| origin_of(sub, key);
+            let given = Given {
+                deployment: &cli.deployment,
+                serve: args,
+                origin: &origin,
+            };
+            match settings::resolve(&given) {
+                Ok(settings) => serve::run(settings, cli.json),
+                Err(e) => serve::settings_error(&e),
+            }
+        }
+        Command::Tls(TlsCommand::Generate(args)) => tls_generate::run(args, cli.json),
+    }
+}
+
+/// Whether an option's value came from the command line or its environment variable.
+fn origin_of(matches: &ArgMatches, key: &'static str) -> Origin {
+    match matches
+        .try_get_raw(key)
+        .ok()
+        .and_then(|_| matches.value_source(key))
+    {
+        Some(ValueSource::EnvVariable) => Origin::Env(key),
+        _ => Origin::Flag(key),
+    }
 }

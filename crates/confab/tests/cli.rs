@@ -2,14 +2,25 @@
 
 use std::process::{Command, Output};
 
-/// Runs `confab` with `args`, isolated from any CONFAB_* variables of the caller's shell.
+/// `confab` with `args`, isolated from any CONFAB_* variables of the caller's shell.
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_confab"));
+    cmd.args(args);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("CONFAB_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+/// Runs `confab` with `args` to completion.
 fn confab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_confab"))
-        .args(args)
-        .env_remove("CONFAB_DATA_DIR")
-        .env_remove("CONFAB_STORE")
-        .output()
-        .expect("the confab binary runs")
+    command(args).output().expect("the confab binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn stdout(out: &Output) -> String {
@@ -60,11 +71,132 @@ fn version_exits_zero_with_the_crate_version() {
 }
 
 #[test]
-fn no_command_is_a_usage_error_not_a_silent_success() {
+fn no_command_shows_usage_and_is_not_a_silent_success() {
     let out = confab(&[]);
     assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no command"), "{err}");
+    let err = stderr(&out);
+    assert!(err.contains("Usage"), "{err}");
+    for command in ["serve", "tls"] {
+        assert!(err.contains(command), "usage lacks {command}: {err}");
+    }
+}
+
+#[test]
+fn serve_help_documents_every_setting_with_its_variable() {
+    let out = confab(&["serve", "--help"]);
+    assert!(out.status.success(), "{:?}", out.status);
+    let text = stdout(&out);
+    for key in [
+        "config",
+        "data-dir",
+        "store",
+        "pool",
+        "listen",
+        "admin-listen",
+        "tls-cert",
+        "tls-key",
+        "log-level",
+        "max-connections",
+        "max-message-size",
+        "idle-timeout",
+        "header-timeout",
+        "force-rport",
+    ] {
+        assert!(text.contains(&format!("--{key}")), "lacks --{key}: {text}");
+        let var = format!("CONFAB_{}", key.replace('-', "_").to_uppercase());
+        assert!(text.contains(&var), "lacks {var}: {text}");
+    }
+    for default in [
+        "udp://127.0.0.1:5060",
+        "tcp://127.0.0.1:5060",
+        "127.0.0.1:8480",
+    ] {
+        assert!(text.contains(default), "lacks {default}: {text}");
+    }
+}
+
+#[test]
+fn bad_serve_settings_exit_2_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8 path");
+    for (args, env, expected) in [
+        (
+            vec!["--listen", "udp:/127.0.0.1:5060"],
+            None,
+            "udp://0.0.0.0:5060",
+        ),
+        (vec!["--max-connections", "0"], None, "1 to 1000000"),
+        (
+            vec![],
+            Some(("CONFAB_IDLE_TIMEOUT", "forever")),
+            "CONFAB_IDLE_TIMEOUT",
+        ),
+        (
+            vec!["--listen", "tls://127.0.0.1:0"],
+            None,
+            "confab tls generate",
+        ),
+        (
+            vec!["--config", "/nonexistent/confab.toml"],
+            None,
+            "cannot read config file",
+        ),
+    ] {
+        let mut cmd = command(&["serve", "--data-dir", data]);
+        cmd.args(&args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("the confab binary runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stdout(&out).is_empty(),
+            "nothing listened: {}",
+            stdout(&out)
+        );
+    }
+}
+
+#[test]
+fn tls_generate_writes_a_pair_and_keeps_existing_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let (c, k) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
+    let out = confab(&[
+        "tls",
+        "generate",
+        "--cert",
+        c,
+        "--key",
+        k,
+        "--name",
+        "sip.example",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("sip.example"), "{}", stdout(&out));
+    let pem = std::fs::read_to_string(&cert).expect("cert written");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let key_pem = std::fs::read_to_string(&key).expect("key written");
+    assert!(key_pem.contains("PRIVATE KEY"), "key PEM");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key is private: {mode:o}");
+    }
+
+    let again = confab(&["tls", "generate", "--cert", c, "--key", k]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
+    assert_eq!(std::fs::read_to_string(&cert).expect("cert"), pem, "kept");
+    let forced = confab(&["tls", "generate", "--cert", c, "--key", k, "--force"]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
 }
 
 #[test]

@@ -21,11 +21,10 @@ impl Message {
     /// The value of the only field named `name`: `Ok(None)` when absent, an error when it is
     /// repeated or not UTF-8.
     fn single(&self, name: HeaderName) -> Result<Option<&str>, HeaderError> {
-        let mut it = self.fields_of(name);
-        let Some(first) = it.next() else {
+        let Some(first) = self.first_field(name) else {
             return Ok(None);
         };
-        if it.next().is_some() {
+        if self.is_repeated(name) {
             return Err(HeaderError::new(name, Problem::Duplicate));
         }
         self.field_str(first).map(Some)
@@ -61,8 +60,7 @@ impl Message {
     /// The topmost Via value: the first value of the first Via field.
     pub fn via(&self) -> Result<Via<'_>, HeaderError> {
         let f = self
-            .fields_of(HeaderName::Via)
-            .next()
+            .first_field(HeaderName::Via)
             .ok_or(HeaderError::new(HeaderName::Via, Problem::Missing))?;
         let s = self.field_str(f)?;
         let first = crate::lex::CommaSplit::new(s).next().unwrap_or("");

@@ -1,0 +1,245 @@
+//! Tests of [`super::resolve`]: precedence, file handling and the errors an operator sees.
+
+use super::*;
+
+fn serve_args() -> ServeArgs {
+    ServeArgs {
+        config: None,
+        pool: None,
+        listen: Vec::new(),
+        admin_listen: None,
+        tls_cert: None,
+        tls_key: None,
+        log_level: None,
+        max_connections: None,
+        max_message_size: None,
+        idle_timeout: None,
+        header_timeout: None,
+        force_rport: None,
+    }
+}
+
+fn deployment() -> DeploymentArgs {
+    DeploymentArgs {
+        data_dir: None,
+        store: None,
+    }
+}
+
+/// Options named in `env` came from the environment, the others from the command line.
+fn resolve_with(
+    deployment: &DeploymentArgs,
+    serve: &ServeArgs,
+    env: &[&'static str],
+) -> Result<ServeSettings, SettingsError> {
+    let env = env.to_vec();
+    let origin = move |key: &'static str| {
+        if env.contains(&key) {
+            Origin::Env(key)
+        } else {
+            Origin::Flag(key)
+        }
+    };
+    resolve(&Given {
+        deployment,
+        serve,
+        origin: &origin,
+    })
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("confab.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+#[test]
+fn defaults() {
+    let s = resolve_with(&deployment(), &serve_args(), &[]).expect("defaults are valid");
+    assert_eq!(s.data_dir, PathBuf::from("./confab-data"));
+    let listen: Vec<String> = s.server.listen.iter().map(ToString::to_string).collect();
+    assert_eq!(listen, DEFAULT_LISTEN);
+    assert_eq!(s.admin_listen.to_string(), "127.0.0.1:8480");
+    assert_eq!(s.log_level, "info");
+    assert_eq!(s.server.limits, Limits::default());
+    assert!(!s.server.force_rport);
+    assert_eq!(s.origin("listen"), Origin::Default);
+}
+
+#[test]
+fn option_beats_file_beats_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        r#"
+            data_dir = "data"
+            listen = ["udp://127.0.0.1:5070"]
+            max_connections = 10
+            idle_timeout = 60
+            header_timeout = "1500ms"
+            force_rport = true
+            log_level = "debug"
+            pool = "pool-a"
+        "#,
+    );
+    let mut serve = serve_args();
+    serve.config = Some(config.clone());
+    serve.max_connections = Some("20".into());
+    let s = resolve_with(&deployment(), &serve, &["max_connections"]).expect("valid");
+    // From the file, relative to its directory.
+    assert_eq!(s.data_dir, dir.path().join("data"));
+    assert_eq!(s.server.listen[0].to_string(), "udp://127.0.0.1:5070");
+    assert_eq!(s.server.limits.idle_timeout, Duration::from_secs(60));
+    assert_eq!(s.server.limits.header_timeout, Duration::from_millis(1500));
+    assert!(s.server.force_rport);
+    assert_eq!(s.log_level, "debug");
+    assert_eq!(s.pool.as_deref(), Some("pool-a"));
+    assert_eq!(s.origin("listen"), Origin::File(config, "listen"));
+    // From the environment, over the file.
+    assert_eq!(s.server.limits.max_connections, 20);
+    assert_eq!(s.origin("max_connections"), Origin::Env("max_connections"));
+    // From the defaults.
+    assert_eq!(s.server.limits.max_message_size, 65_535);
+
+    serve.listen = vec!["tcp://127.0.0.1:0".into()];
+    let s = resolve_with(&deployment(), &serve, &[]).expect("valid");
+    assert_eq!(s.server.listen.len(), 1);
+    assert_eq!(s.server.listen[0].to_string(), "tcp://127.0.0.1:0");
+    assert_eq!(s.origin("listen"), Origin::Flag("listen"));
+}
+
+#[test]
+fn bad_values_name_their_origin_and_the_fix() {
+    type Case = (fn(&mut ServeArgs), &'static [&'static str]);
+    let cases: &[Case] = &[
+        (
+            |s| s.max_connections = Some("many".into()),
+            &[
+                "max_connections",
+                "'many'",
+                "--max-connections",
+                "whole number",
+            ],
+        ),
+        (
+            |s| s.idle_timeout = Some("5 parsecs".into()),
+            &["idle_timeout", "--idle-timeout", "500ms, 10s"],
+        ),
+        (
+            |s| s.header_timeout = Some("1ms".into()),
+            &["header_timeout", "100ms to 1h", "--header-timeout"],
+        ),
+        (
+            |s| s.listen = vec!["udp:/127.0.0.1".into()],
+            &["udp:/127.0.0.1", "udp://0.0.0.0:5060", "--listen"],
+        ),
+        (
+            |s| s.listen = vec!["tls://127.0.0.1:5061".into()],
+            &["tls_cert", "confab tls generate"],
+        ),
+        (
+            |s| s.tls_cert = Some("cert.pem".into()),
+            &["tls_cert is set", "tls_key is not"],
+        ),
+        (
+            |s| s.admin_listen = Some("everywhere".into()),
+            &["admin_listen", "127.0.0.1:8480"],
+        ),
+        (
+            |s| s.force_rport = Some("perhaps".into()),
+            &["true or false"],
+        ),
+        (|s| s.pool = Some("no spaces".into()), &["pool name"]),
+        (
+            |s| s.log_level = Some("loud".into()),
+            &["log_level", "debug"],
+        ),
+    ];
+    for (set, expected) in cases {
+        let mut serve = serve_args();
+        set(&mut serve);
+        let e = resolve_with(&deployment(), &serve, &[])
+            .expect_err("invalid")
+            .to_string();
+        for part in *expected {
+            assert!(e.contains(part), "{e:?} lacks {part:?}");
+        }
+    }
+}
+
+#[test]
+fn the_store_url_is_checked_without_echoing_it() {
+    let mut d = deployment();
+    d.store = Some("mysql://root:hunter2@db/confab".into());
+    let e = resolve_with(&d, &serve_args(), &["store"])
+        .expect_err("not a supported store")
+        .to_string();
+    assert!(
+        e.contains("CONFAB_STORE") && e.contains("postgres://"),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"), "{e}");
+    d.store = Some("postgres://confab@db/confab".into());
+    assert!(resolve_with(&d, &serve_args(), &[]).is_ok());
+}
+
+#[test]
+fn config_file_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut serve = serve_args();
+    serve.config = Some(dir.path().join("missing.toml"));
+    let e = resolve_with(&deployment(), &serve, &[])
+        .expect_err("missing")
+        .to_string();
+    assert!(
+        e.contains("cannot read config file") && e.contains("--config"),
+        "{e}"
+    );
+
+    serve.config = Some(write_config(dir.path(), "max_conections = 5\n"));
+    let e = resolve_with(&deployment(), &serve, &[])
+        .expect_err("typo")
+        .to_string();
+    assert!(
+        e.contains("max_conections") && e.contains("max_connections"),
+        "{e}"
+    );
+
+    serve.config = Some(write_config(
+        dir.path(),
+        "listen = \"udp://127.0.0.1:5060\"\n",
+    ));
+    let e = resolve_with(&deployment(), &serve, &[])
+        .expect_err("not a list")
+        .to_string();
+    assert!(e.contains("listen"), "{e}");
+
+    serve.config = Some(write_config(dir.path(), "max_message_size = 12\n"));
+    let e = resolve_with(&deployment(), &serve, &[])
+        .expect_err("too small")
+        .to_string();
+    assert!(
+        e.contains("max_message_size in") && e.contains("1024"),
+        "{e}"
+    );
+}
+
+#[test]
+fn durations() {
+    for (text, ms) in [
+        ("500ms", 500),
+        ("10s", 10_000),
+        ("10", 10_000),
+        ("5m", 300_000),
+        ("1h", 3_600_000),
+    ] {
+        assert_eq!(
+            parse_duration(text),
+            Ok(Duration::from_millis(ms)),
+            "{text}"
+        );
+    }
+    for text in ["", "s", "-1s", "1.5s", "1d", "99999999999999999999h"] {
+        assert!(parse_duration(text).is_err(), "{text}");
+    }
+}
