@@ -227,18 +227,7 @@ impl<'a> RawParam<'a> {
         if !self.escaped {
             return Cow::Borrowed(self.value);
         }
-        let mut out = String::with_capacity(self.value.len());
-        let mut chars = self.value.chars();
-        while let Some(ch) = chars.next() {
-            if ch == '\\' {
-                if let Some(next) = chars.next() {
-                    out.push(next);
-                }
-            } else {
-                out.push(ch);
-            }
-        }
-        Cow::Owned(out)
+        crate::lex::unescape_quoted(self.value)
     }
 }
 
@@ -394,6 +383,33 @@ impl fmt::Debug for Params<'_> {
     }
 }
 
+/// The accessors Credentials and Challenge share: both wrap one checked [`AuthValue`].
+macro_rules! common_getters {
+    () => {
+        /// The scheme as written, e.g. `Digest`.
+        pub fn scheme(&self) -> &'a str {
+            self.v.scheme
+        }
+
+        /// Whether the scheme is `Digest` (compared case-insensitively).
+        pub fn is_digest(&self) -> bool {
+            self.v.is_digest()
+        }
+
+        /// A parameter by name (case-insensitive), unquoted and unescaped.
+        pub fn param(&self, name: &str) -> Option<Cow<'a, str>> {
+            self.v.param(name)
+        }
+
+        /// All parameters in order.
+        pub fn params(&self) -> Params<'a> {
+            Params {
+                inner: self.v.raw_params(),
+            }
+        }
+    };
+}
+
 /// The value of an `Authorization` or `Proxy-Authorization` header field: what a client
 /// answers to a challenge.
 #[derive(Debug, Clone, Copy)]
@@ -407,27 +423,7 @@ impl<'a> Credentials<'a> {
         AuthValue::parse(value).map(|v| Credentials { v })
     }
 
-    /// The scheme as written, e.g. `Digest`.
-    pub fn scheme(&self) -> &'a str {
-        self.v.scheme
-    }
-
-    /// Whether the scheme is `Digest` (compared case-insensitively).
-    pub fn is_digest(&self) -> bool {
-        self.v.is_digest()
-    }
-
-    /// A parameter by name (case-insensitive), unquoted and unescaped.
-    pub fn param(&self, name: &str) -> Option<Cow<'a, str>> {
-        self.v.param(name)
-    }
-
-    /// All parameters in order.
-    pub fn params(&self) -> Params<'a> {
-        Params {
-            inner: self.v.raw_params(),
-        }
-    }
+    common_getters!();
 
     /// The `token68` form (`Bearer eyJ…`), for schemes other than `Digest`.
     pub fn token68(&self) -> Option<&'a str> {
@@ -502,27 +498,7 @@ impl<'a> Challenge<'a> {
         AuthValue::parse(value).map(|v| Challenge { v })
     }
 
-    /// The scheme as written, e.g. `Digest`.
-    pub fn scheme(&self) -> &'a str {
-        self.v.scheme
-    }
-
-    /// Whether the scheme is `Digest` (compared case-insensitively).
-    pub fn is_digest(&self) -> bool {
-        self.v.is_digest()
-    }
-
-    /// A parameter by name (case-insensitive), unquoted and unescaped.
-    pub fn param(&self, name: &str) -> Option<Cow<'a, str>> {
-        self.v.param(name)
-    }
-
-    /// All parameters in order.
-    pub fn params(&self) -> Params<'a> {
-        Params {
-            inner: self.v.raw_params(),
-        }
-    }
+    common_getters!();
 
     /// The `token68` form, for schemes other than `Digest`.
     pub fn token68(&self) -> Option<&'a str> {

@@ -4,22 +4,25 @@
 //!
 //! Everything here borrows from its input and never allocates.
 
+/// Builds a 256-entry octet-class table at compile time: `byte_table!(b => predicate)`.
+macro_rules! byte_table {
+    ($b:ident => $e:expr) => {{
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let $b = i as u8;
+            t[i] = $e;
+            i += 1;
+        }
+        t
+    }};
+}
+pub(crate) use byte_table;
+
 /// RFC 3261 `token` characters, as a table: the parser asks this for every octet of every
 /// header name.
-static TOKEN: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            );
-        i += 1;
-    }
-    t
-};
+static TOKEN: [bool; 256] = byte_table!(b => b.is_ascii_alphanumeric()
+    || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'));
 
 /// RFC 3261 `token` characters.
 #[inline(always)]
@@ -163,6 +166,26 @@ impl<'a> Cursor<'a> {
             }
         }
     }
+}
+
+/// Resolves the quoted-pair escapes (`\"`, `\\`) of a quoted string's contents; borrows
+/// when there are none.
+pub(crate) fn unescape_quoted(raw: &str) -> std::borrow::Cow<'_, str> {
+    if !raw.contains('\\') {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\\' {
+            if let Some(next) = chars.next() {
+                out.push(next);
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Splits a header value at top-level commas: not inside a quoted string, not inside

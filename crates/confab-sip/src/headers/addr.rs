@@ -30,21 +30,11 @@ impl<'a> DisplayName<'a> {
     }
     /// The name with quoted-pair escapes resolved (allocates only if there are escapes).
     pub fn text(&self) -> Cow<'a, str> {
-        if !self.quoted || !self.raw.contains('\\') {
-            return Cow::Borrowed(self.raw);
+        if self.quoted {
+            crate::lex::unescape_quoted(self.raw)
+        } else {
+            Cow::Borrowed(self.raw)
         }
-        let mut out = String::with_capacity(self.raw.len());
-        let mut chars = self.raw.chars();
-        while let Some(ch) = chars.next() {
-            if ch == '\\' {
-                if let Some(next) = chars.next() {
-                    out.push(next);
-                }
-            } else {
-                out.push(ch);
-            }
-        }
-        Cow::Owned(out)
     }
 }
 

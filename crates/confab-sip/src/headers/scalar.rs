@@ -56,41 +56,12 @@ pub(crate) fn max_forwards(s: &str) -> Option<u8> {
 
 /// Octets of a Call-ID `word` (RFC 3261 §25.1), as a table: every request's Call-ID is
 /// checked.
-static WORD: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.'
-                    | b'!'
-                    | b'%'
-                    | b'*'
-                    | b'_'
-                    | b'+'
-                    | b'`'
-                    | b'\''
-                    | b'~'
-                    | b'('
-                    | b')'
-                    | b'<'
-                    | b'>'
-                    | b':'
-                    | b'\\'
-                    | b'"'
-                    | b'/'
-                    | b'['
-                    | b']'
-                    | b'?'
-                    | b'{'
-                    | b'}'
-            );
-        i += 1;
-    }
-    t
-};
+static WORD: [bool; 256] = crate::lex::byte_table!(b => b.is_ascii_alphanumeric()
+|| matches!(
+    b,
+    b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~' | b'(' | b')'
+        | b'<' | b'>' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'{' | b'}'
+));
 
 /// Checks a Call-ID: `word [ "@" word ]`, no whitespace.
 pub(crate) fn call_id(s: &str) -> Option<&str> {

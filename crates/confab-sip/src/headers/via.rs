@@ -28,16 +28,8 @@ pub struct Via<'a> {
 }
 
 /// Octets of a sent-by host name or IPv4 address, as a table.
-static HOST: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
-        i += 1;
-    }
-    t
-};
+static HOST: [bool; 256] =
+    crate::lex::byte_table!(b => b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
 
 fn is_host_byte(b: u8) -> bool {
     HOST[usize::from(b)]
