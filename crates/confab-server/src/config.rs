@@ -1,6 +1,6 @@
 //! The configuration of one front-end's SIP side: where it listens ([`ListenUri`]), its TLS
-//! certificate ([`TlsFiles`]), its resource limits ([`Limits`]) and its response routing
-//! choice (`force_rport`). [`ServerConfig::validate`] checks it once, before anything is
+//! certificate ([`TlsFiles`]), its resource limits ([`Limits`]), its transaction timers
+//! ([`TimerConfig`]) and its response routing choice (`force_rport`). [`ServerConfig::validate`] checks it once, before anything is
 //! bound; reading files, environment variables and the command line is the binary's job.
 
 use std::fmt;
@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::transactions::TimerConfig;
 use crate::transport::Transport;
 
 /// One listener: a transport and the local address to bind, written
@@ -96,6 +97,10 @@ pub struct Limits {
     /// the accept, and every later one within this time of its first octet. Writes that
     /// stall this long also close the connection.
     pub header_timeout: Duration,
+    /// Live SIP transactions at once, when the transaction driver is installed
+    /// ([`crate::transactions::TransactionDriver`]); a request that would start one more is
+    /// answered 503 with Retry-After. Each holds its request and last response, a few kB.
+    pub max_transactions: usize,
 }
 
 impl Limits {
@@ -107,6 +112,8 @@ impl Limits {
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
     /// Default [`Limits::header_timeout`].
     pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default [`Limits::max_transactions`].
+    pub const DEFAULT_MAX_TRANSACTIONS: usize = 100_000;
 
     /// Checks every limit against its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -150,6 +157,13 @@ impl Limits {
                 "use 100ms to 1h, e.g. 10s",
             );
         }
+        if !(1..=10_000_000).contains(&self.max_transactions) {
+            return limit(
+                "max_transactions",
+                self.max_transactions.to_string(),
+                "use 1 to 10000000 (each live transaction holds a few kB)",
+            );
+        }
         Ok(())
     }
 }
@@ -161,6 +175,7 @@ impl Default for Limits {
             max_message_size: Self::DEFAULT_MAX_MESSAGE_SIZE,
             idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
+            max_transactions: Self::DEFAULT_MAX_TRANSACTIONS,
         }
     }
 }
@@ -174,6 +189,9 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// Resource limits.
     pub limits: Limits,
+    /// The transaction timers T1, T2 and T4 (RFC 3261 §17.1.1.1), used when the transaction
+    /// driver is installed; valid by construction ([`TimerConfig::new`]).
+    pub timers: TimerConfig,
     /// Answer every UDP request at its source port, as if its top Via carried `rport`
     /// (RFC 3581). Without it, a request without `rport` is answered at the sent-by port
     /// (RFC 3261 §18.2.2), which a client behind NAT never receives.
@@ -181,12 +199,13 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// These listeners, no TLS files, default limits, RFC 3261 response routing.
+    /// These listeners, no TLS files, default limits, RFC 3261 timers and response routing.
     pub fn new(listen: Vec<ListenUri>) -> Self {
         ServerConfig {
             listen,
             tls: None,
             limits: Limits::default(),
+            timers: TimerConfig::RFC3261,
             force_rport: false,
         }
     }
@@ -272,6 +291,15 @@ mod tests {
             c.validate(),
             Err(ConfigError::Limit {
                 name: "max_message_size",
+                ..
+            })
+        ));
+        let mut c = ServerConfig::new(vec![udp]);
+        c.limits.max_transactions = 0;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Limit {
+                name: "max_transactions",
                 ..
             })
         ));

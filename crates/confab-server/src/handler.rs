@@ -10,7 +10,11 @@
 //!    transaction layer and otherwise dropped: nothing sends requests yet, so no response is
 //!    expected, and none is ever forwarded (RFC 4475 `bcast`).
 //! 3. A request is offered to the transaction layer ([`TransactionHook`]), which may absorb
-//!    it as a retransmission.
+//!    it as a retransmission (answered with what the layer resends, if anything), or refuse
+//!    it when it holds too many transactions (answered 503 with Retry-After, statelessly).
+//!    Every request that goes on is answered through [`TransactionHook::respond`], so its
+//!    transaction (if it has one) keeps the response; only ACK goes unanswered, and ACK
+//!    never starts a transaction.
 //! 4. ACK is absorbed silently: it never gets a response.
 //! 5. `check_request`: 400, 416, 420 (with Unsupported), 505 as it says.
 //! 6. OPTIONS is answered 200 with Allow, Accept, Accept-Encoding, Accept-Language and
@@ -18,7 +22,9 @@
 //!    is no user to forward it to, so it is answered locally, even with Max-Forwards 0
 //!    (RFC 3261 §11, RFC 4475 `zeromf`).
 //! 7. Any other request with Max-Forwards 0 gets 483 (`check_forwarding`).
-//! 8. CANCEL gets 481: the server never holds an INVITE transaction it could cancel.
+//! 8. CANCEL gets 481: every INVITE is answered at once, so none is left to cancel. (An
+//!    INVITE transaction the driver still holds has its final response already; RFC 3261
+//!    §9.2 would answer a CANCEL matching it 200, which arrives with the proxy.)
 //! 9. Other methods: 405 with Allow for the methods of RFC 3261 and its extensions that the
 //!    server will handle but does not yet (REGISTER with the registrar, INVITE and BYE with
 //!    the proxy, MESSAGE with messaging, SUBSCRIBE, NOTIFY and PUBLISH with presence: later
@@ -31,6 +37,7 @@ use std::borrow::Cow;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use confab_sip::builder::ResponseBuilder;
@@ -145,9 +152,15 @@ impl Handler {
             self.response(&msg, source);
             return None;
         }
-        if let Disposition::Absorbed { resend } = self.transactions.request_received(&msg, source) {
-            debug!(peer = %source.peer, "request absorbed by its transaction");
-            return resend.and_then(|bytes| self.reply_to(&msg, bytes, source));
+        match self.transactions.request_received(&msg, source) {
+            Disposition::Continue => {}
+            Disposition::Absorbed { resend } => {
+                debug!(peer = %source.peer, "request absorbed by its transaction");
+                return resend.and_then(|bytes| self.reply_to(&msg, bytes, source));
+            }
+            Disposition::Overloaded { retry_after } => {
+                return self.overloaded(&msg, retry_after, source)
+            }
         }
         let answer = self.answer(&msg)?;
         debug!(
@@ -160,6 +173,18 @@ impl Handler {
         let bytes = self.build(&msg, answer, source);
         let bytes = self.transactions.respond(&msg, bytes, source)?;
         self.reply_to(&msg, bytes, source)
+    }
+
+    /// 503 with Retry-After in whole seconds (at least 1), outside any transaction.
+    fn overloaded(&self, req: &Message, retry_after: Duration, source: &Source) -> Option<Reply> {
+        if req.method() == Some(Method::Ack) {
+            return None;
+        }
+        let secs = retry_after.as_secs().max(1);
+        let answer =
+            Answer::new(503, "Service Unavailable").header("Retry-After", secs.to_string());
+        let bytes = self.build(req, answer, source);
+        self.reply_to(req, bytes, source)
     }
 
     fn unparsable(&self, e: &ParseError, source: &Source) -> Option<Reply> {
@@ -421,5 +446,26 @@ mod tests {
             .handle_datagram(request("OPTIONS", ""), &source(Transport::Udp))
             .expect("resent");
         assert_eq!(&reply.bytes[..], b"SIP/2.0 100 Trying\r\n\r\n");
+    }
+
+    #[test]
+    fn an_overloaded_transaction_layer_gets_503_with_retry_after() {
+        struct Full;
+        impl TransactionHook for Full {
+            fn request_received(&self, _: &Message, _: &Source) -> Disposition {
+                Disposition::Overloaded {
+                    retry_after: Duration::from_millis(2500),
+                }
+            }
+            fn respond(&self, _: &Message, _: Bytes, _: &Source) -> Option<Bytes> {
+                panic!("a refused request is answered outside any transaction");
+            }
+        }
+        let h = Handler::new(false).with_transactions(Arc::new(Full));
+        let (resp, _) = answer(&h, request("INVITE", ""), Transport::Udp).expect("answered");
+        assert_eq!(resp.status(), Some(503));
+        assert_eq!(resp.headers_named("Retry-After").next(), Some(&b"2"[..]));
+        assert!(resp.to().expect("to").tag().is_some());
+        assert!(answer(&h, request("ACK", ""), Transport::Udp).is_none());
     }
 }

@@ -18,15 +18,19 @@
 //!   or dropped, validation verdicts (400, 416, 420, 483, 505), OPTIONS answered, ACK
 //!   absorbed, other methods refused (405, 481, 501) until their layers arrive;
 //! - [`routing`]: where a response goes (RFC 3261 §18.2.2, RFC 3581);
-//! - [`transactions`]: the seam where the transaction layer plugs in; until then requests
-//!   are answered statelessly;
+//! - [`transactions`]: the seam where the transaction layer plugs in, and
+//!   [`TransactionDriver`], which runs `confab-sip`'s transaction layer behind it: request
+//!   retransmissions absorbed, responses retransmitted on the RFC 3261 timers, a cap on live
+//!   transactions (without it, [`Server::bind`], requests are answered statelessly);
 //! - [`Server`]: binds a [`ServerConfig`] and runs it until shutdown.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), confab_server::ServerError> {
-//! use confab_server::{Server, ServerConfig};
+//! use std::sync::Arc;
+//! use confab_server::{Server, ServerConfig, TransactionDriver};
 //! let config = ServerConfig::new(vec!["udp://127.0.0.1:0".parse()?]);
-//! let server = Server::bind(config).await?;
+//! let driver = Arc::new(TransactionDriver::new(&config));
+//! let server = Server::bind_with(config, Some(driver)).await?;
 //! println!("listening {}", server.local_addrs()[0]);
 //! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await;
 //! # Ok(())
@@ -47,4 +51,5 @@ pub mod transport;
 pub use config::{Limits, ListenUri, ServerConfig, TlsFiles};
 pub use error::{ConfigError, ServerError, TransportError};
 pub use server::Server;
+pub use transactions::{TimerConfig, TransactionDriver};
 pub use transport::{Source, Transmitter, Transport};

@@ -35,6 +35,7 @@ pub struct Server {
     listeners: Vec<(ListenUri, Listener)>,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
+    transactions: Option<Arc<dyn TransactionHook>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -53,7 +54,9 @@ impl Server {
     }
 
     /// As [`Server::bind`], with the transaction layer installed (see
-    /// [`crate::transactions`]).
+    /// [`crate::transactions`]): its requests and responses go through `transactions`, and
+    /// [`Server::run`] runs its task ([`TransactionHook::start`]) with this server's
+    /// [`Transmitter`] until shutdown. `None` is [`Server::bind`].
     pub async fn bind_with(
         config: ServerConfig,
         transactions: Option<Arc<dyn TransactionHook>>,
@@ -84,8 +87,8 @@ impl Server {
             listeners.push((ListenUri::new(uri.transport, local), listener));
         }
         let mut handler = Handler::new(config.force_rport);
-        if let Some(t) = transactions {
-            handler = handler.with_transactions(t);
+        if let Some(t) = &transactions {
+            handler = handler.with_transactions(Arc::clone(t));
         }
         let shared = Arc::new(Shared {
             handler,
@@ -98,6 +101,7 @@ impl Server {
             listeners,
             tls,
             shared,
+            transactions,
         })
     }
 
@@ -125,14 +129,21 @@ impl Server {
         Transmitter::new(udp, Arc::clone(&self.shared.connections))
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, closes every connection and
-    /// returns (waiting at most a few seconds for connections to close).
+    /// Serves until `shutdown` completes, then stops accepting, closes every connection,
+    /// stops the transaction layer's task and returns (waiting at most a few seconds for
+    /// connections to close).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let transmitter = self.transmitter();
         let Server {
             listeners,
             tls,
             shared,
+            transactions,
         } = self;
+        if let Some(task) = transactions.and_then(|t| t.start(transmitter, shared.shutdown.clone()))
+        {
+            shared.tasks.spawn(task);
+        }
         let workers = udp::workers();
         for (uri, listener) in listeners {
             match listener {

@@ -4,16 +4,18 @@
 //! dropped, and a valid OPTIONS right after each one is still answered.
 //!
 //! The messages' Via headers name hosts on port 5060 that the test does not own, so the
-//! server runs with `force_rport` and answers at the test socket's port.
+//! server runs with `force_rport` and answers at the test socket's port. The corpus runs
+//! twice: answered statelessly, and through the transaction driver.
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use confab_server::Transport;
+use confab_server::{TimerConfig, TransactionDriver, Transport};
 use confab_sip::Message;
 
 /// What the server answers each message of `crates/confab-sip/tests/data/rfc4475/`.
@@ -104,6 +106,32 @@ fn status(bytes: &[u8]) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rfc4475_message_gets_its_expected_handling_over_udp() {
+    let mut config = config(&[Transport::Udp], None);
+    config.force_rport = true;
+    check_corpus(TestServer::start(config).await).await;
+}
+
+/// The same through the transaction driver: a message the layer cannot key is answered
+/// statelessly, every other one in a transaction of its own. T1 is long enough that no
+/// INVITE response is retransmitted while the test runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rfc4475_message_gets_its_expected_handling_through_the_transaction_driver() {
+    let mut config = config(&[Transport::Udp], None);
+    config.force_rport = true;
+    let minute = Duration::from_secs(60);
+    config.timers = TimerConfig::new(minute, minute, minute).expect("valid timers");
+    let driver = Arc::new(TransactionDriver::new(&config));
+    check_corpus(TestServer::start_with(config, Some(Arc::clone(&driver) as _)).await).await;
+    // Three pairs of corpus messages share branch, sent-by and method (escnull and
+    // regescrt, cparam01 and cparam02, unkscm and novelsc): to RFC 3261 §17.2.3 the second
+    // of each is a retransmission of the first, and gets the first one's response (of the
+    // same status).
+    let stats = driver.stats();
+    assert_eq!(stats.absorbed, 3, "{stats:?}");
+    assert_eq!(stats.timer_sends, 0, "{stats:?}");
+}
+
+async fn check_corpus(server: TestServer) {
     let corpus = corpus();
     let expected: BTreeMap<&str, Option<u16>> = EXPECTED.iter().copied().collect();
     assert_eq!(corpus.len(), 49, "the corpus has RFC 4475's 49 messages");
@@ -114,9 +142,6 @@ async fn every_rfc4475_message_gets_its_expected_handling_over_udp() {
         );
     }
 
-    let mut config = config(&[Transport::Udp], None);
-    config.force_rport = true;
-    let server = TestServer::start(config).await;
     let addr = server.addr(Transport::Udp);
     let socket = udp_client().await;
     let local = socket.local_addr().expect("local");

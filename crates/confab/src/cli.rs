@@ -137,6 +137,25 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", env = "CONFAB_HEADER_TIMEOUT")]
     pub header_timeout: Option<String>,
 
+    /// Most live SIP transactions at once; a request that would start one more is answered
+    /// 503 with Retry-After [default: 100000]
+    #[arg(long, value_name = "N", env = "CONFAB_MAX_TRANSACTIONS")]
+    pub max_transactions: Option<String>,
+
+    /// Transaction timer T1, the round-trip estimate: first retransmission interval, and
+    /// 64·T1 the transaction timeout (RFC 3261 §17.1.1.1) [default: 500ms]
+    #[arg(long, value_name = "DURATION", env = "CONFAB_T1")]
+    pub t1: Option<String>,
+
+    /// Transaction timer T2, the longest retransmission interval; at least T1
+    /// [default: 4s]
+    #[arg(long, value_name = "DURATION", env = "CONFAB_T2")]
+    pub t2: Option<String>,
+
+    /// Transaction timer T4, the longest a message stays in the network [default: 5s]
+    #[arg(long, value_name = "DURATION", env = "CONFAB_T4")]
+    pub t4: Option<String>,
+
     /// Answer UDP requests at their source port even without rport (for clients behind NAT)
     /// [default: false]
     #[arg(
@@ -206,6 +225,10 @@ mod tests {
             "--listen",
             "tls://0.0.0.0:5061,ws://0.0.0.0:8080",
             "--force-rport",
+            "--t1",
+            "250ms",
+            "--max-transactions",
+            "5000",
         ])
         .expect("valid command line");
         assert_eq!(
@@ -222,6 +245,8 @@ mod tests {
         };
         assert_eq!(serve.listen.len(), 3);
         assert_eq!(serve.force_rport.as_deref(), Some("true"));
+        assert_eq!(serve.t1.as_deref(), Some("250ms"));
+        assert_eq!(serve.max_transactions.as_deref(), Some("5000"));
     }
 
     #[test]

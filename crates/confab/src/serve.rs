@@ -1,13 +1,14 @@
-//! `confab serve`: resolves the settings, starts logging, binds the SIP listeners, prints
-//! where they are, and runs until SIGINT or SIGTERM.
+//! `confab serve`: resolves the settings, starts logging, binds the SIP listeners with the
+//! transaction driver installed, prints where they are, and runs until SIGINT or SIGTERM.
 //!
 //! Standard output carries only the `listening TRANSPORT://IP:PORT` lines (JSON objects with
 //! `--json`), so that scripts and tests can read the actual ports; logs go to standard error.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use confab_server::{Server, ServerError};
+use confab_server::{Server, ServerError, TransactionDriver};
 use tracing::{error, info};
 
 use crate::settings::{ServeSettings, SettingsError};
@@ -74,7 +75,17 @@ async fn serve(settings: ServeSettings, json: bool) -> ExitCode {
         admin_listen = %settings.admin_listen,
         "the admin API arrives in a later issue; not listening on admin_listen yet"
     );
-    let server = match Server::bind(settings.server.clone()).await {
+    // The server hands the driver its transmitter and runs its timers until shutdown.
+    let driver = Arc::new(TransactionDriver::new(&settings.server));
+    let timers = settings.server.timers;
+    info!(
+        t1 = ?timers.t1(),
+        t2 = ?timers.t2(),
+        t4 = ?timers.t4(),
+        max_transactions = settings.server.limits.max_transactions,
+        "SIP transactions"
+    );
+    let server = match Server::bind_with(settings.server.clone(), Some(driver)).await {
         Ok(server) => server,
         Err(ServerError::Config(e)) => {
             report(&settings.explain(e));

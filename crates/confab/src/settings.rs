@@ -13,10 +13,18 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use confab_server::transactions::{TimerConfig, TimerError};
 use confab_server::{ConfigError, Limits, ListenUri, ServerConfig, TlsFiles};
 use serde::Deserialize;
 
 use crate::cli::{DeploymentArgs, ServeArgs};
+
+mod values;
+
+pub use values::parse_duration;
+use values::{
+    check_log_level, check_pool, check_store, parse_bool, parse_count, parse_socket_addr,
+};
 
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./confab-data";
@@ -141,6 +149,10 @@ struct FileSettings {
     max_message_size: Option<Scalar>,
     idle_timeout: Option<Scalar>,
     header_timeout: Option<Scalar>,
+    max_transactions: Option<Scalar>,
+    t1: Option<Scalar>,
+    t2: Option<Scalar>,
+    t4: Option<Scalar>,
     force_rport: Option<Scalar>,
 }
 
@@ -389,7 +401,15 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
             parse_duration,
             defaults.header_timeout,
         )?,
+        max_transactions: r.value(
+            "max_transactions",
+            serve.max_transactions.as_ref(),
+            |f| f.max_transactions.as_ref(),
+            parse_count,
+            defaults.max_transactions,
+        )?,
     };
+    let timers = timers(&mut r, serve)?;
     let force_rport = r.value(
         "force_rport",
         serve.force_rport.as_ref(),
@@ -408,6 +428,7 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
             listen,
             tls,
             limits,
+            timers,
             force_rport,
         },
         origins: r.origins,
@@ -419,119 +440,54 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
     Ok(settings)
 }
 
-fn invalid(key: &'static str, value: String, origin: Origin, fix: &str) -> SettingsError {
-    SettingsError::Invalid {
-        key,
-        value,
-        origin,
-        fix: fix.to_owned(),
-    }
-}
-
-fn check_store(url: String, origin: Origin) -> Result<String, SettingsError> {
-    let lower = url.to_ascii_lowercase();
-    if ["postgres://", "postgresql://", "sqlite:"]
-        .iter()
-        .any(|p| lower.starts_with(p))
-    {
-        return Ok(url);
-    }
-    // The URL may carry a password: show only its scheme.
-    let shown = url.split_once(':').map_or("?", |(s, _)| s).to_owned() + ":…";
-    Err(invalid(
-        "store",
-        shown,
-        origin,
-        "use postgres://USER@HOST/DB for a shared PostgreSQL store, or leave it unset for the \
-         SQLite file in the data directory",
-    ))
-}
-
-fn check_pool(name: String, origin: Origin) -> Result<String, SettingsError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(name)
-    } else {
-        Err(invalid(
-            "pool",
-            name,
-            origin,
-            "a pool name is 1 to 63 letters, digits, '-', '_' or '.', starting with a letter or digit",
-        ))
-    }
-}
-
-fn check_log_level(filter: String, origin: Origin) -> Result<String, SettingsError> {
-    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
-    let is_level = |s: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(s.trim()));
-    // EnvFilter takes a bare word as a target name, so a misspelt level ("inof") would
-    // silently log nothing: require a level, alone or after TARGET=.
-    let directives_ok = filter.split(',').filter(|d| !d.trim().is_empty()).all(|d| {
-        d.rsplit_once('=')
-            .map_or_else(|| is_level(d), |(_, l)| is_level(l))
-    });
-    let parsed = tracing_subscriber::EnvFilter::builder().parse(&filter);
-    match parsed {
-        Ok(_) if directives_ok && !filter.trim().is_empty() => Ok(filter),
-        result => Err(SettingsError::Invalid {
-            key: "log_level",
-            value: filter,
-            origin,
+/// T1, T2 and T4, checked together: T2 may not be below T1.
+fn timers(r: &mut Resolver<'_>, serve: &ServeArgs) -> Result<TimerConfig, SettingsError> {
+    let rfc = TimerConfig::RFC3261;
+    let t1 = r.value(
+        "t1",
+        serve.t1.as_ref(),
+        |f| f.t1.as_ref(),
+        parse_duration,
+        rfc.t1(),
+    )?;
+    let t2 = r.value(
+        "t2",
+        serve.t2.as_ref(),
+        |f| f.t2.as_ref(),
+        parse_duration,
+        rfc.t2(),
+    )?;
+    let t4 = r.value(
+        "t4",
+        serve.t4.as_ref(),
+        |f| f.t4.as_ref(),
+        parse_duration,
+        rfc.t4(),
+    )?;
+    TimerConfig::new(t1, t2, t4).map_err(|e| {
+        let given = |key| r.origins.contains_key(key);
+        let (key, value) = match e {
+            TimerError::ZeroT1 => ("t1", t1),
+            // Blame the one the operator set: a T1 raised over the default T2, or a T2 set
+            // below T1.
+            TimerError::T2BelowT1 if given("t2") || !given("t1") => ("t2", t2),
+            TimerError::T2BelowT1 => ("t1", t1),
+            TimerError::TooLarge => [("t1", t1), ("t2", t2)]
+                .into_iter()
+                .find(|(_, d)| *d > Duration::from_secs(3600))
+                .unwrap_or(("t4", t4)),
+        };
+        SettingsError::Invalid {
+            key,
+            value: format!("{}ms", value.as_millis()),
+            origin: r.origins.get(key).cloned().unwrap_or(Origin::Default),
             fix: format!(
-                "{}use error, warn, info, debug or trace, optionally per module as in \
-                 info,confab_server=debug",
-                result.err().map(|e| format!("{e}; ")).unwrap_or_default()
+                "{e} (t1 = {}ms, t2 = {}ms); the RFC 3261 values are t1 = 500ms, t2 = 4s, t4 = 5s",
+                t1.as_millis(),
+                t2.as_millis()
             ),
-        }),
-    }
-}
-
-fn parse_count(s: &str) -> Result<usize, String> {
-    s.replace('_', "")
-        .parse()
-        .map_err(|_| "write a whole number, e.g. 4096".to_owned())
-}
-
-fn parse_bool(s: &str) -> Result<bool, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err("write true or false".to_owned()),
-    }
-}
-
-/// `500ms`, `10s`, `5m`, `1h`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let fix =
-        || "write a duration such as 500ms, 10s, 5m or 1h (a bare number is seconds)".to_owned();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number.parse().map_err(|_| fix())?;
-    let ms = match unit.trim() {
-        "ms" => Some(n),
-        "" | "s" => n.checked_mul(1000),
-        "m" | "min" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        _ => None,
-    };
-    ms.map(Duration::from_millis).ok_or_else(fix)
-}
-
-fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
-    let fix = || "write IP:PORT, e.g. 127.0.0.1:8480 or [::1]:8480".to_owned();
-    if let Some(port) = s
-        .strip_prefix("localhost:")
-        .or_else(|| s.strip_prefix("LOCALHOST:"))
-    {
-        let port: u16 = port.parse().map_err(|_| fix())?;
-        return Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
-    }
-    s.parse().map_err(|_| fix())
+        }
+    })
 }
 
 #[cfg(test)]

@@ -15,6 +15,10 @@ fn serve_args() -> ServeArgs {
         max_message_size: None,
         idle_timeout: None,
         header_timeout: None,
+        max_transactions: None,
+        t1: None,
+        t2: None,
+        t4: None,
         force_rport: None,
     }
 }
@@ -62,6 +66,8 @@ fn defaults() {
     assert_eq!(s.admin_listen.to_string(), "127.0.0.1:8480");
     assert_eq!(s.log_level, "info");
     assert_eq!(s.server.limits, Limits::default());
+    assert_eq!(s.server.limits.max_transactions, 100_000);
+    assert_eq!(s.server.timers, TimerConfig::RFC3261);
     assert!(!s.server.force_rport);
     assert_eq!(s.origin("listen"), Origin::Default);
 }
@@ -80,6 +86,9 @@ fn option_beats_file_beats_default() {
             force_rport = true
             log_level = "debug"
             pool = "pool-a"
+            t1 = "250ms"
+            t4 = 10
+            max_transactions = "5_000"
         "#,
     );
     let mut serve = serve_args();
@@ -94,6 +103,10 @@ fn option_beats_file_beats_default() {
     assert!(s.server.force_rport);
     assert_eq!(s.log_level, "debug");
     assert_eq!(s.pool.as_deref(), Some("pool-a"));
+    assert_eq!(s.server.timers.t1(), Duration::from_millis(250));
+    assert_eq!(s.server.timers.t2(), Duration::from_secs(4), "the default");
+    assert_eq!(s.server.timers.t4(), Duration::from_secs(10));
+    assert_eq!(s.server.limits.max_transactions, 5_000);
     assert_eq!(s.origin("listen"), Origin::File(config, "listen"));
     // From the environment, over the file.
     assert_eq!(s.server.limits.max_connections, 20);
@@ -150,6 +163,38 @@ fn bad_values_name_their_origin_and_the_fix() {
             &["true or false"],
         ),
         (|s| s.pool = Some("no spaces".into()), &["pool name"]),
+        (
+            |s| s.max_transactions = Some("0".into()),
+            &["max_transactions", "1 to 10000000", "--max-transactions"],
+        ),
+        (
+            |s| s.t1 = Some("0ms".into()),
+            &[
+                "invalid t1",
+                "--t1",
+                "T1 must be greater than zero",
+                "500ms",
+            ],
+        ),
+        (
+            |s| s.t2 = Some("100ms".into()),
+            &[
+                "invalid t2 '100ms'",
+                "--t2",
+                "T2 must be at least T1",
+                "t1 = 500ms",
+            ],
+        ),
+        // T1 raised over the default T2: T1 is the one to blame.
+        (
+            |s| s.t1 = Some("5s".into()),
+            &["invalid t1 '5000ms'", "--t1", "T2 must be at least T1"],
+        ),
+        (
+            |s| s.t4 = Some("2h".into()),
+            &["invalid t4", "--t4", "at most one hour"],
+        ),
+        (|s| s.t4 = Some("soon".into()), &["t4", "500ms, 10s"]),
         (
             |s| s.log_level = Some("loud".into()),
             &["log_level", "debug"],

@@ -100,6 +100,10 @@ fn serve_help_documents_every_setting_with_its_variable() {
         "max-message-size",
         "idle-timeout",
         "header-timeout",
+        "max-transactions",
+        "t1",
+        "t2",
+        "t4",
         "force-rport",
     ] {
         assert!(text.contains(&format!("--{key}")), "lacks --{key}: {text}");
@@ -126,6 +130,12 @@ fn bad_serve_settings_exit_2_with_the_fix() {
             "udp://0.0.0.0:5060",
         ),
         (vec!["--max-connections", "0"], None, "1 to 1000000"),
+        (vec!["--t1", "0ms"], None, "T1 must be greater than zero"),
+        (
+            vec![],
+            Some(("CONFAB_T2", "100ms")),
+            "T2 must be at least T1",
+        ),
         (
             vec![],
             Some(("CONFAB_IDLE_TIMEOUT", "forever")),

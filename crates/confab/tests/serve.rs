@@ -9,8 +9,11 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
 use common::*;
+use confab_sip::builder::RequestBuilder;
 use confab_sip::framing::{Frame, StreamFramer};
 use confab_sip::Message;
 
@@ -190,6 +193,66 @@ fn options_beat_environment_beats_config_file() {
         from_flag.listening[0].starts_with("udp://"),
         "{:?}",
         from_flag.listening
+    );
+}
+
+/// Receives datagrams until none comes for `quiet`.
+fn drain(socket: &UdpSocket, quiet: Duration) -> Vec<Vec<u8>> {
+    socket.set_read_timeout(Some(quiet)).expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65_535];
+    while let Ok((n, _)) = socket.recv_from(&mut buf) {
+        got.push(buf[..n].to_vec());
+        assert!(got.len() < 100, "a flood of datagrams");
+    }
+    got
+}
+
+#[test]
+fn serve_runs_transactions_with_the_configured_timers() {
+    // T1 from the environment, T2 from the command line: Timer G every 20, 40, 80, 80 … ms.
+    let mut env = confab(&[]);
+    env.env("CONFAB_T1", "20ms");
+    let server = Running::start_with(env, &["--listen", "udp://127.0.0.1:0", "--t2", "80ms"], 1);
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let local = socket.local_addr().expect("local");
+    let invite = |method: &str, to: &str| {
+        RequestBuilder::new(method, "sip:ping@127.0.0.1")
+            .via("UDP", &local.to_string(), "z9hG4bK-bin-invite")
+            .header("From", "<sip:tester@example.com>;tag=t1")
+            .header("To", to)
+            .header("Call-ID", "bin-invite")
+            .header("CSeq", format!("1 {method}"))
+            .header("Max-Forwards", "70")
+            .build()
+    };
+    socket
+        .send_to(
+            &invite("INVITE", "<sip:ping@127.0.0.1>"),
+            server.addr("udp"),
+        )
+        .expect("send");
+    // The 405 and, well before the default T1 of 500 ms, its retransmissions.
+    socket.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut buf = vec![0u8; 65_535];
+    let (n, _) = socket.recv_from(&mut buf).expect("the 405 in time");
+    let first = buf[..n].to_vec();
+    let refusal = Message::parse(Bytes::from(first.clone())).expect("parses");
+    assert_eq!(refusal.status(), Some(405));
+    let again = drain(&socket, Duration::from_millis(150));
+    assert!(again.len() >= 2, "{} retransmissions", again.len());
+    assert!(again.iter().all(|d| *d == first));
+    // The ACK stops them (one may have been on its way) and gets no response.
+    let to = refusal.header(confab_sip::HeaderName::To).expect("To");
+    socket
+        .send_to(&invite("ACK", to), server.addr("udp"))
+        .expect("send");
+    let late = drain(&socket, Duration::from_millis(400));
+    assert!(late.len() <= 1, "{} datagrams after the ACK", late.len());
+    assert!(
+        server.stderr().contains("t1=20ms"),
+        "the timers are logged: {}",
+        server.stderr()
     );
 }
 

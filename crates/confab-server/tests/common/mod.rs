@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use confab_server::transactions::TransactionHook;
 use confab_server::transport::connections::ConnectionTable;
 use confab_server::{ListenUri, Server, ServerConfig, TlsFiles, Transmitter, Transport};
 use confab_sip::builder::RequestBuilder;
@@ -35,7 +36,17 @@ pub struct TestServer {
 impl TestServer {
     /// Binds `config` and runs it.
     pub async fn start(config: ServerConfig) -> TestServer {
-        let server = Server::bind(config).await.expect("the server binds");
+        Self::start_with(config, None).await
+    }
+
+    /// Binds `config` with `transactions` installed and runs it.
+    pub async fn start_with(
+        config: ServerConfig,
+        transactions: Option<Arc<dyn TransactionHook>>,
+    ) -> TestServer {
+        let server = Server::bind_with(config, transactions)
+            .await
+            .expect("the server binds");
         let addrs = server.local_addrs();
         let connections = server.connections();
         let transmitter = server.transmitter();

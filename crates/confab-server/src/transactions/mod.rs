@@ -1,33 +1,38 @@
-//! The seam where the transaction layer plugs in.
+//! The seam where the transaction layer plugs in, and the driver that plugs into it.
 //!
 //! RFC 3261 §17 puts the transaction layer between the transports and the core: it absorbs
 //! request retransmissions (answering them with the last response sent), retransmits
 //! responses over UDP on its timers, absorbs the ACK of a non-2xx final response, and matches
 //! received responses to client transactions. `confab_sip::transaction::TransactionLayer` is
-//! that layer as a sans-IO state machine; its driver implements [`TransactionHook`] and is
-//! installed with [`crate::handler::Handler::with_transactions`].
+//! that layer as a sans-IO state machine; [`TransactionDriver`] runs it for the server,
+//! behind the [`TransactionHook`] trait the handler calls, and is installed with
+//! [`crate::Server::bind_with`].
 //!
-//! A driver over `TransactionLayer<Source>` would, in [`TransactionHook::request_received`],
-//! call `handle_message` with the current time and the transport's reliability, send every
-//! `poll_transmit` through the [`Transmitter`], and return [`Disposition::Continue`] when
-//! `poll_event` yields a new request for the core, [`Disposition::Absorbed`] otherwise; in
-//! [`TransactionHook::respond`] it would call `send_response`; and a task of its own would
-//! sleep until `poll_timeout`, then call `handle_timeout` and send what it yields.
-//!
-//! Until then the server runs with [`Stateless`]: every request is handled afresh and
+//! [`crate::Server::bind`] installs [`Stateless`]: every request is handled afresh and
 //! answered statelessly (RFC 3261 §8.2.7). That is correct for what the server answers
-//! today (OPTIONS, and final rejections): a retransmitted request gets the same response
-//! again, with the same To-tag, because the handler derives its tags from the request.
+//! today (OPTIONS, and final rejections) as long as nothing needs a response retransmitted:
+//! a retransmitted request gets the same response again, with the same To-tag, because the
+//! handler derives its tags from the request. `confab serve` installs the driver.
+
+pub mod driver;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use confab_sip::Message;
+use tokio_util::sync::CancellationToken;
 
-use crate::transport::Source;
-#[cfg(doc)]
-use crate::transport::Transmitter;
+use crate::transport::{Source, Transmitter};
+
+pub use confab_sip::transaction::{ConfigError as TimerError, TimerConfig};
+pub use driver::{DriverStats, TransactionDriver, RETRY_AFTER};
 
 /// What the transaction layer decided about a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Disposition {
     /// A new request (or a response for the core): the handler goes on.
     Continue,
@@ -38,16 +43,25 @@ pub enum Disposition {
         /// The response to send again.
         resend: Option<Bytes>,
     },
+    /// The request would start a transaction, but the layer holds as many as it may
+    /// ([`crate::Limits::max_transactions`]): the handler answers `503 Service Unavailable`
+    /// with `Retry-After` (RFC 3261 §21.5.4), statelessly, and the core never sees it.
+    Overloaded {
+        /// When the client may try again.
+        retry_after: Duration,
+    },
 }
+
+/// A task a [`TransactionHook`] runs for as long as the server does.
+pub type HookTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// The calls the handler makes into the transaction layer. Every method has the stateless
 /// behaviour as its default, so an implementation overrides only what it handles.
 ///
 /// The handler calls these from transport tasks, concurrently: an implementation keeps its
 /// `TransactionLayer` behind a lock (or shards it by branch) and reads the clock itself.
-/// Timer-driven retransmissions are sent by the implementation's own timer task through the
-/// server's [`Transmitter`] ([`crate::Server::transmitter`], handed to the implementation
-/// after [`crate::Server::bind_with`], e.g. through a `OnceLock`).
+/// Timer-driven retransmissions are sent by the implementation's own task
+/// ([`TransactionHook::start`]) through the server's [`Transmitter`].
 pub trait TransactionHook: Send + Sync + 'static {
     /// A request arrived: match it to a server transaction (RFC 3261 §17.2.3).
     fn request_received(&self, request: &Message, source: &Source) -> Disposition {
@@ -57,9 +71,10 @@ pub trait TransactionHook: Send + Sync + 'static {
 
     /// The core answers `request` with `response`, through the request's server
     /// transaction, which keeps it to answer retransmissions and, for INVITE over UDP,
-    /// retransmits it on Timer G. Returns what the transport sends back now: the response
-    /// itself (the default), or `None` when the implementation sent it through its own
-    /// transmit path (`TransactionLayer::poll_transmit` and the [`Transmitter`]).
+    /// retransmits it on Timer G. Returns what the transport sends back now, on the path the
+    /// request came by: the response itself (the default, and the driver's choice: it is the
+    /// transaction's first transmission), or `None` when the implementation sent it, or
+    /// refused to (a second final response), on its own.
     fn respond(&self, request: &Message, response: Bytes, source: &Source) -> Option<Bytes> {
         let _ = (request, source);
         Some(response)
@@ -70,6 +85,19 @@ pub trait TransactionHook: Send + Sync + 'static {
     fn response_received(&self, response: &Message, source: &Source) -> Disposition {
         let _ = (response, source);
         Disposition::Continue
+    }
+
+    /// Called once by [`crate::Server::run`] when the transports start: the task that runs
+    /// the implementation's timers, sending through `transmitter`. It must end soon after
+    /// `shutdown` is cancelled; the server waits for it as for its connections. `None`
+    /// (the default): nothing to run.
+    fn start(
+        self: Arc<Self>,
+        transmitter: Transmitter,
+        shutdown: CancellationToken,
+    ) -> Option<HookTask> {
+        let _ = (transmitter, shutdown);
+        None
     }
 }
 
