@@ -3,15 +3,176 @@
 //! This crate owns the schema and its migrations, and the management store behind one
 //! interface on two backends: SQLite, one file in the data directory (the embedded default),
 //! and PostgreSQL, selected by a `postgres://` store URL and shared by the front-ends of many
-//! pools. The store holds the topology, users and their home pools, credentials (digest HA1
-//! values per realm and algorithm, never plain text), contact lists, presence rules, change
-//! records and the audit log, and takes the write-behind of front-ends' hot state.
+//! pools. It holds the SIP domains and pools, users and their home pools, credentials (digest
+//! HA1 values per realm and algorithm, never plain text), the registrar's write-behind of
+//! registrations, offline messages, and a change feed that running front-ends follow.
 //!
-//! It knows no SIP: it stores and returns records, and leaves their meaning to the layers
-//! above. It is not where administrative changes are decided either: every mutation of a
-//! deployment arrives through `confab-ops`, which records the change first.
+//! It knows no SIP: an address is a `user@domain` string, a credential an opaque hex string,
+//! a contact or a path is text. Their meaning belongs to the layers above. It is not where
+//! administrative changes are decided either: every administrative mutation arrives through
+//! `confab-ops`, which records the change first.
 //!
-//! Nothing is implemented yet; the schema arrives with the first store issue.
+//! ```no_run
+//! # async fn demo() -> Result<(), confab_store::StoreError> {
+//! use confab_store::{Address, NewUser, Store, StoreLocation};
+//!
+//! let store = Store::open(&StoreLocation::in_data_dir("./confab-data".as_ref())).await?;
+//! store.ensure_defaults("localhost").await?;
+//! store
+//!     .add_user(&NewUser {
+//!         address: Address::parse("alice@localhost")?,
+//!         display_name: Some("Alice".into()),
+//!         pool: "default".into(),
+//!         enabled: true,
+//!     })
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: `location` (where a store is), `db` (the two backends behind one interface),
+//! `migrate` (schema versions), `model` (records and their checks), `topology` (domains and
+//! pools), `users` (users and credentials), `registrations` (write-behind), `offline`
+//! (offline messages), `feed` (the change feed), `error` (what goes wrong).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod db;
+mod error;
+mod feed;
+mod location;
+mod migrate;
+mod model;
+mod offline;
+mod registrations;
+mod topology;
+mod users;
+
+pub use db::{BackendKind, SQLITE_BUSY_TIMEOUT};
+pub use error::{BackendError, QuotaError, StoreError};
+pub use feed::{Change, ChangeKind, ChangeWatcher, NOTIFY_CHANNEL, POLL_INTERVAL};
+pub use location::{StoreLocation, SQLITE_FILE};
+pub use migrate::SCHEMA_VERSION;
+pub use model::{
+    Address, Credential, Defaults, Domain, NewOfflineMessage, NewUser, OfflineMessage, Pool,
+    PoolKind, Purged, Registration, StoredId, UnixTime, User, UserFilter, UserId, DEFAULT_POOL,
+};
+
+use db::Db;
+
+/// A handle on a deployment's management store: a pool of connections, cheap to clone and
+/// safe to share between tasks. Several handles, in one process or many, may use the same
+/// store at once.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Db,
+    location: StoreLocation,
+}
+
+impl Store {
+    /// Opens the store at `location`, creating a SQLite file (and its directory) on first
+    /// use, and brings its schema to [`SCHEMA_VERSION`].
+    pub async fn open(location: &StoreLocation) -> Result<Store, StoreError> {
+        let db = match location {
+            StoreLocation::Sqlite { path } => Db::open_sqlite(path).await?,
+            StoreLocation::Postgres { url } => Db::open_postgres(url).await?,
+        };
+        if let Err(e) = migrate::migrate(&db).await {
+            db.close().await;
+            return Err(e);
+        }
+        Ok(Store {
+            db,
+            location: location.clone(),
+        })
+    }
+
+    /// Where the store is.
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// Which database it runs on.
+    pub fn backend(&self) -> BackendKind {
+        self.db.kind()
+    }
+
+    /// The schema version the store has.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        migrate::current_version(&self.db).await
+    }
+
+    /// Closes every connection of this handle (and of its clones), waiting for those in use.
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+}
+
+/// Compile-time check that every public future can be handed to `tokio::spawn` (Send and
+/// 'static once its arguments are moved in): front-ends spawn store calls.
+#[cfg(test)]
+#[allow(dead_code)]
+fn futures_are_spawnable(store: Store, who: Address, user: NewUser, reg: Registration) {
+    use std::time::Duration;
+    let msg = NewOfflineMessage {
+        to_user: who.clone(),
+        from_uri: String::new(),
+        content_type: String::new(),
+        body: Vec::new(),
+        received_at: 0,
+    };
+    let s = store.clone();
+    let w = who.clone();
+    tokio::spawn(async move {
+        let location = s.location().clone();
+        let _ = Store::open(&location).await;
+        let _ = s.schema_version().await;
+        let _ = s.ensure_defaults("localhost").await;
+        let _ = s.domains().await;
+        let _ = s.add_domain("x").await;
+        let _ = s.remove_domain("x").await;
+        let _ = s.pools().await;
+        let _ = s.get_pool("x").await;
+        let _ = s.remove_pool("x").await;
+        let _ = s.add_user(&user).await;
+        let _ = s.find_user(&w).await;
+        let _ = s.get_user(&w).await;
+        let _ = s.list_users(&UserFilter::default()).await;
+        let _ = s.set_enabled(&w, true).await;
+        let _ = s.set_credentials(&w, &[]).await;
+        let _ = s.credentials(&w, "r").await;
+        let _ = s.remove_user(&w).await;
+        s.close().await;
+    });
+    let s = store.clone();
+    tokio::spawn(async move {
+        let _ = s
+            .add_pool(&Pool {
+                name: String::new(),
+                kind: PoolKind::Confab,
+                site: None,
+                next_hop: None,
+            })
+            .await;
+        let _ = s.upsert_registration(&reg).await;
+        let _ = s.remove_registration(&who, "c").await;
+        let _ = s.remove_registrations_of(&who).await;
+        let _ = s.registrations_of(&who).await;
+        let _ = s.all_registrations().await;
+        let _ = s.purge_expired(0).await;
+        let _ = s
+            .store_offline_message(&msg, 1, Duration::from_secs(1))
+            .await;
+        let _ = s
+            .claim_offline_messages(&who, 0, Duration::from_secs(1))
+            .await;
+        let _ = s.ack_offline_messages(&[]).await;
+        let _ = s.release_offline_messages(&[]).await;
+        let _ = s.offline_message_count(&who).await;
+        let _ = s.changes_since(0, 1).await;
+        let _ = s.last_change_seq().await;
+        let _ = s.prune_changes(0).await;
+        let mut watcher = s.watch_changes(0).await;
+        let _ = watcher.next().await;
+    });
+}

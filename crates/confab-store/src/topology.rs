@@ -1,0 +1,270 @@
+//! The parts of the topology this issue needs: the SIP domains a deployment serves and its
+//! pools, and the defaults a first start creates (one domain, the pool `default`). A domain or
+//! pool that users still reference cannot be removed: the error names how many users to move
+//! or remove first.
+
+use crate::db::{Arg, Row, Tx};
+use crate::error::Context;
+use crate::feed::{self, ChangeKind};
+use crate::model::{check_domain, check_name, check_token, unix_now};
+use crate::{Defaults, Domain, Pool, PoolKind, Store, StoreError, DEFAULT_POOL};
+
+fn domain(row: &Row) -> Result<Domain, StoreError> {
+    Ok(Domain {
+        name: row.text("name")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+fn pool(row: &Row) -> Result<Pool, StoreError> {
+    let kind = row.text("kind")?;
+    Ok(Pool {
+        name: row.text("name")?,
+        kind: kind
+            .parse()
+            .map_err(|_| StoreError::corrupt(format!("pool kind '{kind}'")))?,
+        site: row.opt_text("site")?,
+        next_hop: row.opt_text("next_hop")?,
+    })
+}
+
+fn domain_name(name: &str) -> Result<String, StoreError> {
+    check_domain(name.trim()).map_err(|fix| StoreError::invalid("SIP domain", name, fix))
+}
+
+impl Store {
+    /// The SIP domains, by name.
+    pub async fn domains(&self) -> Result<Vec<Domain>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all("SELECT name, created_at FROM domains ORDER BY name", &[])
+            .await
+            .ctx("listing SIP domains")?;
+        rows.iter().map(domain).collect()
+    }
+
+    /// Adds a SIP domain (kept in lower case).
+    pub async fn add_domain(&self, name: &str) -> Result<Domain, StoreError> {
+        const CONTEXT: &str = "adding a SIP domain";
+        let name = domain_name(name)?;
+        let now = unix_now();
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        feed::lock(&mut tx).await?;
+        if !insert_domain(&mut tx, &name, now).await? {
+            return Err(StoreError::AlreadyExists {
+                what: "SIP domain",
+                name,
+                fix: "a domain is added once; list the domains to see them",
+            });
+        }
+        tx.commit().await.ctx(CONTEXT)?;
+        Ok(Domain {
+            name,
+            created_at: now,
+        })
+    }
+
+    /// Removes a SIP domain that no user belongs to.
+    pub async fn remove_domain(&self, name: &str) -> Result<(), StoreError> {
+        const CONTEXT: &str = "removing a SIP domain";
+        let name = domain_name(name)?;
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        feed::lock(&mut tx).await?;
+        let users = count(
+            &mut tx,
+            "SELECT COUNT(*) AS n FROM users WHERE domain = $1",
+            &[name.as_str().into()],
+        )
+        .await?;
+        if users > 0 {
+            return Err(StoreError::Conflict {
+                message: format!(
+                    "SIP domain '{name}' still has {users} user(s); remove them (or change their \
+                     addresses) before removing the domain"
+                ),
+            });
+        }
+        let gone = tx
+            .execute(
+                "DELETE FROM domains WHERE name = $1",
+                &[name.as_str().into()],
+            )
+            .await
+            .ctx(CONTEXT)?;
+        if gone == 0 {
+            return Err(StoreError::NotFound {
+                what: "SIP domain",
+                name,
+                fix: "list the domains to see which exist",
+            });
+        }
+        feed::record(&mut tx, ChangeKind::DomainRemoved, &name, unix_now()).await?;
+        tx.commit().await.ctx(CONTEXT)
+    }
+
+    /// The pools, by name.
+    pub async fn pools(&self) -> Result<Vec<Pool>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                "SELECT name, kind, site, next_hop FROM pools ORDER BY name",
+                &[],
+            )
+            .await
+            .ctx("listing pools")?;
+        rows.iter().map(pool).collect()
+    }
+
+    /// One pool, if it exists.
+    pub async fn get_pool(&self, name: &str) -> Result<Option<Pool>, StoreError> {
+        let row = self
+            .db
+            .fetch_optional(
+                "SELECT name, kind, site, next_hop FROM pools WHERE name = $1",
+                &[name.into()],
+            )
+            .await
+            .ctx("reading a pool")?;
+        row.as_ref().map(pool).transpose()
+    }
+
+    /// Adds a pool. A legacy pool needs its next hop.
+    pub async fn add_pool(&self, new: &Pool) -> Result<(), StoreError> {
+        const CONTEXT: &str = "adding a pool";
+        check_name("pool name", &new.name)?;
+        if let Some(site) = &new.site {
+            check_name("site name", site)?;
+        }
+        if let Some(hop) = &new.next_hop {
+            check_token("next hop", hop, 255)?;
+        }
+        if new.kind == PoolKind::Legacy && new.next_hop.is_none() {
+            return Err(StoreError::invalid(
+                "legacy pool",
+                &new.name,
+                "a legacy pool is reached through its SIP next hop: give one, e.g. \
+                 sip:kamailio.example.com:5060",
+            ));
+        }
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        feed::lock(&mut tx).await?;
+        if !insert_pool(&mut tx, new, unix_now()).await? {
+            return Err(StoreError::AlreadyExists {
+                what: "pool",
+                name: new.name.clone(),
+                fix: "choose another name, or list the pools to see the existing one",
+            });
+        }
+        tx.commit().await.ctx(CONTEXT)
+    }
+
+    /// Removes a pool no user is homed on.
+    pub async fn remove_pool(&self, name: &str) -> Result<(), StoreError> {
+        const CONTEXT: &str = "removing a pool";
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        feed::lock(&mut tx).await?;
+        let users = count(
+            &mut tx,
+            "SELECT COUNT(*) AS n FROM users WHERE pool = $1",
+            &[name.into()],
+        )
+        .await?;
+        if users > 0 {
+            return Err(StoreError::Conflict {
+                message: format!(
+                    "pool '{name}' is the home pool of {users} user(s); move them to another \
+                     pool before removing it"
+                ),
+            });
+        }
+        let gone = tx
+            .execute("DELETE FROM pools WHERE name = $1", &[name.into()])
+            .await
+            .ctx(CONTEXT)?;
+        if gone == 0 {
+            return Err(StoreError::NotFound {
+                what: "pool",
+                name: name.to_owned(),
+                fix: "list the pools to see which exist",
+            });
+        }
+        feed::record(&mut tx, ChangeKind::PoolRemoved, name, unix_now()).await?;
+        tx.commit().await.ctx(CONTEXT)
+    }
+
+    /// What a first start needs: the SIP domain `default_domain` if the store has no domain
+    /// yet, and the pool [`DEFAULT_POOL`] if it has no pool. Safe to call on every start and
+    /// from several processes at once; returns what it created.
+    pub async fn ensure_defaults(&self, default_domain: &str) -> Result<Defaults, StoreError> {
+        const CONTEXT: &str = "creating the default domain and pool";
+        let name = domain_name(default_domain)?;
+        let now = unix_now();
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        feed::lock(&mut tx).await?;
+        let mut created = Defaults::default();
+        if count(&mut tx, "SELECT COUNT(*) AS n FROM domains", &[]).await? == 0
+            && insert_domain(&mut tx, &name, now).await?
+        {
+            created.domain = Some(name);
+        }
+        let default_pool = Pool {
+            name: DEFAULT_POOL.to_owned(),
+            kind: PoolKind::Confab,
+            site: None,
+            next_hop: None,
+        };
+        if count(&mut tx, "SELECT COUNT(*) AS n FROM pools", &[]).await? == 0
+            && insert_pool(&mut tx, &default_pool, now).await?
+        {
+            created.pool = Some(default_pool.name);
+        }
+        if created.created_any() {
+            tx.commit().await.ctx(CONTEXT)?;
+            tracing::info!(domain = ?created.domain, pool = ?created.pool, "created defaults");
+        }
+        Ok(created)
+    }
+}
+
+/// The `n` of a `SELECT COUNT(*) AS n …`.
+async fn count(tx: &mut Tx, sql: &str, args: &[Arg<'_>]) -> Result<i64, StoreError> {
+    tx.fetch_one(sql, args)
+        .await
+        .ctx("counting records")?
+        .int("n")
+}
+
+async fn insert_domain(tx: &mut Tx, name: &str, now: i64) -> Result<bool, StoreError> {
+    let added = tx
+        .execute(
+            "INSERT INTO domains (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[name.into(), now.into()],
+        )
+        .await
+        .ctx("adding a SIP domain")?;
+    if added == 1 {
+        feed::record(tx, ChangeKind::DomainAdded, name, now).await?;
+    }
+    Ok(added == 1)
+}
+
+async fn insert_pool(tx: &mut Tx, new: &Pool, now: i64) -> Result<bool, StoreError> {
+    let added = tx
+        .execute(
+            "INSERT INTO pools (name, kind, site, next_hop, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            &[
+                new.name.as_str().into(),
+                new.kind.as_str().into(),
+                new.site.as_deref().into(),
+                new.next_hop.as_deref().into(),
+                now.into(),
+            ],
+        )
+        .await
+        .ctx("adding a pool")?;
+    if added == 1 {
+        feed::record(tx, ChangeKind::PoolAdded, &new.name, now).await?;
+    }
+    Ok(added == 1)
+}

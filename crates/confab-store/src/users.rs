@@ -1,0 +1,311 @@
+//! Users and their credentials. A user is `user@domain` in one of the deployment's domains,
+//! homed on one pool; removing a user removes, in the same transaction, their credentials,
+//! registrations and offline messages. Every mutation appends to the change feed.
+
+use crate::db::{Arg, Row, Tx};
+use crate::error::Context;
+use crate::feed::{self, ChangeKind};
+use crate::model::{check_token, unix_now};
+use crate::{Address, Credential, NewUser, Store, StoreError, User, UserFilter, UserId};
+
+const USER_COLUMNS: &str =
+    "id, user_part, domain, display_name, pool, enabled, created_at, updated_at";
+
+fn user(row: &Row) -> Result<User, StoreError> {
+    let (user_part, domain) = (row.text("user_part")?, row.text("domain")?);
+    Ok(User {
+        id: UserId(row.int("id")?),
+        address: Address::new(&user_part, &domain)
+            .map_err(|e| StoreError::corrupt(format!("user address: {e}")))?,
+        display_name: row.opt_text("display_name")?,
+        pool: row.text("pool")?,
+        enabled: row.bool("enabled")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
+}
+
+pub(crate) fn user_not_found(address: &Address) -> StoreError {
+    StoreError::NotFound {
+        what: "user",
+        name: address.to_string(),
+        fix: "check the address (the domain is matched in any case, the user part exactly), \
+              or list the users",
+    }
+}
+
+/// The id of a user, inside a write transaction.
+pub(crate) async fn user_id(tx: &mut Tx, address: &Address) -> Result<i64, StoreError> {
+    tx.fetch_optional(
+        "SELECT id FROM users WHERE user_part = $1 AND domain = $2",
+        &[address.user().into(), address.domain().into()],
+    )
+    .await
+    .ctx("looking up a user")?
+    .ok_or_else(|| user_not_found(address))?
+    .int("id")
+}
+
+impl Store {
+    /// Adds a user in an existing domain, homed on an existing pool.
+    pub async fn add_user(&self, new: &NewUser) -> Result<User, StoreError> {
+        const CONTEXT: &str = "adding a user";
+        if let Some(name) = &new.display_name {
+            check_token("display name", name, 255)?;
+        }
+        let address = &new.address;
+        let now = unix_now();
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        feed::lock(&mut tx).await?;
+        let domain_known = tx
+            .fetch_optional(
+                "SELECT name FROM domains WHERE name = $1",
+                &[address.domain().into()],
+            )
+            .await
+            .ctx(CONTEXT)?;
+        if domain_known.is_none() {
+            return Err(StoreError::NotFound {
+                what: "SIP domain",
+                name: address.domain().to_owned(),
+                fix: "add the domain to the deployment first, or use one of its domains",
+            });
+        }
+        let pool_known = tx
+            .fetch_optional(
+                "SELECT name FROM pools WHERE name = $1",
+                &[new.pool.as_str().into()],
+            )
+            .await
+            .ctx(CONTEXT)?;
+        if pool_known.is_none() {
+            return Err(StoreError::NotFound {
+                what: "pool",
+                name: new.pool.clone(),
+                fix: "home the user on an existing pool (list the pools), or add the pool first",
+            });
+        }
+        let row = tx
+            .fetch_optional(
+                "INSERT INTO users (user_part, domain, display_name, pool, enabled, created_at, \
+                 updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT DO NOTHING \
+                 RETURNING id",
+                &[
+                    address.user().into(),
+                    address.domain().into(),
+                    new.display_name.as_deref().into(),
+                    new.pool.as_str().into(),
+                    new.enabled.into(),
+                    now.into(),
+                ],
+            )
+            .await
+            .ctx(CONTEXT)?;
+        let Some(row) = row else {
+            return Err(StoreError::AlreadyExists {
+                what: "user",
+                name: address.to_string(),
+                fix: "choose another address, or change the existing user instead",
+            });
+        };
+        let id = UserId(row.int("id")?);
+        feed::record(&mut tx, ChangeKind::UserAdded, &address.to_string(), now).await?;
+        tx.commit().await.ctx(CONTEXT)?;
+        Ok(User {
+            id,
+            address: address.clone(),
+            display_name: new.display_name.clone(),
+            pool: new.pool.clone(),
+            enabled: new.enabled,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// A user, if there is one at that address.
+    pub async fn find_user(&self, address: &Address) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_part = $1 AND domain = $2");
+        let row = self
+            .db
+            .fetch_optional(&sql, &[address.user().into(), address.domain().into()])
+            .await
+            .ctx("reading a user")?;
+        row.as_ref().map(user).transpose()
+    }
+
+    /// A user, or [`StoreError::NotFound`].
+    pub async fn get_user(&self, address: &Address) -> Result<User, StoreError> {
+        self.find_user(address)
+            .await?
+            .ok_or_else(|| user_not_found(address))
+    }
+
+    /// The users matching `filter`, by domain and then user part.
+    pub async fn list_users(&self, filter: &UserFilter) -> Result<Vec<User>, StoreError> {
+        let domain = filter
+            .domain
+            .as_deref()
+            .map(|d| d.trim().to_ascii_lowercase());
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users \
+             WHERE ($1 IS NULL OR pool = $1) AND ($2 IS NULL OR domain = $2) \
+             ORDER BY domain, user_part"
+        );
+        let rows = self
+            .db
+            .fetch_all(
+                &sql,
+                &[filter.pool.as_deref().into(), domain.as_deref().into()],
+            )
+            .await
+            .ctx("listing users")?;
+        rows.iter().map(user).collect()
+    }
+
+    /// Enables or disables a user; returns whether that changed anything. A disabled user
+    /// keeps everything but may not sign in: front-ends drop their registrations when the
+    /// change feed says so.
+    pub async fn set_enabled(&self, address: &Address, enabled: bool) -> Result<bool, StoreError> {
+        const CONTEXT: &str = "enabling or disabling a user";
+        let now = unix_now();
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        feed::lock(&mut tx).await?;
+        let id = user_id(&mut tx, address).await?;
+        let changed = tx
+            .execute(
+                "UPDATE users SET enabled = $1, updated_at = $2 WHERE id = $3 AND enabled <> $1",
+                &[enabled.into(), now.into(), id.into()],
+            )
+            .await
+            .ctx(CONTEXT)?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        let kind = if enabled {
+            ChangeKind::UserEnabled
+        } else {
+            ChangeKind::UserDisabled
+        };
+        feed::record(&mut tx, kind, &address.to_string(), now).await?;
+        tx.commit().await.ctx(CONTEXT)?;
+        Ok(true)
+    }
+
+    /// Removes a user with their credentials, registrations and offline messages.
+    pub async fn remove_user(&self, address: &Address) -> Result<(), StoreError> {
+        const CONTEXT: &str = "removing a user";
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        feed::lock(&mut tx).await?;
+        let id = user_id(&mut tx, address).await?;
+        // The foreign keys cascade; deleting explicitly as well keeps the outcome the same
+        // should a SQLite connection ever run without foreign keys.
+        for sql in [
+            "DELETE FROM credentials WHERE user_id = $1",
+            "DELETE FROM registrations WHERE user_id = $1",
+            "DELETE FROM offline_messages WHERE user_id = $1",
+            "DELETE FROM users WHERE id = $1",
+        ] {
+            tx.execute(sql, &[id.into()]).await.ctx(CONTEXT)?;
+        }
+        feed::record(
+            &mut tx,
+            ChangeKind::UserRemoved,
+            &address.to_string(),
+            unix_now(),
+        )
+        .await?;
+        tx.commit().await.ctx(CONTEXT)
+    }
+
+    /// Replaces all of a user's credentials with `credentials`, in one transaction (an empty
+    /// list leaves the user unable to sign in).
+    pub async fn set_credentials(
+        &self,
+        address: &Address,
+        credentials: &[Credential],
+    ) -> Result<(), StoreError> {
+        const CONTEXT: &str = "setting credentials";
+        let mut checked: Vec<Credential> = Vec::with_capacity(credentials.len());
+        for c in credentials {
+            let c = c.checked()?;
+            if checked
+                .iter()
+                .any(|o| o.realm == c.realm && o.algorithm == c.algorithm)
+            {
+                return Err(StoreError::invalid(
+                    "credentials",
+                    &format!("{} {}", c.realm, c.algorithm),
+                    "give each realm and algorithm once",
+                ));
+            }
+            checked.push(c);
+        }
+        let now = unix_now();
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        feed::lock(&mut tx).await?;
+        let id = user_id(&mut tx, address).await?;
+        tx.execute("DELETE FROM credentials WHERE user_id = $1", &[id.into()])
+            .await
+            .ctx(CONTEXT)?;
+        for c in &checked {
+            tx.execute(
+                "INSERT INTO credentials (user_id, realm, algorithm, ha1) VALUES ($1, $2, $3, $4)",
+                &[
+                    id.into(),
+                    c.realm.as_str().into(),
+                    c.algorithm.as_str().into(),
+                    c.ha1.as_str().into(),
+                ],
+            )
+            .await
+            .ctx(CONTEXT)?;
+        }
+        tx.execute(
+            "UPDATE users SET updated_at = $1 WHERE id = $2",
+            &[now.into(), id.into()],
+        )
+        .await
+        .ctx(CONTEXT)?;
+        feed::record(
+            &mut tx,
+            ChangeKind::CredentialsSet,
+            &address.to_string(),
+            now,
+        )
+        .await?;
+        tx.commit().await.ctx(CONTEXT)
+    }
+
+    /// A user's credentials for one realm, by algorithm name. Empty for a user without any and
+    /// for an unknown user alike, so that a caller cannot tell the two apart by accident.
+    pub async fn credentials(
+        &self,
+        address: &Address,
+        realm: &str,
+    ) -> Result<Vec<Credential>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                "SELECT c.realm, c.algorithm, c.ha1 FROM credentials c \
+                 JOIN users u ON u.id = c.user_id \
+                 WHERE u.user_part = $1 AND u.domain = $2 AND c.realm = $3 \
+                 ORDER BY c.algorithm",
+                &[
+                    address.user().into(),
+                    address.domain().into(),
+                    Arg::Text(realm),
+                ],
+            )
+            .await
+            .ctx("reading credentials")?;
+        rows.iter()
+            .map(|row| {
+                Ok(Credential {
+                    realm: row.text("realm")?,
+                    algorithm: row.text("algorithm")?,
+                    ha1: row.text("ha1")?,
+                })
+            })
+            .collect()
+    }
+}

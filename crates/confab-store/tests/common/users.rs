@@ -1,0 +1,375 @@
+//! Users and credentials.
+
+use std::time::Duration;
+
+use confab_store::{
+    Address, NewOfflineMessage, NewUser, Pool, PoolKind, Registration, StoreError, UserFilter,
+};
+
+use super::{add, addr, cred, Fixture};
+
+pub async fn users_add_and_find(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    let alice = store
+        .add_user(&NewUser {
+            address: addr("alice@Example.COM"),
+            display_name: Some("Alice Liddell".into()),
+            pool: "default".into(),
+            enabled: true,
+        })
+        .await
+        .expect("add");
+    assert_eq!(alice.address.to_string(), "alice@example.com");
+    assert!(alice.created_at > 0 && alice.updated_at == alice.created_at);
+
+    // The domain matches in any case; the user part exactly.
+    let found = store
+        .get_user(&addr("alice@EXAMPLE.com"))
+        .await
+        .expect("get");
+    assert_eq!(found, alice);
+    let dup = store
+        .add_user(&NewUser {
+            address: addr("alice@example.COM"),
+            display_name: None,
+            pool: "default".into(),
+            enabled: false,
+        })
+        .await;
+    assert!(
+        matches!(dup, Err(StoreError::AlreadyExists { .. })),
+        "{dup:?}"
+    );
+    add(&store, "Alice@example.com").await;
+    assert_ne!(
+        store
+            .get_user(&addr("Alice@example.com"))
+            .await
+            .map(|u| u.id)
+            .ok(),
+        Some(alice.id)
+    );
+
+    // Unknown user, domain and pool each say what is missing.
+    assert!(store
+        .find_user(&addr("nobody@example.com"))
+        .await
+        .expect("find")
+        .is_none());
+    let missing = store.get_user(&addr("nobody@example.com")).await;
+    assert!(matches!(
+        missing,
+        Err(StoreError::NotFound { what: "user", .. })
+    ));
+    let no_domain = store
+        .add_user(&NewUser {
+            address: addr("eve@elsewhere.example"),
+            display_name: None,
+            pool: "default".into(),
+            enabled: true,
+        })
+        .await;
+    assert!(matches!(
+        no_domain,
+        Err(StoreError::NotFound {
+            what: "SIP domain",
+            ..
+        })
+    ));
+    let no_pool = store
+        .add_user(&NewUser {
+            address: addr("eve@example.com"),
+            display_name: None,
+            pool: "nowhere".into(),
+            enabled: true,
+        })
+        .await;
+    assert!(matches!(
+        no_pool,
+        Err(StoreError::NotFound { what: "pool", .. })
+    ));
+
+    // Addresses are checked before anything is written.
+    for bad in [
+        "alice",
+        "@example.com",
+        "alice@",
+        "a b@example.com",
+        "alice@exa mple.com",
+    ] {
+        assert!(Address::parse(bad).is_err(), "{bad}");
+    }
+    let err = Address::parse("alice")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("USER@DOMAIN"), "{err}");
+}
+
+pub async fn users_list_filters(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    store.add_domain("b.example").await.expect("domain");
+    let pool = Pool {
+        name: "pool2".into(),
+        kind: PoolKind::Confab,
+        site: None,
+        next_hop: None,
+    };
+    store.add_pool(&pool).await.expect("pool");
+    for (address, pool) in [
+        ("zed@example.com", "default"),
+        ("amy@example.com", "pool2"),
+        ("bob@b.example", "default"),
+        ("cat@b.example", "pool2"),
+    ] {
+        store
+            .add_user(&NewUser {
+                address: addr(address),
+                display_name: None,
+                pool: pool.into(),
+                enabled: true,
+            })
+            .await
+            .expect("add");
+    }
+    let list = |pool: Option<&str>, domain: Option<&str>| {
+        let filter = UserFilter {
+            pool: pool.map(Into::into),
+            domain: domain.map(Into::into),
+        };
+        let store = store.clone();
+        async move {
+            store
+                .list_users(&filter)
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|u| u.address.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(None, None).await,
+        [
+            "bob@b.example",
+            "cat@b.example",
+            "amy@example.com",
+            "zed@example.com"
+        ]
+    );
+    assert_eq!(
+        list(Some("pool2"), None).await,
+        ["cat@b.example", "amy@example.com"]
+    );
+    assert_eq!(
+        list(None, Some("B.Example")).await,
+        ["bob@b.example", "cat@b.example"]
+    );
+    assert_eq!(
+        list(Some("default"), Some("example.com")).await,
+        ["zed@example.com"]
+    );
+    assert!(list(Some("nowhere"), None).await.is_empty());
+}
+
+pub async fn users_enable_disable(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    add(&store, "dave@example.com").await;
+    let dave = addr("dave@example.com");
+    assert_eq!(store.set_enabled(&dave, true).await.ok(), Some(false));
+    assert_eq!(store.set_enabled(&dave, false).await.ok(), Some(true));
+    assert_eq!(
+        store.get_user(&dave).await.map(|u| u.enabled).ok(),
+        Some(false)
+    );
+    assert_eq!(store.set_enabled(&dave, false).await.ok(), Some(false));
+    assert_eq!(store.set_enabled(&dave, true).await.ok(), Some(true));
+    assert_eq!(
+        store.get_user(&dave).await.map(|u| u.enabled).ok(),
+        Some(true)
+    );
+    assert!(matches!(
+        store.set_enabled(&addr("ghost@example.com"), false).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn users_remove_cascades(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    add(&store, "erin@example.com").await;
+    add(&store, "frank@example.com").await;
+    let erin = addr("erin@example.com");
+    let frank = addr("frank@example.com");
+    for who in [&erin, &frank] {
+        store
+            .set_credentials(who, &[cred("example.com", "MD5", 'a')])
+            .await
+            .expect("credentials");
+        store
+            .upsert_registration(&registration(who, "sip:x@127.0.0.1:5062", 2_000))
+            .await
+            .expect("reg");
+        store
+            .store_offline_message(
+                &NewOfflineMessage {
+                    to_user: who.clone(),
+                    from_uri: "sip:frank@example.com".into(),
+                    content_type: "text/plain".into(),
+                    body: b"hello".to_vec(),
+                    received_at: 1_000,
+                },
+                10,
+                Duration::from_secs(3600),
+            )
+            .await
+            .expect("offline");
+    }
+    store.remove_user(&erin).await.expect("remove");
+    assert!(store.find_user(&erin).await.expect("find").is_none());
+    assert!(store
+        .credentials(&erin, "example.com")
+        .await
+        .expect("creds")
+        .is_empty());
+    assert!(store
+        .registrations_of(&erin)
+        .await
+        .expect("regs")
+        .is_empty());
+    assert_eq!(store.offline_message_count(&erin).await.ok(), Some(0));
+    assert!(matches!(
+        store.remove_user(&erin).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // Nothing of erin's is left behind in the tables, and frank keeps everything.
+    assert_eq!(
+        store.all_registrations().await.map(|r| r.len()).ok(),
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .credentials(&frank, "example.com")
+            .await
+            .map(|c| c.len())
+            .ok(),
+        Some(1)
+    );
+    assert_eq!(store.offline_message_count(&frank).await.ok(), Some(1));
+    // A new user at the same address starts empty.
+    add(&store, "erin@example.com").await;
+    assert!(store
+        .credentials(&erin, "example.com")
+        .await
+        .expect("creds")
+        .is_empty());
+    assert!(store
+        .registrations_of(&erin)
+        .await
+        .expect("regs")
+        .is_empty());
+    assert_eq!(store.offline_message_count(&erin).await.ok(), Some(0));
+}
+
+pub async fn credentials_replace(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    add(&store, "gina@example.com").await;
+    let gina = addr("gina@example.com");
+    let md5 = cred("example.com", "MD5", 'A');
+    let sha = cred("example.com", "SHA-256", 'b');
+    let other = cred("other.realm", "MD5", 'c');
+    store
+        .set_credentials(&gina, &[sha.clone(), md5.clone(), other.clone()])
+        .await
+        .expect("set");
+    let got = store.credentials(&gina, "example.com").await.expect("get");
+    assert_eq!(
+        got.iter().map(|c| c.algorithm.as_str()).collect::<Vec<_>>(),
+        ["MD5", "SHA-256"]
+    );
+    assert_eq!(got[0].ha1, "a".repeat(32), "HA1 kept in lower case");
+    assert_eq!(
+        store
+            .credentials(&gina, "other.realm")
+            .await
+            .map(|c| c.len())
+            .ok(),
+        Some(1)
+    );
+
+    // Replace is all or nothing: a bad list changes nothing.
+    let dup = store
+        .set_credentials(&gina, &[sha.clone(), sha.clone()])
+        .await;
+    assert!(matches!(dup, Err(StoreError::Invalid { .. })), "{dup:?}");
+    let mut not_hex = md5.clone();
+    not_hex.ha1 = "zz".repeat(16);
+    let err = store
+        .set_credentials(&gina, &[not_hex])
+        .await
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("hexadecimal") && !e.contains("zz")),
+        "{err:?}"
+    );
+    assert_eq!(
+        store
+            .credentials(&gina, "example.com")
+            .await
+            .map(|c| c.len())
+            .ok(),
+        Some(2)
+    );
+
+    store
+        .set_credentials(&gina, std::slice::from_ref(&sha))
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.credentials(&gina, "example.com").await.ok(),
+        Some(vec![sha])
+    );
+    assert!(store
+        .credentials(&gina, "other.realm")
+        .await
+        .expect("get")
+        .is_empty());
+    store.set_credentials(&gina, &[]).await.expect("clear");
+    assert!(store
+        .credentials(&gina, "example.com")
+        .await
+        .expect("get")
+        .is_empty());
+
+    // An unknown user: an error to set, and the same empty answer as "no credentials" to read.
+    let ghost = addr("ghost@example.com");
+    assert!(matches!(
+        store.set_credentials(&ghost, &[md5]).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(store
+        .credentials(&ghost, "example.com")
+        .await
+        .expect("get")
+        .is_empty());
+    // The HA1 never shows in debug output.
+    assert!(!format!("{:?}", cred("r", "MD5", 'f')).contains("ffff"));
+}
+
+/// A registration of `user` at `contact` expiring at `expires_at`.
+pub fn registration(user: &Address, contact: &str, expires_at: i64) -> Registration {
+    Registration {
+        user: user.clone(),
+        contact: contact.into(),
+        instance_id: None,
+        q: 1000,
+        expires_at,
+        call_id: "call-1@client".into(),
+        cseq: 1,
+        path: None,
+        source: Some("127.0.0.1:5062".into()),
+        transport: "udp".into(),
+        updated_at: 1_000,
+    }
+}
