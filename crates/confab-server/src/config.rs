@@ -1,7 +1,15 @@
 //! The configuration of one front-end's SIP side: where it listens ([`ListenUri`]), its TLS
 //! certificate ([`TlsFiles`]), its resource limits ([`Limits`]), its transaction timers
-//! ([`TimerConfig`]) and its response routing choice (`force_rport`). [`ServerConfig::validate`] checks it once, before anything is
-//! bound; reading files, environment variables and the command line is the binary's job.
+//! ([`TimerConfig`]) and its response routing choice (`force_rport`), all in
+//! [`ServerConfig`]; and what its registrar, proxy and messaging do ([`ServiceConfig`]:
+//! the SIP domains it is authoritative for, digest nonces, registration expiry, password
+//! guessing throttles, offline messages). Each is checked once by its `validate`, before
+//! anything is bound; reading files, environment variables and the command line is the
+//! binary's job.
+//!
+//! [`ServiceConfig`] is a separate struct, handed to [`crate::Router::new`], so that a
+//! front-end without the router (the transport tests, `confab serve` before it is wired)
+//! needs none of it.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -10,6 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::ConfigError;
+pub use crate::service_config::{OfflineLimits, ServiceConfig, ThrottleConfig};
 use crate::transactions::TimerConfig;
 use crate::transport::Transport;
 

@@ -6,18 +6,24 @@
 //!
 //! 1. A datagram or stream message that could not be parsed is answered 400 with the parse
 //!    error as reason phrase when its head shows a request (not an ACK); otherwise dropped.
-//! 2. A response is checked with `check_response` (dropped when it fails), offered to the
-//!    transaction layer and otherwise dropped: nothing sends requests yet, so no response is
-//!    expected, and none is ever forwarded (RFC 4475 `bcast`).
+//! 2. A response is checked with `check_response` (dropped when it fails) and offered to the
+//!    transaction layer, which hands a response to one of the proxy's or messaging's client
+//!    transactions to them; a response matching none is dropped, never forwarded
+//!    (RFC 6026, RFC 4475 `bcast`).
 //! 3. A request is offered to the transaction layer ([`TransactionHook`]), which may absorb
 //!    it as a retransmission (answered with what the layer resends, if anything), or refuse
 //!    it when it holds too many transactions (answered 503 with Retry-After, statelessly).
 //!    Every request that goes on is answered through [`TransactionHook::respond`], so its
 //!    transaction (if it has one) keeps the response; only ACK goes unanswered, and ACK
 //!    never starts a transaction.
-//! 4. ACK is absorbed silently: it never gets a response.
+//! 4. ACK is absorbed silently: it never gets a response. With the router installed, an
+//!    ACK for a 2xx that came through our Record-Route is forwarded first
+//!    ([`crate::Router::ack`]).
 //! 5. `check_request`: 400, 416, 420 (with Unsupported), 505 as it says.
-//! 6. OPTIONS is answered 200 with Allow, Accept, Accept-Encoding, Accept-Language and
+//! 6. With the router installed ([`Handler::with_router`]), every request it takes —
+//!    REGISTER, requests for local users and through our Record-Route, CANCEL of an INVITE
+//!    being proxied — is answered by it, later, from a task of its own; the rest goes on.
+//!    OPTIONS is answered 200 with Allow, Accept, Accept-Encoding, Accept-Language and
 //!    Supported. Until the router arrives, every OPTIONS is addressed to this server: there
 //!    is no user to forward it to, so it is answered locally, even with Max-Forwards 0
 //!    (RFC 3261 §11, RFC 4475 `zeromf`).
@@ -46,16 +52,21 @@ use confab_sip::validate::{check_forwarding, check_request, check_response, Poli
 use confab_sip::{HeaderName, Message, Method, ParseError};
 use tracing::{debug, trace};
 
+use crate::router::Router;
 use crate::routing;
 use crate::transactions::{Disposition, Stateless, TransactionHook};
 use crate::transport::Source;
 
 /// The methods the server answers itself (RFC 3261 §20.5 Allow).
 pub const ALLOW: &str = "OPTIONS, ACK, CANCEL";
+/// The methods the server handles with the router installed.
+pub const ALLOW_ROUTED: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, REFER, NOTIFY, PRACK";
 /// The bodies the server understands (RFC 3261 §20.1 Accept).
 pub const ACCEPT: &str = "application/sdp";
-/// The option tags the server supports: none yet. Requiring any other tag gets 420.
-pub const SUPPORTED: &[&str] = &[];
+/// The option tags the server supports: `path` (RFC 3327, stored by the registrar).
+/// Requiring any other tag gets 420.
+pub const SUPPORTED: &[&str] = &["path"];
 /// The Server header of every response.
 pub const SERVER: &str = concat!("Confab/", env!("CARGO_PKG_VERSION"));
 
@@ -104,6 +115,7 @@ pub struct Handler {
     /// Keys the To-tag hash; random per process, so tags are not predictable.
     tag_key: RandomState,
     transactions: Arc<dyn TransactionHook>,
+    router: Option<Arc<Router>>,
 }
 
 impl std::fmt::Debug for Handler {
@@ -121,6 +133,22 @@ impl Handler {
             force_rport,
             tag_key: RandomState::new(),
             transactions: Arc::new(Stateless),
+            router: None,
+        }
+    }
+
+    /// Installs the router (see [`crate::router`]); it needs its transaction driver
+    /// installed too ([`Handler::with_transactions`]).
+    pub fn with_router(mut self, router: Arc<Router>) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    fn allow(&self) -> &'static str {
+        if self.router.is_some() {
+            ALLOW_ROUTED
+        } else {
+            ALLOW
         }
     }
 
@@ -162,7 +190,7 @@ impl Handler {
                 return self.overloaded(&msg, retry_after, source)
             }
         }
-        let answer = self.answer(&msg)?;
+        let answer = self.answer(&msg, source)?;
         debug!(
             peer = %source.peer,
             transport = %source.transport,
@@ -217,9 +245,12 @@ impl Handler {
     }
 
     /// The core's decision for a request, or `None` when it gets no response.
-    fn answer(&self, req: &Message) -> Option<Answer> {
+    fn answer(&self, req: &Message, source: &Source) -> Option<Answer> {
         let method = req.method().unwrap_or(Method::Extension);
         if method == Method::Ack {
+            if let Some(router) = &self.router {
+                router.ack(req);
+            }
             return None;
         }
         if let Err(r) = check_request(req, &POLICY) {
@@ -229,10 +260,15 @@ impl Handler {
             }
             return Some(answer);
         }
+        if let Some(router) = &self.router {
+            if router.route(req, source) {
+                return None;
+            }
+        }
         if method == Method::Options {
             return Some(
                 Answer::new(200, "OK")
-                    .header("Allow", ALLOW)
+                    .header("Allow", self.allow())
                     .header("Accept", ACCEPT)
                     .header("Accept-Encoding", "identity")
                     .header("Accept-Language", "en")
@@ -249,7 +285,7 @@ impl Handler {
             // REGISTER, INVITE, BYE, MESSAGE, SUBSCRIBE, NOTIFY, PUBLISH, INFO, PRACK,
             // UPDATE, REFER: handled by the registrar, proxy, messaging and presence of
             // later issues; until then, refused with what is allowed.
-            _ => Answer::new(405, "Method Not Allowed").header("Allow", ALLOW),
+            _ => Answer::new(405, "Method Not Allowed").header("Allow", self.allow()),
         })
     }
 

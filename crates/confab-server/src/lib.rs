@@ -15,14 +15,26 @@
 //!   with a connection table, limits on connections and message size, idle timeouts and a
 //!   slow-loris defence;
 //! - [`handler`]: the one request-handling path behind them: malformed messages answered 400
-//!   or dropped, validation verdicts (400, 416, 420, 483, 505), OPTIONS answered, ACK
-//!   absorbed, other methods refused (405, 481, 501) until their layers arrive;
+//!   or dropped, validation verdicts (400, 416, 420, 483, 505), requests handed to the
+//!   router, OPTIONS to the server answered, ACK absorbed, other methods refused (405, 481,
+//!   501);
 //! - [`routing`]: where a response goes (RFC 3261 §18.2.2, RFC 3581);
 //! - [`transactions`]: the seam where the transaction layer plugs in, and
 //!   [`TransactionDriver`], which runs `confab-sip`'s transaction layer behind it: request
 //!   retransmissions absorbed, responses retransmitted on the RFC 3261 timers, a cap on live
 //!   transactions (without it, [`Server::bind`], requests are answered statelessly);
-//! - [`Server`]: binds a [`ServerConfig`] and runs it until shutdown.
+//! - [`router`]: what answers a validated request, with the services behind it:
+//!   [`registrar`] (REGISTER, RFC 3261 §10 and RFC 3327) over the [`location`] service;
+//!   [`authenticate`] (digest challenges, nonce expiry and replay) with the
+//!   [`throttle`] against password guessing; the stateful proxy ([`forward`]: rewriting and
+//!   routing one copy, [`fork`]: parallel forking, best response, CANCEL); [`messaging`]
+//!   (RFC 3428 offline messages); [`respond`] (answers sent after the handler returned);
+//!   configured by [`ServiceConfig`];
+//! - [`directory`]: the three store traits the router needs ([`Directory`],
+//!   [`RegistrationStore`], [`OfflineMessages`]), implemented over the management store by
+//!   the binary and in memory by [`memory`];
+//! - [`Server`]: binds a [`ServerConfig`] and runs it until shutdown;
+//!   [`Server::bind_with_router`] installs the router.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), confab_server::ServerError> {
@@ -40,16 +52,36 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod authenticate;
 pub mod config;
+pub mod directory;
 pub mod error;
+pub mod fork;
+pub mod forward;
 pub mod handler;
+mod ids;
+pub mod location;
+pub mod memory;
+pub mod messaging;
+pub mod registrar;
+pub mod respond;
+pub mod router;
 pub mod routing;
 mod server;
+mod service_config;
+pub mod throttle;
 pub mod transactions;
 pub mod transport;
 
-pub use config::{Limits, ListenUri, ServerConfig, TlsFiles};
+pub use config::{
+    Limits, ListenUri, OfflineLimits, ServerConfig, ServiceConfig, ThrottleConfig, TlsFiles,
+};
+pub use directory::{
+    BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
+    RegistrationStore, StoreError, StoredBinding, UserRecord,
+};
 pub use error::{ConfigError, ServerError, TransportError};
+pub use router::{Router, RouterStats, Stores};
 pub use server::Server;
 pub use transactions::{TimerConfig, TransactionDriver};
 pub use transport::{Source, Transmitter, Transport};

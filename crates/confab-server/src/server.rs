@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use crate::config::{ListenUri, ServerConfig};
 use crate::error::{ServerError, TransportError};
 use crate::handler::Handler;
+use crate::router::Router;
 use crate::transactions::TransactionHook;
 use crate::transport::connections::ConnectionTable;
 use crate::transport::{tcp, tls, udp, ws, Shared, Transmitter, Transport};
@@ -36,6 +37,7 @@ pub struct Server {
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     transactions: Option<Arc<dyn TransactionHook>>,
+    router: Option<Arc<Router>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -60,6 +62,31 @@ impl Server {
     pub async fn bind_with(
         config: ServerConfig,
         transactions: Option<Arc<dyn TransactionHook>>,
+    ) -> Result<Server, ServerError> {
+        Self::bind_inner(config, transactions, None).await
+    }
+
+    /// As [`Server::bind`], with the router (registrar, proxy, messaging) and its
+    /// transaction driver installed: the router learns the bound listeners, its
+    /// registrations are loaded from its store (a store failure is logged, and the server
+    /// starts with none), and [`Server::run`] runs its background work.
+    pub async fn bind_with_router(
+        config: ServerConfig,
+        router: Arc<Router>,
+    ) -> Result<Server, ServerError> {
+        let driver: Arc<dyn TransactionHook> = router.driver();
+        let server = Self::bind_inner(config, Some(driver), Some(Arc::clone(&router))).await?;
+        router.set_listeners(server.local_addrs());
+        if let Err(e) = router.load().await {
+            warn!(error = %e, "registrations could not be loaded; starting with none");
+        }
+        Ok(server)
+    }
+
+    async fn bind_inner(
+        config: ServerConfig,
+        transactions: Option<Arc<dyn TransactionHook>>,
+        router: Option<Arc<Router>>,
     ) -> Result<Server, ServerError> {
         config.validate()?;
         let tls = match (
@@ -90,6 +117,9 @@ impl Server {
         if let Some(t) = &transactions {
             handler = handler.with_transactions(Arc::clone(t));
         }
+        if let Some(r) = &router {
+            handler = handler.with_router(Arc::clone(r));
+        }
         let shared = Arc::new(Shared {
             handler,
             limits: config.limits,
@@ -102,6 +132,7 @@ impl Server {
             tls,
             shared,
             transactions,
+            router,
         })
     }
 
@@ -139,10 +170,14 @@ impl Server {
             tls,
             shared,
             transactions,
+            router,
         } = self;
         if let Some(task) = transactions.and_then(|t| t.start(transmitter, shared.shutdown.clone()))
         {
             shared.tasks.spawn(task);
+        }
+        if let Some(router) = router {
+            shared.tasks.spawn(router.start(shared.shutdown.clone()));
         }
         let workers = udp::workers();
         for (uri, listener) in listeners {

@@ -24,8 +24,12 @@
 //!   retransmissions, an automatic `100 Trying`) through the server's [`Transmitter`]. A
 //!   call that leaves an earlier deadline than the one it sleeps to wakes it ([`Notify`]),
 //!   and it ends when the server shuts down. A failed send ends the transaction
-//!   (RFC 3261 §17.2.4). Events nobody consumes yet (timeouts, terminations) are logged at
+//!   (RFC 3261 §17.2.4). Server transactions' timeouts and terminations are logged at
 //!   debug level and counted.
+//! * **Client transactions** (`client.rs`): the router's proxy and messaging start them
+//!   with a sink; their responses, timeouts, transport errors and termination go there.
+//!   The driver also keeps the server's [`Transmitter`] (given to the timer task) for the
+//!   responses and stateless sends the core makes after the handler has returned.
 //!
 //! **Why what the layer sends while handling a message goes back through the handler**
 //! rather than through the [`Transmitter`]: it concerns that message's transaction, whose
@@ -47,8 +51,9 @@
 //! so that the other transactions are still served rather than every transport task
 //! failing on the lock, at the risk of one transaction left half-updated.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -98,6 +103,8 @@ pub struct DriverStats {
 
 struct Inner {
     layer: TransactionLayer<Peer>,
+    /// Where the events of each client transaction go (see `client.rs`).
+    sinks: HashMap<TransactionKey, ClientSink>,
     /// Transmissions for the timer task to send.
     deferred: Vec<Transmit<Peer>>,
     /// The deadline the timer task sleeps until.
@@ -111,6 +118,9 @@ pub struct TransactionDriver {
     inner: Mutex<Inner>,
     /// Wakes the timer task.
     wake: Notify,
+    /// The server's transmitter, set when the timer task starts: what the core sends
+    /// outside a request's own answer (`client.rs`) goes through it.
+    transmitter: OnceLock<Transmitter>,
     max_transactions: usize,
     force_rport: bool,
 }
@@ -133,11 +143,13 @@ impl TransactionDriver {
         TransactionDriver {
             inner: Mutex::new(Inner {
                 layer: TransactionLayer::new(Config::new(config.timers)),
+                sinks: HashMap::new(),
                 deferred: Vec::new(),
                 armed: None,
                 stats: DriverStats::default(),
             }),
             wake: Notify::new(),
+            transmitter: OnceLock::new(),
             max_transactions: config.limits.max_transactions,
             force_rport: config.force_rport,
         }
@@ -155,6 +167,7 @@ impl TransactionDriver {
     /// The timer task: runs the layer's timers and sends what they yield through
     /// `transmitter`, until `shutdown` is cancelled. [`crate::Server::run`] runs it.
     pub async fn run(self: Arc<Self>, transmitter: Transmitter, shutdown: CancellationToken) {
+        let _ = self.transmitter.set(transmitter.clone());
         debug!("transaction timers running");
         loop {
             let (due, next) = self.tick(Instant::now());
@@ -268,16 +281,30 @@ impl Inner {
         }
     }
 
-    /// An event no core consumes yet.
+    /// An event outside request handling: client transactions' events go to their sinks
+    /// (`client.rs`); the rest is logged and counted.
     fn note(&mut self, event: Event<Peer>) {
         match event {
             Event::Timeout { key, timer } => {
                 self.stats.timeouts += 1;
                 debug!(?key, ?timer, "transaction timed out");
+                self.send_to_sink(&key, ClientEvent::Timeout);
             }
-            Event::TransportError { key } => debug!(?key, "transaction ended by a transport error"),
-            Event::Terminated { key } => debug!(?key, "transaction terminated"),
-            Event::Response { key, .. } => debug!(?key, "response outside response handling"),
+            Event::TransportError { key } => {
+                debug!(?key, "transaction ended by a transport error");
+                self.send_to_sink(&key, ClientEvent::TransportError);
+            }
+            Event::Terminated { key } => {
+                trace!(?key, "transaction terminated");
+                if let Some(sink) = self.sinks.remove(&key) {
+                    let _ = sink.send((key, ClientEvent::Terminated));
+                }
+            }
+            Event::Response { key, response } => {
+                if !self.send_to_sink(&key, ClientEvent::Response(Box::new(response))) {
+                    debug!(?key, "response for a client transaction nobody awaits");
+                }
+            }
             Event::StrayResponse { .. } => trace!("response matching no client transaction"),
             Event::Request { key, .. } | Event::Cancel { key, .. } => {
                 debug!(?key, "request event outside request handling; ignored");
@@ -392,12 +419,9 @@ impl TransactionHook for TransactionDriver {
         let mut matched = false;
         while let Some(event) = inner.layer.poll_event() {
             match event {
-                Event::Response { key, .. } => {
-                    debug!(
-                        ?key,
-                        "response for a client transaction; no core consumes it yet"
-                    );
+                Event::Response { .. } => {
                     matched = true;
+                    inner.note(event);
                 }
                 other => inner.note(other),
             }
@@ -421,6 +445,10 @@ impl TransactionHook for TransactionDriver {
         Some(Box::pin(self.run(transmitter, shutdown)))
     }
 }
+
+#[path = "client.rs"]
+mod client;
+pub use client::{ClientEvent, ClientSink};
 
 #[cfg(test)]
 #[path = "driver_tests.rs"]

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::transport::{Source, Transmitter};
 
 pub use confab_sip::transaction::{ConfigError as TimerError, TimerConfig};
-pub use driver::{DriverStats, TransactionDriver, RETRY_AFTER};
+pub use driver::{ClientEvent, ClientSink, DriverStats, TransactionDriver, RETRY_AFTER};
 
 /// What the transaction layer decided about a received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub trait TransactionHook: Send + Sync + 'static {
     }
 
     /// A response arrived: match it to a client transaction (RFC 3261 §17.1.3). With
-    /// [`Disposition::Continue`] the handler drops it, as no core sends requests yet.
+    /// [`Disposition::Continue`] the handler drops it (it matches nothing sent here).
     fn response_received(&self, response: &Message, source: &Source) -> Disposition {
         let _ = (response, source);
         Disposition::Continue

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod ua;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -47,6 +49,34 @@ impl TestServer {
         let server = Server::bind_with(config, transactions)
             .await
             .expect("the server binds");
+        let addrs = server.local_addrs();
+        let connections = server.connections();
+        let transmitter = server.transmitter();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addrs,
+            connections,
+            transmitter,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Binds `config` with `router` (and its transaction driver) installed and runs it.
+    pub async fn start_router(
+        config: ServerConfig,
+        router: Arc<confab_server::Router>,
+    ) -> TestServer {
+        let server = Server::bind_with_router(config, router)
+            .await
+            .expect("the server binds");
+        Self::run(server)
+    }
+
+    fn run(server: Server) -> TestServer {
         let addrs = server.local_addrs();
         let connections = server.connections();
         let transmitter = server.transmitter();

@@ -1,0 +1,176 @@
+//! What the registrar, the proxy and messaging need from the management store, as three
+//! small traits: [`Directory`] (users and their digest credentials, read only),
+//! [`RegistrationStore`] (bindings written behind and loaded at start) and
+//! [`OfflineMessages`] (page-mode messages kept for users who are offline). The records
+//! carry strings and numbers only, no SIP types, so that `confab-store` can implement them
+//! without knowing SIP. [`crate::memory`] has in-memory implementations for tests and for a
+//! front-end without a store.
+//!
+//! **Why boxed futures.** The traits are used as `Arc<dyn Directory>`: the router does not
+//! care which backend (SQLite, PostgreSQL, memory) answers. `async fn` in traits is not
+//! object-safe, so every method returns a [`BoxFuture`] — `Pin<Box<dyn Future + Send>>` —
+//! written by hand, without a macro crate. An implementation writes
+//! `Box::pin(async move { … })`. The `Send` bound lets the router await them on any worker
+//! thread. One allocation per call is nothing next to a database round trip.
+//!
+//! Errors: every call may fail with a [`StoreError`] (the database is down, a query timed
+//! out). The router answers such a request `500 Server Internal Error`; nothing is lost,
+//! because nothing is acknowledged to a client before the store has taken it.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A future returned by the store traits: boxed, so the traits stay object-safe, and `Send`,
+/// so it can be awaited on any thread.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A store call that failed; the text says why, in the operator's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "management store: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A user as the front-end sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// `user@domain`, the address-of-record; the domain in lower case.
+    pub address: String,
+    /// A disabled user cannot authenticate and is not reachable.
+    pub enabled: bool,
+    /// The pool the user is homed on, if the store knows one.
+    pub home_pool: Option<String>,
+}
+
+/// One stored digest credential: `H(user:realm:password)` for one algorithm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The algorithm's name as in a challenge: `MD5` or `SHA-256` (case-insensitive).
+    pub algorithm: String,
+    /// The HA1 in hex.
+    pub ha1: String,
+}
+
+/// Users and credentials, read-only: the front-end never mutates users (DESIGN.md).
+pub trait Directory: Send + Sync + 'static {
+    /// The user with this address-of-record (`user@domain`, domain lower-case), or `None`.
+    fn user<'a>(
+        &'a self,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<Option<UserRecord>, StoreError>>;
+
+    /// The user's credentials for `realm`, one per algorithm stored; empty for an unknown
+    /// user.
+    fn credentials<'a>(
+        &'a self,
+        address: &'a str,
+        realm: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Credential>, StoreError>>;
+}
+
+/// One registered contact, as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBinding {
+    /// The address-of-record, `user@domain`.
+    pub aor: String,
+    /// The contact URI (without angle brackets or header parameters).
+    pub contact: String,
+    /// When the binding expires, in seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// The q-value in thousandths (1000 = 1.0), if the client gave one.
+    pub q: Option<u16>,
+    /// The Call-ID of the REGISTER that made or last refreshed it.
+    pub call_id: String,
+    /// That REGISTER's CSeq number.
+    pub cseq: u32,
+    /// The Path header values (RFC 3327), outermost first.
+    pub path: Vec<String>,
+    /// How requests reach the contact: `TRANSPORT PEER LOCAL`, e.g.
+    /// `udp 192.0.2.7:5060 192.0.2.1:5060` (the address the REGISTER came from and the
+    /// listener it came to).
+    pub flow: String,
+    /// The User-Agent of the REGISTER, for operators.
+    pub user_agent: Option<String>,
+    /// When the binding was first made, in seconds since the Unix epoch.
+    pub registered_at: u64,
+}
+
+/// Where registrations are written behind, so that a restart or a failover recovers them.
+pub trait RegistrationStore: Send + Sync + 'static {
+    /// Replaces every binding of `aor` with `bindings` (none: the AOR has no registration).
+    /// Called from one writer task, coalesced: only the latest state of an AOR is written.
+    fn save<'a>(
+        &'a self,
+        aor: &'a str,
+        bindings: &'a [StoredBinding],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Every binding stored, for the front-end to load at start (expired ones included; the
+    /// front-end skips them).
+    fn load(&self) -> BoxFuture<'_, Result<Vec<StoredBinding>, StoreError>>;
+}
+
+/// A page-mode message waiting for its recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineMessage {
+    /// The store's id; unique, increasing in storage order.
+    pub id: u64,
+    /// The recipient's address-of-record.
+    pub recipient: String,
+    /// The original From header value, tag included.
+    pub from: String,
+    /// The original Content-Type (`text/plain` when the MESSAGE had none).
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+    /// When it was accepted, in seconds since the Unix epoch.
+    pub received_at: u64,
+}
+
+/// Why a message was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfflineError {
+    /// The recipient already has as many messages waiting as allowed.
+    OverQuota,
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for OfflineError {
+    fn from(e: StoreError) -> Self {
+        OfflineError::Store(e)
+    }
+}
+
+/// Messages kept for users who are offline. Delivery is at-least-once with acknowledgement:
+/// a message is deleted only by [`OfflineMessages::ack`], after the recipient's client
+/// answered it 2xx, so a crash or a lost answer means a redelivery, never a loss.
+pub trait OfflineMessages: Send + Sync + 'static {
+    /// Deletes the recipient's messages received before `not_before` (expired), then stores
+    /// `message` (its `id` is ignored and assigned) unless the recipient already has
+    /// `max_per_user` messages: [`OfflineError::OverQuota`]. Returns the new id. The message
+    /// is durable when this returns.
+    fn store(
+        &self,
+        message: OfflineMessage,
+        max_per_user: usize,
+        not_before: u64,
+    ) -> BoxFuture<'_, Result<u64, OfflineError>>;
+
+    /// The recipient's messages received at or after `not_before`, oldest first.
+    fn pending<'a>(
+        &'a self,
+        recipient: &'a str,
+        not_before: u64,
+    ) -> BoxFuture<'a, Result<Vec<OfflineMessage>, StoreError>>;
+
+    /// Deletes message `id`: it was delivered. Deleting a message that is gone is not an
+    /// error.
+    fn ack(&self, id: u64) -> BoxFuture<'_, Result<(), StoreError>>;
+}

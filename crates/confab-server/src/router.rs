@@ -1,0 +1,563 @@
+//! The router: decides who answers a request the handler has validated, and runs that
+//! service — the registrar, the proxy (with location look-up and authentication of local
+//! users), messaging — in a task of its own, since they wait on the store. The handler
+//! answers what the router leaves to it (OPTIONS to the server, unknown methods, …).
+//!
+//! For a request other than REGISTER and CANCEL (INVITE, ACK, BYE, OPTIONS, INFO, UPDATE,
+//! REFER, NOTIFY, MESSAGE, PRACK):
+//!
+//! 1. **Loose routing** (RFC 3261 §16.4): a top Route naming us is removed. If another
+//!    Route follows, the request goes there (an in-dialog request, or one a local user
+//!    routes out).
+//! 2. Otherwise the **Request-URI** decides: a user in a local domain is looked up
+//!    (404 unknown or disabled, 480 not registered — or, for MESSAGE, stored:
+//!    [`crate::messaging`]) and the request forked to every binding ([`crate::fork`]); a
+//!    registered contact, or any target of an in-dialog request that came through our
+//!    Record-Route, gets it directly; a URI naming the server itself is the handler's
+//!    (OPTIONS 200); anything else is refused 403 — no open relay.
+//! 3. Before forwarding: Max-Forwards 0 gets 483, a loop 482; an initial request (no To
+//!    tag) from a user of a local domain must authenticate (407, then the identity must be
+//!    the From user's, else 403); an initial request from elsewhere may reach local users
+//!    but not be routed onwards (403).
+//!
+//! REGISTER goes to the registrar; after its 200, waiting offline messages are delivered to
+//! the contact that registered. CANCEL of an INVITE being proxied gets 200 and cancels its
+//! branches; other CANCELs are the handler's (481). An ACK that is ours to forward (for a
+//! 2xx, through our Record-Route) is forwarded statelessly; any other is dropped.
+//!
+//! Known gaps: a CANCEL that overtakes its INVITE's directory look-up gets 481; requests
+//! to other pools and legacy next hops are not routed yet (every local user is served
+//! here); names are not resolved through DNS.
+
+use std::hash::RandomState;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confab_sip::edit::EditError;
+use confab_sip::{Message, Method, Scheme};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::authenticate::{Asker, Authenticator, Outcome as Auth};
+use crate::config::{ListenUri, ServerConfig, ServiceConfig};
+use crate::directory::{Directory, OfflineMessages, RegistrationStore, StoreError};
+use crate::error::ConfigError;
+use crate::fork::Proxy;
+use crate::forward::{self, Listeners, Target};
+use crate::ids;
+use crate::location::{contact_key, Location};
+use crate::memory::MemoryStores;
+use crate::messaging::Messaging;
+use crate::registrar::{Registrar, Registration};
+use crate::respond::{Answer, Responder};
+use crate::throttle::{Throttle, ThrottleStats};
+use crate::transactions::{HookTask, TransactionDriver};
+use crate::transport::Source;
+
+/// How often expired bindings are swept.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
+/// The store-facing parts the router needs; the binary gives adapters over
+/// `confab-store`, tests give [`Stores::memory`].
+#[derive(Clone)]
+pub struct Stores {
+    /// Users and credentials.
+    pub directory: Arc<dyn Directory>,
+    /// Registrations, written behind.
+    pub registrations: Arc<dyn RegistrationStore>,
+    /// Offline messages.
+    pub offline: Arc<dyn OfflineMessages>,
+}
+
+impl Stores {
+    /// In-memory stores, and typed handles to them (to add users, look inside).
+    pub fn memory() -> (Stores, MemoryStores) {
+        let m = MemoryStores::default();
+        (Self::from_memory(&m), m)
+    }
+
+    /// These in-memory stores (shared, to play a restart).
+    pub fn from_memory(m: &MemoryStores) -> Stores {
+        Stores {
+            directory: m.directory.clone(),
+            registrations: m.registrations.clone(),
+            offline: m.offline.clone(),
+        }
+    }
+}
+
+/// Counters of a router, for tests and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouterStats {
+    /// Addresses-of-record with at least one binding.
+    pub registered: usize,
+    /// INVITEs being proxied.
+    pub active_invites: usize,
+    /// The password-guessing throttle.
+    pub throttle: ThrottleStats,
+}
+
+/// What to do with a request.
+#[derive(Debug)]
+enum Plan {
+    /// The handler answers.
+    Local,
+    Refuse(u16, &'static str),
+    ToUser {
+        aor: String,
+        pop_route: bool,
+    },
+    Forward {
+        uri: String,
+        pop_route: bool,
+    },
+}
+
+/// The router (see the module documentation).
+pub struct Router {
+    config: Arc<ServiceConfig>,
+    driver: Arc<TransactionDriver>,
+    responder: Arc<Responder>,
+    auth: Arc<Authenticator>,
+    location: Arc<Location>,
+    registrar: Registrar,
+    proxy: Proxy,
+    messaging: Messaging,
+    stores: Stores,
+    listeners: Arc<Listeners>,
+    loop_key: RandomState,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("domains", &self.config.domains)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_proxied(method: Method) -> bool {
+    matches!(
+        method,
+        Method::Invite
+            | Method::Bye
+            | Method::Options
+            | Method::Info
+            | Method::Update
+            | Method::Refer
+            | Method::Notify
+            | Method::Message
+            | Method::Prack
+    )
+}
+
+impl Router {
+    /// A router for a server with `server`'s timers, with its own transaction driver
+    /// (install both with [`crate::Server::bind_with_router`]).
+    pub fn new(
+        server: &ServerConfig,
+        config: ServiceConfig,
+        stores: Stores,
+    ) -> Result<Arc<Router>, ConfigError> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let driver = Arc::new(TransactionDriver::new(server));
+        let responder = Arc::new(Responder::new(Arc::clone(&driver)));
+        let key = config.nonce_secret.unwrap_or_else(ids::random_key);
+        let auth = Arc::new(Authenticator::new(
+            key,
+            config.nonce_lifetime,
+            config.max_tracked_nonces,
+            Throttle::new(config.throttle),
+            Arc::clone(&stores.directory),
+        ));
+        let location = Arc::new(Location::new(config.max_contacts));
+        let listeners = Arc::new(Listeners::new(&config));
+        Ok(Arc::new(Router {
+            registrar: Registrar::new(
+                Arc::clone(&config),
+                Arc::clone(&auth),
+                Arc::clone(&location),
+            ),
+            proxy: Proxy::new(Arc::clone(&responder)),
+            messaging: Messaging::new(
+                Arc::clone(&stores.offline),
+                config.offline,
+                Arc::clone(&driver),
+                Arc::clone(&listeners),
+            ),
+            config,
+            driver,
+            responder,
+            auth,
+            location,
+            stores,
+            listeners,
+            loop_key: RandomState::new(),
+        }))
+    }
+
+    /// The transaction driver the router sends through.
+    pub fn driver(&self) -> Arc<TransactionDriver> {
+        Arc::clone(&self.driver)
+    }
+
+    /// The location service.
+    pub fn location(&self) -> &Arc<Location> {
+        &self.location
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> RouterStats {
+        RouterStats {
+            registered: self.location.len(),
+            active_invites: self.proxy.active_invites(),
+            throttle: self.auth.throttle().stats(),
+        }
+    }
+
+    /// Loads the registrations kept in the store; returns how many bindings are live.
+    pub async fn load(&self) -> Result<usize, StoreError> {
+        let stored = self.stores.registrations.load().await?;
+        let n = self.location.load(stored, Instant::now());
+        info!(bindings = n, "registrations loaded from the store");
+        Ok(n)
+    }
+
+    pub(crate) fn set_listeners(&self, bound: Vec<ListenUri>) {
+        self.listeners.set(bound);
+    }
+
+    /// The router's background work until `shutdown`: the expiry sweeper and the
+    /// registration writer (which writes once more on the way out).
+    pub fn start(self: Arc<Self>, shutdown: CancellationToken) -> HookTask {
+        Box::pin(async move {
+            let writer = tokio::spawn(
+                Arc::clone(&self.location)
+                    .write_behind(Arc::clone(&self.stores.registrations), shutdown.clone()),
+            );
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => {
+                        self.location.sweep(Instant::now());
+                    }
+                }
+            }
+            if writer.await.is_err() {
+                warn!("the registration writer ended abnormally");
+            }
+        })
+    }
+
+    /// Takes `req` if a service answers it (true), running that service in a task of its
+    /// own; false leaves it to the handler.
+    pub fn route(self: &Arc<Self>, req: &Message, source: &Source) -> bool {
+        let Some(method) = req.method() else {
+            return false;
+        };
+        let plan = match method {
+            Method::Register => {
+                let (this, req, source) = (Arc::clone(self), req.clone(), *source);
+                tokio::spawn(async move { this.register(req, source).await });
+                return true;
+            }
+            Method::Cancel => {
+                if !self.proxy.cancel(req) {
+                    return false;
+                }
+                Plan::Refuse(200, "OK")
+            }
+            m if is_proxied(m) => self.plan(req),
+            _ => return false,
+        };
+        let plan = match plan {
+            Plan::Local => return false,
+            Plan::ToUser { .. } | Plan::Forward { .. } => {
+                self.check_forwarding(req).unwrap_or(plan)
+            }
+            refuse => refuse,
+        };
+        let (this, req, source) = (Arc::clone(self), req.clone(), *source);
+        tokio::spawn(async move { this.serve(req, source, plan).await });
+        true
+    }
+
+    /// Max-Forwards and loop detection for a request about to be forwarded.
+    fn check_forwarding(&self, req: &Message) -> Option<Plan> {
+        if matches!(req.max_forwards(), Ok(Some(0))) {
+            return Some(Plan::Refuse(483, "Too Many Hops"));
+        }
+        let hash = forward::loop_hash(&self.loop_key, req);
+        forward::has_looped(req, &hash, &self.listeners)
+            .then_some(Plan::Refuse(482, "Loop Detected"))
+    }
+
+    fn plan(&self, req: &Message) -> Plan {
+        let in_dialog = req.to().ok().and_then(|t| t.tag()).is_some();
+        let mut routes = req.routes();
+        let (pop_route, next) = match routes.next() {
+            Some(Ok(r)) if self.listeners.is_ours(r.uri(), &self.config) => (true, routes.next()),
+            // An in-dialog request whose route set does not start with us is not ours to
+            // carry (an initial one may be a local user's, checked when forwarding).
+            Some(Ok(_)) if in_dialog => return Plan::Refuse(403, "Forbidden"),
+            other => (false, other),
+        };
+        match next {
+            Some(Ok(r)) => {
+                return Plan::Forward {
+                    uri: r.uri().as_str().to_owned(),
+                    pop_route,
+                }
+            }
+            Some(Err(_)) => return Plan::Refuse(400, "Bad Route"),
+            None => {}
+        }
+        let Some(Ok(ruri)) = req.request_uri() else {
+            return Plan::Local;
+        };
+        if !matches!(ruri.scheme(), Scheme::Sip | Scheme::Sips) {
+            return Plan::Local;
+        }
+        let host = ruri.host_str().unwrap_or_default();
+        let user = ruri.user().filter(|u| !u.is_empty());
+        let ours = self.listeners.is_ours(&ruri, &self.config);
+        // A registered contact first: with the listen addresses among the domains (the
+        // default), `sip:bob@127.0.0.1:40000` is bob's phone, not a user of 127.0.0.1.
+        let registered = contact_key(ruri.as_str()).and_then(|k| self.location.flow_for(&k));
+        if registered.is_some() && !ours {
+            return Plan::Forward {
+                uri: ruri.as_str().to_owned(),
+                pop_route,
+            };
+        }
+        if self.config.is_local_domain(host) || ours {
+            return match user {
+                Some(user) if self.config.is_local_domain(host) => Plan::ToUser {
+                    aor: format!("{user}@{}", host.to_ascii_lowercase()),
+                    pop_route,
+                },
+                _ => Plan::Local,
+            };
+        }
+        if pop_route && in_dialog {
+            return Plan::Forward {
+                uri: ruri.as_str().to_owned(),
+                pop_route,
+            };
+        }
+        if req.method() == Some(Method::Options) {
+            return Plan::Local;
+        }
+        Plan::Refuse(403, "Forbidden")
+    }
+
+    async fn serve(self: Arc<Self>, req: Message, source: Source, plan: Plan) {
+        let answer = match plan {
+            Plan::Local => return,
+            Plan::Refuse(status, reason) => Answer::new(status, reason),
+            Plan::ToUser { aor, pop_route } => {
+                match self.to_user(&req, &source, &aor, pop_route).await {
+                    Some(a) => a,
+                    None => return,
+                }
+            }
+            Plan::Forward { uri, pop_route } => {
+                match self.forward(&req, &source, &uri, pop_route).await {
+                    Some(a) => a,
+                    None => return,
+                }
+            }
+        };
+        self.responder.send(&req, answer, &source).await;
+    }
+
+    async fn register(self: Arc<Self>, req: Message, source: Source) {
+        match self.registrar.register(&req, &source).await {
+            Registration::Refused(answer) => self.responder.send(&req, answer, &source).await,
+            Registration::Done { answer, aor, fresh } => {
+                self.responder.send(&req, answer, &source).await;
+                if let Some(binding) = fresh.first() {
+                    self.messaging.deliver(&aor, binding).await;
+                }
+            }
+        }
+    }
+
+    /// An initial request from a user of a local domain must authenticate as that user.
+    /// `Ok(true)`: it did; `Ok(false)`: the sender is not local.
+    async fn authorize(&self, req: &Message, source: &Source) -> Result<bool, Answer> {
+        let Ok(from) = req.from() else {
+            return Err(Answer::new(400, "Bad From Header"));
+        };
+        let uri = from.uri();
+        let domain = uri.host_str().unwrap_or_default().to_ascii_lowercase();
+        if !self.config.is_local_domain(&domain) {
+            return Ok(false);
+        }
+        let aor = format!("{}@{domain}", uri.user().unwrap_or_default());
+        match self
+            .auth
+            .authenticate(req, Asker::Proxy, &domain, source.peer.ip())
+            .await
+        {
+            Auth::Authenticated(who) if who == aor => Ok(true),
+            Auth::Authenticated(_) => {
+                Err(Answer::new(403, "Authentication ID Does Not Match From"))
+            }
+            Auth::Challenge { stale } => {
+                let (status, reason) = Asker::Proxy.status();
+                let mut answer = Answer::new(status, reason);
+                for c in self.auth.challenges(&domain, stale) {
+                    answer = answer.header(Asker::Proxy.challenge_header(), c);
+                }
+                Err(answer)
+            }
+            Auth::BadRequest(reason) => Err(Answer::new(400, reason)),
+            Auth::Failed(e) => {
+                warn!(error = %e, "proxy cannot read the directory");
+                Err(Answer::new(500, "Server Internal Error"))
+            }
+        }
+    }
+
+    fn is_initial(req: &Message) -> bool {
+        req.to().ok().and_then(|t| t.tag()).is_none()
+    }
+
+    async fn to_user(
+        &self,
+        req: &Message,
+        source: &Source,
+        aor: &str,
+        pop: bool,
+    ) -> Option<Answer> {
+        if Self::is_initial(req) {
+            if let Err(answer) = self.authorize(req, source).await {
+                return Some(answer);
+            }
+        }
+        match self.stores.directory.user(aor).await {
+            Ok(Some(u)) if u.enabled => {}
+            Ok(_) => return Some(Answer::new(404, "Not Found")),
+            Err(e) => {
+                warn!(error = %e, "proxy cannot read the directory");
+                return Some(Answer::new(500, "Server Internal Error"));
+            }
+        }
+        let bindings = self.location.lookup(aor, Instant::now());
+        if bindings.is_empty() {
+            if req.method() == Some(Method::Message) {
+                return Some(self.messaging.keep(req, aor).await);
+            }
+            return Some(Answer::new(480, "Temporarily Unavailable"));
+        }
+        let targets = bindings
+            .into_iter()
+            .map(|b| Target {
+                request_uri: Some(b.contact),
+                flow: b.flow,
+                route: b.path,
+            })
+            .collect();
+        self.fork(req, source, targets, pop).await
+    }
+
+    async fn forward(
+        &self,
+        req: &Message,
+        source: &Source,
+        uri: &str,
+        pop: bool,
+    ) -> Option<Answer> {
+        if Self::is_initial(req) {
+            match self.authorize(req, source).await {
+                Ok(true) => {}
+                Ok(false) => return Some(Answer::new(403, "Forbidden")),
+                Err(answer) => return Some(answer),
+            }
+        }
+        let Some(flow) = self.listeners.resolve(uri, &self.location) else {
+            debug!(%uri, "next hop cannot be resolved");
+            return Some(Answer::new(502, "Bad Gateway"));
+        };
+        let target = Target {
+            request_uri: None,
+            flow,
+            route: Vec::new(),
+        };
+        self.fork(req, source, vec![target], pop).await
+    }
+
+    /// Rewrites `req` for each target and forks it; `None` once the fork has answered.
+    async fn fork(
+        &self,
+        req: &Message,
+        source: &Source,
+        targets: Vec<Target>,
+        pop: bool,
+    ) -> Option<Answer> {
+        let hash = forward::loop_hash(&self.loop_key, req);
+        let rr = Self::is_initial(req).then(|| self.listeners.record_route(source));
+        let mut copies = Vec::with_capacity(targets.len());
+        for (i, t) in targets.iter().enumerate() {
+            let via = self
+                .listeners
+                .via(&t.flow, &forward::branch(&hash, &i.to_string()));
+            match forward::build(req, t, &via, rr.as_deref(), pop) {
+                Ok(bytes) => copies.push((bytes, t.flow)),
+                Err(EditError::MaxForwards) => return Some(Answer::new(483, "Too Many Hops")),
+                Err(e) => {
+                    debug!(error = %e, "request cannot be rewritten");
+                    return Some(Answer::new(400, "Bad Request"));
+                }
+            }
+        }
+        self.proxy.fork(req, source, copies).await;
+        None
+    }
+
+    /// Forwards an ACK for a 2xx statelessly, when it is ours to forward.
+    pub fn ack(self: &Arc<Self>, req: &Message) {
+        let mut routes = req.routes();
+        let (pop, next) = match routes.next() {
+            Some(Ok(r)) if self.listeners.is_ours(r.uri(), &self.config) => (true, routes.next()),
+            other => (false, other),
+        };
+        let uri = match next {
+            Some(Ok(r)) => r.uri().as_str().to_owned(),
+            Some(Err(_)) => return,
+            None => match req.request_uri_str() {
+                Some(u) => u.to_owned(),
+                None => return,
+            },
+        };
+        let known = contact_key(&uri)
+            .and_then(|k| self.location.flow_for(&k))
+            .is_some();
+        if !pop && !known {
+            return;
+        }
+        let Some(flow) = self.listeners.resolve(&uri, &self.location) else {
+            return;
+        };
+        let hash = forward::loop_hash(&self.loop_key, req);
+        let via = self.listeners.via(&flow, &forward::branch(&hash, "ack"));
+        let target = Target {
+            request_uri: None,
+            flow,
+            route: Vec::new(),
+        };
+        let Ok(bytes) = forward::build(req, &target, &via, None, pop) else {
+            return;
+        };
+        let driver = Arc::clone(&self.driver);
+        tokio::spawn(async move {
+            if let Err(e) = driver.send_stateless(bytes, &flow).await {
+                debug!(peer = %flow.peer, error = %e, "ACK not forwarded");
+            }
+        });
+    }
+}
