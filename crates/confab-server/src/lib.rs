@@ -69,6 +69,7 @@ pub mod router;
 pub mod routing;
 mod server;
 mod service_config;
+pub mod store_backed;
 pub mod throttle;
 pub mod transactions;
 pub mod transport;

@@ -1,0 +1,249 @@
+//! The registrar's, proxy's and messaging's store traits ([`crate::directory`]) implemented
+//! over the management store (`confab-store`, SQLite or PostgreSQL): [`StoreBacked`] wraps
+//! one [`confab_store::Store`] handle and translates records both ways. The translation is
+//! the whole job: no SIP is parsed here and no business rule is added.
+//!
+//! Offline messages are claimed with a lease (see [`CLAIM_LEASE`]): a front-end that crashes
+//! between delivering and acknowledging gives them back when the lease runs out, and two
+//! front-ends sharing one store never deliver the same message at the same time.
+
+use std::time::Duration;
+
+use confab_store::{
+    Address, NewOfflineMessage, QuotaError, Registration, Store, StoreError as DbError, StoredId,
+};
+
+use crate::directory::{
+    BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
+    RegistrationStore, StoreError, StoredBinding, UserRecord,
+};
+
+/// How long a claimed offline message is held for one delivery attempt: longer than a
+/// non-INVITE transaction (Timer F, 32 s) so that a slow client's 2xx still finds it held.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(64);
+
+/// The three store traits over one management store handle.
+#[derive(Clone, Debug)]
+pub struct StoreBacked {
+    store: Store,
+}
+
+impl StoreBacked {
+    /// Wraps an open store.
+    pub fn new(store: Store) -> Self {
+        StoreBacked { store }
+    }
+}
+
+fn err(e: DbError) -> StoreError {
+    StoreError(e.to_string())
+}
+
+fn address(text: &str) -> Result<Address, StoreError> {
+    Address::parse(text).map_err(err)
+}
+
+fn unix(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn unsigned(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The store keeps q in thousandths with 1000 as the default; the location service keeps
+/// "not given" apart. q=1.0 and "not given" rank the same (RFC 3261 §10.2.1.2).
+fn q_to_store(q: Option<u16>) -> u16 {
+    q.unwrap_or(1000).min(1000)
+}
+
+fn q_from_store(q: u16) -> Option<u16> {
+    (q != 1000).then_some(q)
+}
+
+/// A binding's flow is `TRANSPORT PEER LOCAL`; the store keeps the transport in a column of
+/// its own (for listing) and the flow as the binding's source.
+fn transport_of(flow: &str) -> String {
+    flow.split_whitespace().next().unwrap_or("udp").to_owned()
+}
+
+fn to_registration(b: &StoredBinding) -> Result<Registration, StoreError> {
+    Ok(Registration {
+        user: address(&b.aor)?,
+        contact: b.contact.clone(),
+        instance_id: None,
+        q: q_to_store(b.q),
+        expires_at: unix(b.expires_at),
+        call_id: b.call_id.clone(),
+        cseq: b.cseq,
+        // Path values are name-addrs, which may hold commas: one per line.
+        path: (!b.path.is_empty()).then(|| b.path.join("\n")),
+        source: Some(b.flow.clone()),
+        transport: transport_of(&b.flow),
+        updated_at: unix(b.registered_at),
+    })
+}
+
+fn from_registration(r: Registration) -> StoredBinding {
+    StoredBinding {
+        aor: r.user.to_string(),
+        contact: r.contact,
+        expires_at: unsigned(r.expires_at),
+        q: q_from_store(r.q),
+        call_id: r.call_id,
+        cseq: r.cseq,
+        path: r
+            .path
+            .map(|p| p.lines().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        flow: r.source.unwrap_or_default(),
+        // Not kept by the store: informational only.
+        user_agent: None,
+        registered_at: unsigned(r.updated_at),
+    }
+}
+
+impl Directory for StoreBacked {
+    fn user<'a>(
+        &'a self,
+        address_text: &'a str,
+    ) -> BoxFuture<'a, Result<Option<UserRecord>, StoreError>> {
+        Box::pin(async move {
+            // A name that is not a valid address names no user.
+            let Ok(a) = Address::parse(address_text) else {
+                return Ok(None);
+            };
+            let user = self.store.find_user(&a).await.map_err(err)?;
+            Ok(user.map(|u| UserRecord {
+                address: u.address.to_string(),
+                enabled: u.enabled,
+                home_pool: Some(u.pool),
+            }))
+        })
+    }
+
+    fn credentials<'a>(
+        &'a self,
+        address_text: &'a str,
+        realm: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Credential>, StoreError>> {
+        Box::pin(async move {
+            let Ok(a) = Address::parse(address_text) else {
+                return Ok(Vec::new());
+            };
+            let creds = self.store.credentials(&a, realm).await.map_err(err)?;
+            Ok(creds
+                .into_iter()
+                .map(|c| Credential {
+                    algorithm: c.algorithm,
+                    ha1: c.ha1,
+                })
+                .collect())
+        })
+    }
+}
+
+impl RegistrationStore for StoreBacked {
+    fn save<'a>(
+        &'a self,
+        aor: &'a str,
+        bindings: &'a [StoredBinding],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let user = address(aor)?;
+            let keep: Vec<Registration> = bindings
+                .iter()
+                .map(to_registration)
+                .collect::<Result<_, _>>()?;
+            // Write the current bindings first, then drop the ones that are gone: a crash
+            // in between leaves a binding too many (it expires), never one too few.
+            for r in &keep {
+                self.store.upsert_registration(r).await.map_err(err)?;
+            }
+            for old in self.store.registrations_of(&user).await.map_err(err)? {
+                if !keep.iter().any(|k| k.contact == old.contact) {
+                    self.store
+                        .remove_registration(&user, &old.contact)
+                        .await
+                        .map_err(err)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn load(&self) -> BoxFuture<'_, Result<Vec<StoredBinding>, StoreError>> {
+        Box::pin(async move {
+            let all = self.store.all_registrations().await.map_err(err)?;
+            Ok(all.into_iter().map(from_registration).collect())
+        })
+    }
+}
+
+impl OfflineMessages for StoreBacked {
+    fn store(
+        &self,
+        message: OfflineMessage,
+        max_per_user: usize,
+        not_before: u64,
+    ) -> BoxFuture<'_, Result<u64, OfflineError>> {
+        Box::pin(async move {
+            let to_user = address(&message.recipient)?;
+            // The trait gives the oldest acceptable receive time; the store wants the age.
+            let max_age =
+                Duration::from_secs(message.received_at.saturating_sub(not_before).max(1));
+            let new = NewOfflineMessage {
+                to_user,
+                from_uri: message.from,
+                content_type: message.content_type,
+                body: message.body,
+                received_at: unix(message.received_at),
+            };
+            let cap = u32::try_from(max_per_user).unwrap_or(u32::MAX);
+            match self.store.store_offline_message(&new, cap, max_age).await {
+                Ok(StoredId(id)) => Ok(unsigned(id)),
+                Err(QuotaError::Full { .. }) => Err(OfflineError::OverQuota),
+                Err(QuotaError::Store(e)) => Err(OfflineError::Store(err(e))),
+                Err(e) => Err(OfflineError::Store(StoreError(e.to_string()))),
+            }
+        })
+    }
+
+    fn pending<'a>(
+        &'a self,
+        recipient: &'a str,
+        not_before: u64,
+    ) -> BoxFuture<'a, Result<Vec<OfflineMessage>, StoreError>> {
+        Box::pin(async move {
+            let user = address(recipient)?;
+            let now = crate::ids::unix_now();
+            let claimed = self
+                .store
+                .claim_offline_messages(&user, unix(now), CLAIM_LEASE)
+                .await
+                .map_err(err)?;
+            Ok(claimed
+                .into_iter()
+                .filter(|m| unsigned(m.received_at) >= not_before)
+                .map(|m| OfflineMessage {
+                    id: unsigned(m.id.0),
+                    recipient: m.to_user.to_string(),
+                    from: m.from_uri,
+                    content_type: m.content_type,
+                    body: m.body,
+                    received_at: unsigned(m.received_at),
+                })
+                .collect())
+        })
+    }
+
+    fn ack(&self, id: u64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.store
+                .ack_offline_messages(&[StoredId(unix(id))])
+                .await
+                .map_err(err)?;
+            Ok(())
+        })
+    }
+}
