@@ -12,7 +12,36 @@
 //! Nothing else writes to the management store around it. It reaches SIP only through
 //! `confab-ua`.
 //!
-//! Nothing is implemented yet.
+//! Built so far: [`users`] (add, list, show, set a password, disable, enable, remove) and the
+//! SIP domains of [`topology`], with the defaults of a first start. Change records and the
+//! audit log arrive with their issue; each module says where they hook in.
+//!
+//! ```no_run
+//! # async fn demo(store: &confab_store::Store) -> Result<(), confab_ops::OpsError> {
+//! use confab_ops::{users, Password};
+//! use confab_store::Address;
+//!
+//! let alice = users::add(store, users::NewAccount {
+//!     address: Address::parse("alice@localhost")?,
+//!     pool: None, // the pool `default`
+//!     display_name: Some("Alice".into()),
+//!     password: Password::new("correct horse battery".into())?,
+//! })
+//! .await?;
+//! assert_eq!(alice.credentials.len(), 3); // MD5, SHA-256, SHA-512-256; never the password
+//! # Ok(()) }
+//! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod error;
+mod password;
+pub mod topology;
+pub mod users;
+
+pub use error::OpsError;
+pub use password::{Password, ALGORITHMS, MAX_LENGTH, RECOMMENDED_LENGTH};
+
+#[cfg(test)]
+mod tests;

@@ -86,6 +86,13 @@ pub use error::UaError;
 pub use incoming::Incoming;
 pub use ua::{Registration, UaStats, UserAgent};
 
+/// The digest arithmetic behind the credentials the management store keeps (an HA1 per realm
+/// and algorithm), for `confab-ops`, which computes them when a password is set and reaches SIP
+/// only through this crate.
+pub mod credentials {
+    pub use confab_sip::digest::{ha1, Algorithm};
+}
+
 /// A minimal SDP offer or answer: one audio stream (PCMU) on port 9 (discard) at `ip`, for
 /// calls whose media nobody sends.
 pub fn minimal_sdp(ip: IpAddr) -> String {

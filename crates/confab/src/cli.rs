@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use confab_store::Address;
 
 const ABOUT: &str = "Confab: an open unified-communications (SIP) server";
 
@@ -16,7 +17,9 @@ organised in pools, with the day-2 operations of a real deployment built in and 
 user homing, moving users between pools, migrating from a legacy deployment with coexistence,
 backup and restore with a per-pool user inventory, and change control with an emergency path.
 
-Start a front-end with `confab serve`; see `confab serve --help` for its settings.";
+Start a front-end with `confab serve`; a first start creates the data directory, the management
+store, a SIP domain and the pool `default`. Then add users with `confab user add`, e.g.
+`confab user add alice@localhost`. See `confab help COMMAND` for each command.";
 
 /// The whole command line of `confab`.
 #[derive(Debug, Parser)]
@@ -54,6 +57,18 @@ pub enum Command {
     /// line each: `listening udp://127.0.0.1:5060`. SIGINT or SIGTERM shuts the server down
     /// cleanly.
     Serve(ServeArgs),
+
+    /// Users of the deployment: add, list, show, passwd, disable, enable, remove
+    ///
+    /// Works on the management store of --data-dir or --store, also while servers run on it.
+    /// Exit status: 0 done, 1 refused or failed (the message says why and what to do; nothing
+    /// was changed), 2 a usage error.
+    #[command(subcommand)]
+    User(UserCommand),
+
+    /// SIP domains of the deployment: add, list
+    #[command(subcommand)]
+    Domain(DomainCommand),
 
     /// TLS certificates for the tls:// and wss:// listeners
     #[command(subcommand)]
@@ -156,6 +171,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", env = "CONFAB_T4")]
     pub t4: Option<String>,
 
+    /// The SIP domain a first start creates, when the store has none yet [default: localhost]
+    ///
+    /// Users are USER@DOMAIN in one of the deployment's domains, and a domain is also the
+    /// digest realm of its users' passwords. Later domains are added with `confab domain add`.
+    #[arg(long, value_name = "NAME", env = "CONFAB_DOMAIN")]
+    pub domain: Option<String>,
+
     /// Answer UDP requests at their source port even without rport (for clients behind NAT)
     /// [default: false]
     #[arg(
@@ -166,6 +188,123 @@ pub struct ServeArgs {
         default_missing_value = "true"
     )]
     pub force_rport: Option<String>,
+}
+
+/// A user's address, checked when the command line is parsed (a bad one is a usage error).
+fn address(text: &str) -> Result<Address, String> {
+    Address::parse(text).map_err(|e| e.to_string())
+}
+
+/// `confab user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user, homed on a pool, with a password
+    ///
+    /// The password is read from the terminal (twice, without echo) or, with
+    /// --password-stdin, from standard input; it is never taken from the command line, where
+    /// other users of the machine could see it. The store keeps only digest HA1 values (MD5,
+    /// SHA-256, SHA-512-256) with the user's domain as the realm.
+    Add(UserAddArgs),
+
+    /// List users, as a table or with --json as an array
+    List(UserListArgs),
+
+    /// Show a user: pool, state, which credentials it has (never their values), registrations
+    Show(UserArg),
+
+    /// Set a user's password, replacing all of its credentials
+    Passwd(UserPasswdArgs),
+
+    /// Disable a user: it keeps its data but can no longer sign in
+    Disable(UserArg),
+
+    /// Enable a disabled user
+    Enable(UserArg),
+
+    /// Remove a user with its credentials, registrations and offline messages
+    Remove(UserRemoveArgs),
+}
+
+/// The user a command is about.
+#[derive(Debug, Args)]
+pub struct UserArg {
+    /// The user's address, e.g. alice@example.com
+    #[arg(value_name = "USER@DOMAIN", value_parser = address)]
+    pub address: Address,
+}
+
+/// `confab user add`.
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The new user's address; the domain must be one of the deployment's
+    #[arg(value_name = "USER@DOMAIN", value_parser = address)]
+    pub address: Address,
+
+    /// The pool the user is homed on [default: default]
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+
+    /// The name shown to others, e.g. "Alice Liddell"
+    #[arg(long, value_name = "NAME")]
+    pub display_name: Option<String>,
+
+    /// Read the password from standard input (one line) instead of prompting
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `confab user list`.
+#[derive(Debug, Args)]
+pub struct UserListArgs {
+    /// Only users homed on this pool
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+
+    /// Only users of this SIP domain
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+}
+
+/// `confab user passwd`.
+#[derive(Debug, Args)]
+pub struct UserPasswdArgs {
+    /// The user's address
+    #[arg(value_name = "USER@DOMAIN", value_parser = address)]
+    pub address: Address,
+
+    /// Read the new password from standard input (one line) instead of prompting
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// `confab user remove`.
+#[derive(Debug, Args)]
+pub struct UserRemoveArgs {
+    /// The user's address
+    #[arg(value_name = "USER@DOMAIN", value_parser = address)]
+    pub address: Address,
+
+    /// Remove without asking; required when standard input is not a terminal
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `confab domain …`
+#[derive(Debug, Subcommand)]
+pub enum DomainCommand {
+    /// Add a SIP domain for users to be added in
+    Add(DomainAddArgs),
+
+    /// List the SIP domains
+    List,
+}
+
+/// `confab domain add`.
+#[derive(Debug, Args)]
+pub struct DomainAddArgs {
+    /// The domain, e.g. example.com (kept in lower case)
+    #[arg(value_name = "DOMAIN")]
+    pub name: String,
 }
 
 /// `confab tls …`
@@ -254,6 +393,51 @@ mod tests {
         let cli = Cli::try_parse_from(["confab", "serve", "--data-dir", "/srv/confab"])
             .expect("valid command line");
         assert_eq!(cli.deployment.data_dir, Some(PathBuf::from("/srv/confab")));
+    }
+
+    #[test]
+    fn user_commands_parse() {
+        let cli = Cli::try_parse_from([
+            "confab",
+            "user",
+            "add",
+            "alice@Example.COM",
+            "--pool",
+            "pool-a",
+            "--display-name",
+            "Alice Liddell",
+            "--password-stdin",
+            "--data-dir",
+            "/srv/confab",
+        ])
+        .expect("valid command line");
+        let Command::User(UserCommand::Add(add)) = cli.command else {
+            panic!("user add expected");
+        };
+        assert_eq!(add.address.to_string(), "alice@example.com");
+        assert_eq!(add.pool.as_deref(), Some("pool-a"));
+        assert!(add.password_stdin);
+        assert_eq!(cli.deployment.data_dir, Some(PathBuf::from("/srv/confab")));
+
+        let cli = Cli::try_parse_from(["confab", "user", "remove", "bob@example.com", "-y"])
+            .expect("valid command line");
+        assert!(matches!(cli.command, Command::User(UserCommand::Remove(ref r)) if r.yes));
+
+        for bad in [
+            &["confab", "user", "add", "alice"][..],
+            &["confab", "user", "add", "alice@example.com", "a password"][..],
+            &[
+                "confab",
+                "user",
+                "add",
+                "alice@example.com",
+                "--password",
+                "x",
+            ][..],
+            &["confab", "domain", "add"][..],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,16 +1,23 @@
 //! # confab — the binary of Confab
 //!
-//! This crate owns the command line (clap) and `confab serve`, which composes a front-end from
-//! `confab-server` (and later the admin HTTP API, the web console and metrics). It wires the
-//! library crates together and must not hold business rules: those live in `confab-sip`,
+//! This crate owns the command line (clap); `confab serve`, which opens the management store
+//! (creating it and the defaults on a first start) and composes a front-end from
+//! `confab-server` (and later the admin HTTP API, the web console and metrics); and the
+//! management commands (`confab user …`, `confab domain …`), which call `confab-ops`. It wires
+//! the library crates together and must not hold business rules: those live in `confab-sip`,
 //! `confab-store`, `confab-server`, `confab-ops` and `confab-ua`.
 
 #![forbid(unsafe_code)]
 
 mod cli;
+mod domain;
+mod first_start;
+mod manage;
+mod prompt;
 mod serve;
 mod settings;
 mod tls_generate;
+mod user;
 
 use std::process::ExitCode;
 
@@ -39,6 +46,8 @@ fn main() -> ExitCode {
                 Err(e) => serve::settings_error(&e),
             }
         }
+        Command::User(command) => user::run(&cli.deployment, command, cli.json),
+        Command::Domain(command) => domain::run(&cli.deployment, command, cli.json),
         Command::Tls(TlsCommand::Generate(args)) => tls_generate::run(args, cli.json),
     }
 }

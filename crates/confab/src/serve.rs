@@ -1,17 +1,23 @@
-//! `confab serve`: resolves the settings, starts logging, binds the SIP listeners with the
-//! transaction driver installed, prints where they are, and runs until SIGINT or SIGTERM.
+//! `confab serve`: resolves the settings, starts logging, opens the management store (a first
+//! start creates the data directory, the store, a SIP domain and the pool `default`, and says
+//! what to do next), binds the SIP listeners with the transaction driver installed, prints
+//! where they are, and runs until SIGINT or SIGTERM, holding the store open all along.
 //!
 //! Standard output carries only the `listening TRANSPORT://IP:PORT` lines (JSON objects with
-//! `--json`), so that scripts and tests can read the actual ports; logs go to standard error.
+//! `--json`), so that scripts and tests can read the actual ports; logs and the first start's
+//! advice go to standard error.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use confab_ops::topology;
 use confab_server::{Server, ServerError, TransactionDriver};
-use tracing::{error, info};
+use confab_store::{Defaults, Store, StoreLocation};
+use tracing::{error, info, warn};
 
-use crate::settings::{ServeSettings, SettingsError};
+use crate::first_start;
+use crate::settings::{Origin, ServeSettings, SettingsError};
 
 /// Exit status for settings an operator must fix.
 const EXIT_SETTINGS: u8 = 2;
@@ -21,7 +27,7 @@ const EXIT_RUNTIME: u8 = 1;
 /// Runs a front-end with resolved settings.
 pub fn run(settings: ServeSettings, json: bool) -> ExitCode {
     init_logging(&settings.log_level);
-    if let Err(e) = std::fs::create_dir_all(&settings.data_dir) {
+    if let Err(e) = create_data_dir(&settings.data_dir) {
         eprintln!(
             "error: cannot create the data directory {} (from {}): {e}; choose another with \
              --data-dir",
@@ -41,6 +47,16 @@ pub fn run(settings: ServeSettings, json: bool) -> ExitCode {
         }
     };
     runtime.block_on(serve(settings, json))
+}
+
+/// Creates the data directory if it is missing, readable by its owner only: the store inside
+/// holds HA1 values, each as good as a password for its realm. An existing one is left as is.
+fn create_data_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 fn init_logging(filter: &str) {
@@ -63,14 +79,62 @@ async fn serve(settings: ServeSettings, json: bool) -> ExitCode {
         pool = settings.pool.as_deref().unwrap_or("(none)"),
         "confab serve starting"
     );
-    match &settings.store {
-        // The URL may carry a password: log its scheme only.
-        Some(url) => info!(
-            store = url.split_once(':').map_or("?", |(s, _)| s),
-            "management store given; the store arrives in a later issue and is not opened yet"
-        ),
-        None => info!("management store: SQLite in the data directory (arrives in a later issue)"),
+    let (store, location, created) = match open_store(&settings).await {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let code = front_end(&settings, &location, &created, json).await;
+    store.close().await;
+    code
+}
+
+/// Opens (on a first start: creates) the management store and makes sure it has the defaults:
+/// a SIP domain and the pool `default`. Returns what was created.
+async fn open_store(
+    settings: &ServeSettings,
+) -> Result<(Store, StoreLocation, Defaults), ExitCode> {
+    let location =
+        StoreLocation::resolve(&settings.data_dir, settings.store.as_deref()).map_err(|e| {
+            eprintln!("error: {e} (from {})", settings.origin("store"));
+            ExitCode::from(EXIT_SETTINGS)
+        })?;
+    let store = Store::open(&location).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_RUNTIME)
+    })?;
+    // The location prints itself without a URL's password.
+    info!(store = %location, backend = store.backend().as_str(), "management store open");
+    let created = match topology::ensure_defaults(&store, &settings.domain).await {
+        Ok(created) => created,
+        Err(e) => {
+            eprintln!("error: {e}");
+            store.close().await;
+            return Err(ExitCode::from(EXIT_RUNTIME));
+        }
+    };
+    if !created.created_any() && settings.origin("domain") != Origin::Default {
+        match topology::domains(&store).await {
+            Ok(domains) if !domains.iter().any(|d| d.name == settings.domain) => warn!(
+                domain = %settings.domain,
+                from = %settings.origin("domain"),
+                "the domain setting only names the domain a first start creates, and this \
+                 deployment exists already without it; add it with `confab domain add {}`",
+                settings.domain
+            ),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot list the SIP domains"),
+        }
     }
+    Ok((store, location, created))
+}
+
+/// The SIP side, from binding the listeners to shutdown.
+async fn front_end(
+    settings: &ServeSettings,
+    location: &StoreLocation,
+    created: &Defaults,
+    json: bool,
+) -> ExitCode {
     info!(
         admin_listen = %settings.admin_listen,
         "the admin API arrives in a later issue; not listening on admin_listen yet"
@@ -103,6 +167,12 @@ async fn serve(settings: ServeSettings, json: bool) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
+    if created.created_any() {
+        eprint!(
+            "{}",
+            first_start::next_steps(settings, location, created, &server.local_addrs())
+        );
+    }
     if let Err(e) = announce(&server, json) {
         error!(error = %e, "cannot write the listening addresses to standard output");
         return ExitCode::from(EXIT_RUNTIME);

@@ -23,7 +23,8 @@ mod values;
 
 pub use values::parse_duration;
 use values::{
-    check_log_level, check_pool, check_store, parse_bool, parse_count, parse_socket_addr,
+    check_domain, check_log_level, check_pool, check_store, parse_bool, parse_count,
+    parse_socket_addr,
 };
 
 /// Default data directory.
@@ -33,6 +34,8 @@ pub const DEFAULT_LISTEN: [&str; 2] = ["udp://127.0.0.1:5060", "tcp://127.0.0.1:
 /// Default admin API address.
 pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8480);
+/// The SIP domain a first start creates by default.
+pub const DEFAULT_DOMAIN: &str = "localhost";
 /// Default log filter.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 
@@ -140,6 +143,7 @@ struct FileSettings {
     data_dir: Option<PathBuf>,
     store: Option<String>,
     pool: Option<String>,
+    domain: Option<String>,
     listen: Option<Vec<String>>,
     admin_listen: Option<Scalar>,
     tls_cert: Option<PathBuf>,
@@ -167,6 +171,8 @@ pub struct ServeSettings {
     pub store: Option<String>,
     /// The pool of this front-end.
     pub pool: Option<String>,
+    /// The SIP domain a first start creates (lower case).
+    pub domain: String,
     /// The admin API address.
     pub admin_listen: SocketAddr,
     /// The tracing filter.
@@ -316,6 +322,10 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
         Some((name, origin)) => Some(check_pool(name, origin)?),
         None => None,
     };
+    let domain = match r.pick("domain", serve.domain.clone(), |f| f.domain.clone()) {
+        Some((name, origin)) => check_domain(name, origin)?,
+        None => DEFAULT_DOMAIN.to_owned(),
+    };
     let listen_given = (!serve.listen.is_empty()).then(|| serve.listen.clone());
     let listen = match r.pick("listen", listen_given, |f| f.listen.clone()) {
         Some((uris, origin)) => uris
@@ -422,6 +432,7 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
         data_dir,
         store,
         pool,
+        domain,
         admin_listen,
         log_level,
         server: ServerConfig {

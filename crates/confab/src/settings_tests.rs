@@ -6,6 +6,7 @@ fn serve_args() -> ServeArgs {
     ServeArgs {
         config: None,
         pool: None,
+        domain: None,
         listen: Vec::new(),
         admin_listen: None,
         tls_cert: None,
@@ -65,6 +66,7 @@ fn defaults() {
     assert_eq!(listen, DEFAULT_LISTEN);
     assert_eq!(s.admin_listen.to_string(), "127.0.0.1:8480");
     assert_eq!(s.log_level, "info");
+    assert_eq!(s.domain, "localhost");
     assert_eq!(s.server.limits, Limits::default());
     assert_eq!(s.server.limits.max_transactions, 100_000);
     assert_eq!(s.server.timers, TimerConfig::RFC3261);
@@ -210,6 +212,27 @@ fn bad_values_name_their_origin_and_the_fix() {
             assert!(e.contains(part), "{e:?} lacks {part:?}");
         }
     }
+}
+
+#[test]
+fn the_domain_of_a_first_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut serve = serve_args();
+    serve.config = Some(write_config(dir.path(), "domain = \"Sip.Example.COM\"\n"));
+    let s = resolve_with(&deployment(), &serve, &[]).expect("valid");
+    assert_eq!(s.domain, "sip.example.com", "kept in lower case");
+    assert!(matches!(s.origin("domain"), Origin::File(_, "domain")));
+
+    serve.domain = Some("example.org".into());
+    let s = resolve_with(&deployment(), &serve, &["domain"]).expect("valid");
+    assert_eq!(s.domain, "example.org", "the variable beats the file");
+    assert_eq!(s.origin("domain"), Origin::Env("domain"));
+
+    serve.domain = Some("not a domain".into());
+    let e = resolve_with(&deployment(), &serve, &[])
+        .expect_err("spaces")
+        .to_string();
+    assert!(e.contains("--domain") && e.contains("example.com"), "{e}");
 }
 
 #[test]

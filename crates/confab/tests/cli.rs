@@ -76,7 +76,7 @@ fn no_command_shows_usage_and_is_not_a_silent_success() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("Usage"), "{err}");
-    for command in ["serve", "tls"] {
+    for command in ["serve", "user", "domain", "tls"] {
         assert!(err.contains(command), "usage lacks {command}: {err}");
     }
 }
@@ -91,6 +91,7 @@ fn serve_help_documents_every_setting_with_its_variable() {
         "data-dir",
         "store",
         "pool",
+        "domain",
         "listen",
         "admin-listen",
         "tls-cert",

@@ -54,6 +54,27 @@ pub(super) fn check_pool(name: String, origin: Origin) -> Result<String, Setting
     }
 }
 
+/// A SIP domain, as the management store keeps it: a host name or IP literal, in lower case.
+pub(super) fn check_domain(name: String, origin: Origin) -> Result<String, SettingsError> {
+    let trimmed = name.trim();
+    let ok = !trimmed.is_empty()
+        && trimmed.len() <= 253
+        && trimmed
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
+    if ok {
+        Ok(trimmed.to_ascii_lowercase())
+    } else {
+        Err(invalid(
+            "domain",
+            name,
+            origin,
+            "a SIP domain is 1 to 253 letters, digits, '.', '-' or '_' (or an IP address), \
+             e.g. example.com",
+        ))
+    }
+}
+
 pub(super) fn check_log_level(filter: String, origin: Origin) -> Result<String, SettingsError> {
     const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
     let is_level = |s: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(s.trim()));

@@ -15,6 +15,9 @@ use bytes::Bytes;
 use confab_sip::builder::RequestBuilder;
 use confab_sip::Message;
 
+pub mod store;
+pub mod terminal;
+
 /// The longest any test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -36,6 +39,7 @@ pub struct Running {
     /// The listeners it printed, as `transport://ip:port`.
     pub listening: Vec<String>,
     stderr: PathBuf,
+    data: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -47,10 +51,20 @@ impl Running {
     }
 
     /// As [`Running::start`], from a prepared command (environment, working directory).
-    pub fn start_with(mut cmd: Command, cmd_args: &[&str], listeners: usize) -> Running {
+    pub fn start_with(cmd: Command, cmd_args: &[&str], listeners: usize) -> Running {
+        Self::start_in(cmd, None, cmd_args, listeners)
+    }
+
+    /// As [`Running::start_with`], on the data directory `data` if given (a restart).
+    pub fn start_in(
+        mut cmd: Command,
+        data: Option<&Path>,
+        cmd_args: &[&str],
+        listeners: usize,
+    ) -> Running {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr = dir.path().join("stderr.log");
-        let data = dir.path().join("data");
+        let data = data.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&data)
@@ -73,6 +87,7 @@ impl Running {
             child,
             listening: Vec::new(),
             stderr,
+            data,
             _dir: dir,
         };
         let deadline = Instant::now() + WAIT;
@@ -103,6 +118,11 @@ impl Running {
             .find_map(|l| l.strip_prefix(&prefix))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no {scheme} listener in {:?}", self.listening))
+    }
+
+    /// The data directory it was started with.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.clone()
     }
 
     /// What the server logged so far.

@@ -1,0 +1,331 @@
+//! Users: add, list, show, set a password, disable, enable, remove. A user is `user@domain` in
+//! one of the deployment's SIP domains, homed on one pool, and signs in with digest credentials
+//! made from a password ([`crate::Password`]); what is shown of a user never includes them.
+//!
+//! Each operation checks what it can first (domain, pool, existing user) and refuses with the
+//! fix, changing nothing; then it makes its change in one store transaction, which the store's
+//! change feed carries to running front-ends. The exception is [`add`], which is two: the store
+//! adds a user and sets credentials in separate calls, so `add` writes the credentials right
+//! after the user and removes the user again if that fails.
+//!
+//! Change control hooks in here (issue 8): each mutating function will take the acting
+//! administrator and the change record it belongs to, refuse without one, and append the
+//! record's before/after and an audit entry in the same transaction as the change. Until then
+//! these functions apply at once and nothing but the change feed records them.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use confab_store::{
+    Address, Credential, NewUser, Store, StoreError, UnixTime, User, UserFilter, DEFAULT_POOL,
+};
+use serde::{Serialize, Serializer};
+
+use crate::{OpsError, Password};
+
+/// A user as lists show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserSummary {
+    /// `user@domain`.
+    #[serde(serialize_with = "as_text")]
+    pub address: Address,
+    /// The name shown to others, if set.
+    pub display_name: Option<String>,
+    /// The home pool.
+    pub pool: String,
+    /// Whether the user may sign in.
+    pub enabled: bool,
+    /// When the account was created (Unix seconds).
+    pub created_at: UnixTime,
+    /// When the account or its credentials last changed (Unix seconds).
+    pub updated_at: UnixTime,
+}
+
+/// Which credentials a user has, without their values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredentialInfo {
+    /// The realm.
+    pub realm: String,
+    /// The digest algorithm, e.g. `SHA-256`.
+    pub algorithm: String,
+}
+
+/// A user as `show` shows it: the summary, which credentials exist (never an HA1 value) and
+/// how many registrations are active.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserDetails {
+    /// The account.
+    #[serde(flatten)]
+    pub user: UserSummary,
+    /// The credentials for the realm of the user's domain.
+    pub credentials: Vec<CredentialInfo>,
+    /// Registrations that have not expired.
+    pub registrations: usize,
+}
+
+/// What [`set_enabled`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnabledChange {
+    /// The user.
+    #[serde(serialize_with = "as_text")]
+    pub address: Address,
+    /// Whether the user is now enabled.
+    pub enabled: bool,
+    /// Whether that is a change (false: the user already was).
+    pub changed: bool,
+}
+
+/// A user to add.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// `user@domain`, in a domain of the deployment.
+    pub address: Address,
+    /// The home pool; `None` means [`DEFAULT_POOL`].
+    pub pool: Option<String>,
+    /// The name shown to others.
+    pub display_name: Option<String>,
+    /// The password the credentials are made from.
+    pub password: Password,
+}
+
+fn as_text<S: Serializer>(address: &Address, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(address)
+}
+
+impl From<User> for UserSummary {
+    fn from(user: User) -> Self {
+        UserSummary {
+            address: user.address,
+            display_name: user.display_name,
+            pool: user.pool,
+            enabled: user.enabled,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+fn infos(credentials: &[Credential]) -> Vec<CredentialInfo> {
+    credentials
+        .iter()
+        .map(|c| CredentialInfo {
+            realm: c.realm.clone(),
+            algorithm: c.algorithm.clone(),
+        })
+        .collect()
+}
+
+/// The pool a new user is homed on when none is given.
+pub fn pool_or_default(pool: Option<&str>) -> &str {
+    pool.unwrap_or(DEFAULT_POOL)
+}
+
+/// Checks, without changing anything, that `address` can be added on `pool`: its domain and
+/// the pool exist and the address is free. [`add`] checks the same; an interactive caller
+/// checks first so that nobody types a password twice for nothing.
+pub async fn check_new(store: &Store, address: &Address, pool: &str) -> Result<(), OpsError> {
+    check_domain(store, address.domain()).await?;
+    check_pool(store, pool).await?;
+    if store.find_user(address).await?.is_some() {
+        return Err(OpsError::UserExists {
+            address: address.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Adds a user with credentials made from its password.
+pub async fn add(store: &Store, new: NewAccount) -> Result<UserDetails, OpsError> {
+    let pool = pool_or_default(new.pool.as_deref()).to_owned();
+    let display_name = match new.display_name {
+        None => None,
+        Some(name) if name.trim().is_empty() => {
+            return Err(OpsError::DisplayName {
+                reason: "it is empty; give a name, or leave the display name out",
+            })
+        }
+        Some(name) => Some(name.trim().to_owned()),
+    };
+    check_new(store, &new.address, &pool).await?;
+    let credentials = new.password.credentials(&new.address);
+    let user = store
+        .add_user(&NewUser {
+            address: new.address.clone(),
+            display_name,
+            pool,
+            enabled: true,
+        })
+        .await;
+    let user = match user {
+        Ok(user) => user,
+        // Another administrator got there between the check and the transaction.
+        Err(StoreError::AlreadyExists { .. }) => {
+            return Err(OpsError::UserExists {
+                address: new.address,
+            })
+        }
+        Err(StoreError::NotFound {
+            what: "SIP domain", ..
+        }) => return Err(unknown_domain(store, new.address.domain()).await),
+        Err(StoreError::NotFound {
+            what: "pool", name, ..
+        }) => return Err(unknown_pool(store, &name).await),
+        Err(e) => return Err(e.into()),
+    };
+    if let Err(cause) = store.set_credentials(&new.address, &credentials).await {
+        return Err(match store.remove_user(&new.address).await {
+            Ok(()) => cause.into(),
+            Err(cleanup) => OpsError::AddedWithoutCredentials {
+                address: new.address,
+                cause: Box::new(cause),
+                cleanup: Box::new(cleanup),
+            },
+        });
+    }
+    tracing::info!(user = %user.address, pool = %user.pool, "user added");
+    Ok(UserDetails {
+        user: user.into(),
+        credentials: infos(&credentials),
+        registrations: 0,
+    })
+}
+
+/// The users matching `filter`, by domain and user part. A pool or domain in the filter that
+/// the deployment does not have is an error (a typo would otherwise look like "no users").
+pub async fn list(store: &Store, filter: &UserFilter) -> Result<Vec<UserSummary>, OpsError> {
+    if let Some(pool) = &filter.pool {
+        check_pool(store, pool).await?;
+    }
+    if let Some(domain) = &filter.domain {
+        check_domain(store, domain).await?;
+    }
+    let users = store.list_users(filter).await?;
+    Ok(users.into_iter().map(UserSummary::from).collect())
+}
+
+/// One user: the account, which credentials it has for its domain's realm (not their values),
+/// and its active registrations.
+pub async fn show(store: &Store, address: &Address) -> Result<UserDetails, OpsError> {
+    let Some(user) = store.find_user(address).await? else {
+        return Err(unknown_user(address));
+    };
+    let credentials = store.credentials(address, address.domain()).await?;
+    let now = unix_now();
+    let registrations = store
+        .registrations_of(address)
+        .await?
+        .iter()
+        .filter(|r| r.expires_at > now)
+        .count();
+    Ok(UserDetails {
+        user: user.into(),
+        credentials: infos(&credentials),
+        registrations,
+    })
+}
+
+/// Replaces all of a user's credentials with ones made from `password`, in one transaction.
+pub async fn set_password(
+    store: &Store,
+    address: &Address,
+    password: &Password,
+) -> Result<UserDetails, OpsError> {
+    let credentials = password.credentials(address);
+    store
+        .set_credentials(address, &credentials)
+        .await
+        .map_err(|e| user_error(address, e))?;
+    tracing::info!(user = %address, "password set");
+    show(store, address).await
+}
+
+/// Enables or disables a user. Disabling keeps everything (credentials, home pool, offline
+/// messages) but the user may not sign in; front-ends learn of it from the change feed.
+pub async fn set_enabled(
+    store: &Store,
+    address: &Address,
+    enabled: bool,
+) -> Result<EnabledChange, OpsError> {
+    let changed = store
+        .set_enabled(address, enabled)
+        .await
+        .map_err(|e| user_error(address, e))?;
+    if changed {
+        tracing::info!(user = %address, enabled, "user enabled or disabled");
+    }
+    Ok(EnabledChange {
+        address: address.clone(),
+        enabled,
+        changed,
+    })
+}
+
+/// Removes a user with their credentials, registrations and offline messages.
+pub async fn remove(store: &Store, address: &Address) -> Result<(), OpsError> {
+    store
+        .remove_user(address)
+        .await
+        .map_err(|e| user_error(address, e))?;
+    tracing::info!(user = %address, "user removed");
+    Ok(())
+}
+
+async fn check_domain(store: &Store, domain: &str) -> Result<(), OpsError> {
+    let domain = domain.trim().to_ascii_lowercase();
+    let domains = store.domains().await?;
+    if domains.iter().any(|d| d.name == domain) {
+        Ok(())
+    } else {
+        Err(OpsError::UnknownDomain {
+            domain,
+            known: domains.into_iter().map(|d| d.name).collect(),
+        })
+    }
+}
+
+async fn check_pool(store: &Store, pool: &str) -> Result<(), OpsError> {
+    if store.get_pool(pool).await?.is_some() {
+        Ok(())
+    } else {
+        Err(unknown_pool(store, pool).await)
+    }
+}
+
+async fn unknown_domain(store: &Store, domain: &str) -> OpsError {
+    match store.domains().await {
+        Ok(domains) => OpsError::UnknownDomain {
+            domain: domain.to_owned(),
+            known: domains.into_iter().map(|d| d.name).collect(),
+        },
+        Err(e) => e.into(),
+    }
+}
+
+async fn unknown_pool(store: &Store, pool: &str) -> OpsError {
+    match store.pools().await {
+        Ok(pools) => OpsError::UnknownPool {
+            pool: pool.to_owned(),
+            known: pools.into_iter().map(|p| p.name).collect(),
+        },
+        Err(e) => e.into(),
+    }
+}
+
+fn unknown_user(address: &Address) -> OpsError {
+    OpsError::UnknownUser {
+        address: address.clone(),
+    }
+}
+
+/// The store's "no such user", in this crate's words; anything else as it is.
+fn user_error(address: &Address, error: StoreError) -> OpsError {
+    match error {
+        StoreError::NotFound { what: "user", .. } => unknown_user(address),
+        e => e.into(),
+    }
+}
+
+fn unix_now() -> UnixTime {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,163 @@
+//! A deployment for the management commands' tests: a data directory whose store has the
+//! defaults of a first start, `confab` run on it with or without standard input, and the store
+//! read directly to check what a command changed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use confab_sip::digest::{ha1, Algorithm};
+use confab_store::{Address, Credential, Store, StoreLocation, User};
+
+use super::confab;
+
+/// A deployment as a first `confab serve` leaves it: domain `localhost`, pool `default`.
+pub struct Deployment {
+    _dir: tempfile::TempDir,
+    /// The data directory.
+    pub data: PathBuf,
+}
+
+impl Deployment {
+    pub fn new() -> Deployment {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        with_store(&data, |store| async move {
+            store.ensure_defaults("localhost").await.expect("defaults");
+        });
+        Deployment { _dir: dir, data }
+    }
+
+    /// Runs `confab ARGS --data-dir DATA` with `stdin` (none: no input at all).
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = confab(args);
+        cmd.arg("--data-dir").arg(&self.data);
+        run(cmd, stdin)
+    }
+
+    /// Adds `address` with `password`, expecting success.
+    pub fn add(&self, address: &str, password: &str) {
+        let out = self.run(
+            &["user", "add", address, "--password-stdin"],
+            Some(&format!("{password}\n")),
+        );
+        assert_success(&out);
+    }
+
+    pub fn credentials(&self, address: &str) -> Vec<Credential> {
+        let who = addr(address);
+        with_store(&self.data, |store| async move {
+            store
+                .credentials(&who, who.domain())
+                .await
+                .expect("credentials")
+        })
+    }
+
+    pub fn user(&self, address: &str) -> Option<User> {
+        let who = addr(address);
+        with_store(&self.data, |store| async move {
+            store.find_user(&who).await.expect("find_user")
+        })
+    }
+
+    /// The change feed's head: it moves with every change to the store.
+    pub fn changes(&self) -> i64 {
+        with_store(&self.data, |store| async move {
+            store.last_change_seq().await.expect("feed head")
+        })
+    }
+
+    /// Every octet of every file of the store (database, WAL, shared memory).
+    pub fn store_files(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(&self.data).expect("data dir") {
+            let path = entry.expect("entry").path();
+            all.extend(std::fs::read(&path).expect("store file"));
+        }
+        all
+    }
+}
+
+/// Runs `f` on the store of a data directory (created if missing), on a runtime of its own.
+pub fn with_store<T, F, Fut>(data: &Path, f: F) -> T
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = Store::open(&StoreLocation::in_data_dir(data))
+            .await
+            .expect("store opens");
+        let result = f(store.clone()).await;
+        store.close().await;
+        result
+    })
+}
+
+pub fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    match stdin {
+        None => {
+            cmd.stdin(Stdio::null());
+            cmd.output().expect("confab runs")
+        }
+        Some(text) => {
+            cmd.stdin(Stdio::piped());
+            let mut child = cmd.spawn().expect("confab runs");
+            let mut input = child.stdin.take().expect("stdin");
+            // A command that refuses before reading its input closes it: not an error here.
+            if let Err(e) = input.write_all(text.as_bytes()) {
+                assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "write stdin: {e}");
+            }
+            drop(input);
+            child.wait_with_output().expect("confab exits")
+        }
+    }
+}
+
+pub fn addr(text: &str) -> Address {
+    Address::parse(text).expect("test address")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// Expects exit status `code` and `fragment` in the error.
+pub fn assert_fails(out: &Output, code: i32, fragment: &str) {
+    assert_eq!(out.status.code(), Some(code), "stderr: {}", stderr(out));
+    assert!(
+        stderr(out).contains(fragment),
+        "lacks {fragment:?}: {}",
+        stderr(out)
+    );
+}
+
+pub fn json(out: &Output) -> serde_json::Value {
+    assert_success(out);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
+pub fn expected_ha1(c: &Credential, user: &str, password: &str) -> String {
+    let algorithm = Algorithm::parse(&c.algorithm).expect("a known algorithm");
+    ha1(algorithm, user, &c.realm, password)
+}
