@@ -270,6 +270,21 @@ impl Location {
         self.lock().flows.get(key).copied()
     }
 
+    /// Drops every binding of `aor` (its user was disabled or removed by an operator);
+    /// returns how many there were. The removal is written behind like any other change.
+    pub fn remove(&self, aor: &str) -> usize {
+        let mut inner = self.lock();
+        let n = inner.aors.get(aor).map_or(0, Vec::len);
+        if n > 0 {
+            inner.set(aor, Vec::new());
+        }
+        drop(inner);
+        if n > 0 {
+            self.dirty.notify_one();
+        }
+        n
+    }
+
     /// Removes expired bindings; returns the AORs changed.
     pub fn sweep(&self, now: Instant) -> usize {
         let mut inner = self.lock();

@@ -9,8 +9,9 @@
 //! 1. **Loose routing** (RFC 3261 §16.4): a top Route naming us is removed. If another
 //!    Route follows, the request goes there (an in-dialog request, or one a local user
 //!    routes out).
-//! 2. Otherwise the **Request-URI** decides: a user in a local domain is looked up
-//!    (404 unknown or disabled, 480 not registered — or, for MESSAGE, stored:
+//! 2. Otherwise the **Request-URI** decides: an OPTIONS for a local user with no
+//!    registered device is the server's to answer (a ping); a user in a local domain is
+//!    looked up (404 unknown or disabled, 480 not registered — or, for MESSAGE, stored:
 //!    [`crate::messaging`]) and the request forked to every binding ([`crate::fork`]); a
 //!    registered contact, or any target of an in-dialog request that came through our
 //!    Record-Route, gets it directly; a URI naming the server itself is the handler's
@@ -217,6 +218,20 @@ impl Router {
         }
     }
 
+    /// Signs a user out of this front-end: drops the bindings of `aor` (`user@domain`), so
+    /// that nothing more is routed to a user an operator disabled or removed. New
+    /// authentication is refused by the directory itself. Returns how many bindings were
+    /// dropped.
+    pub fn drop_user(&self, aor: &str) -> usize {
+        // AORs are kept as `user@domain` with the domain in lower case, as the store keeps
+        // addresses.
+        let n = self.location.remove(aor);
+        if n > 0 {
+            info!(%aor, bindings = n, "user signed out by an operator's change");
+        }
+        n
+    }
+
     /// Loads the registrations kept in the store; returns how many bindings are live.
     pub async fn load(&self) -> Result<usize, StoreError> {
         let stored = self.stores.registrations.load().await?;
@@ -335,10 +350,19 @@ impl Router {
         }
         if self.config.is_local_domain(host) || ours {
             return match user {
-                Some(user) if self.config.is_local_domain(host) => Plan::ToUser {
-                    aor: format!("{user}@{}", host.to_ascii_lowercase()),
-                    pop_route,
-                },
+                Some(user) if self.config.is_local_domain(host) => {
+                    let aor = format!("{user}@{}", host.to_ascii_lowercase());
+                    // An OPTIONS for someone with no device registered here is a ping of
+                    // the server (`sipsak -s sip:ping@host`): the server answers it with
+                    // its own capabilities. A registered user's devices answer for
+                    // themselves.
+                    if req.method() == Some(Method::Options)
+                        && self.location.lookup(&aor, Instant::now()).is_empty()
+                    {
+                        return Plan::Local;
+                    }
+                    Plan::ToUser { aor, pop_route }
+                }
                 _ => Plan::Local,
             };
         }

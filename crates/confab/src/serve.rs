@@ -12,8 +12,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use confab_ops::topology;
-use confab_server::{Server, ServerError, TransactionDriver};
-use confab_store::{Defaults, Store, StoreLocation};
+use confab_server::store_backed::StoreBacked;
+use confab_server::Server;
+use confab_server::{Router, ServerError, ServiceConfig, Stores};
+use confab_store::{ChangeKind, Defaults, Store, StoreLocation};
 use tracing::{error, info, warn};
 
 use crate::first_start;
@@ -83,7 +85,7 @@ async fn serve(settings: ServeSettings, json: bool) -> ExitCode {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let code = front_end(&settings, &location, &created, json).await;
+    let code = front_end(&settings, &store, &location, &created, json).await;
     store.close().await;
     code
 }
@@ -131,6 +133,7 @@ async fn open_store(
 /// The SIP side, from binding the listeners to shutdown.
 async fn front_end(
     settings: &ServeSettings,
+    store: &Store,
     location: &StoreLocation,
     created: &Defaults,
     json: bool,
@@ -139,8 +142,10 @@ async fn front_end(
         admin_listen = %settings.admin_listen,
         "the admin API arrives in a later issue; not listening on admin_listen yet"
     );
-    // The server hands the driver its transmitter and runs its timers until shutdown.
-    let driver = Arc::new(TransactionDriver::new(&settings.server));
+    let router = match build_router(settings, store).await {
+        Ok(router) => router,
+        Err(code) => return code,
+    };
     let timers = settings.server.timers;
     info!(
         t1 = ?timers.t1(),
@@ -149,7 +154,10 @@ async fn front_end(
         max_transactions = settings.server.limits.max_transactions,
         "SIP transactions"
     );
-    let server = match Server::bind_with(settings.server.clone(), Some(driver)).await {
+    // The server hands the router's transaction driver its transmitter and runs its timers,
+    // the expiry sweeper and the registration writer until shutdown.
+    let server = match Server::bind_with_router(settings.server.clone(), Arc::clone(&router)).await
+    {
         Ok(server) => server,
         Err(ServerError::Config(e)) => {
             report(&settings.explain(e));
@@ -177,9 +185,81 @@ async fn front_end(
         error!(error = %e, "cannot write the listening addresses to standard output");
         return ExitCode::from(EXIT_RUNTIME);
     }
+    let watcher = tokio::spawn(follow_changes(store.clone(), Arc::clone(&router)));
     server.run(shutdown).await;
+    watcher.abort();
     info!("confab serve stopped");
     ExitCode::SUCCESS
+}
+
+/// The registrar, proxy and messaging over the management store, serving every SIP domain
+/// of the deployment plus the listen addresses (so that `sip:alice@127.0.0.1` works too).
+async fn build_router(settings: &ServeSettings, store: &Store) -> Result<Arc<Router>, ExitCode> {
+    let mut service = ServiceConfig::for_listeners(&settings.server.listen);
+    match topology::domains(store).await {
+        Ok(domains) => {
+            for d in domains {
+                let name = d.name.to_ascii_lowercase();
+                if !service.domains.contains(&name) {
+                    service.domains.push(name);
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(EXIT_RUNTIME));
+        }
+    }
+    info!(domains = ?service.domains, "serving SIP domains");
+    let backed = Arc::new(StoreBacked::new(store.clone()));
+    let stores = Stores {
+        directory: backed.clone(),
+        registrations: backed.clone(),
+        offline: backed,
+    };
+    Router::new(&settings.server, service, stores).map_err(|e| {
+        report(&settings.explain(e));
+        ExitCode::from(EXIT_SETTINGS)
+    })
+}
+
+/// Follows the store's change feed for as long as the server runs, so that an operator's
+/// change takes effect here within a second (the feed is polled every
+/// `confab_store::POLL_INTERVAL`, or woken by PostgreSQL's NOTIFY): a user disabled or
+/// removed is signed out at once. Credentials and the enabled flag are read from the store
+/// on every authentication, so those need nothing here. Domains added while running are
+/// served after a restart.
+async fn follow_changes(store: Store, router: Arc<Router>) {
+    let from = match store.last_change_seq().await {
+        Ok(seq) => seq,
+        Err(e) => {
+            warn!(error = %e, "cannot read the change feed; operators' changes apply after a restart");
+            return;
+        }
+    };
+    let mut watcher = store.watch_changes(from).await;
+    loop {
+        match watcher.next().await {
+            Ok(changes) => {
+                for change in changes {
+                    match change.kind {
+                        ChangeKind::UserDisabled | ChangeKind::UserRemoved => {
+                            router.drop_user(&change.subject);
+                        }
+                        ChangeKind::DomainAdded => info!(
+                            domain = %change.subject,
+                            "SIP domain added; this front-end serves it after a restart"
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "reading the change feed failed; retrying");
+                tokio::time::sleep(confab_store::POLL_INTERVAL).await;
+            }
+        }
+    }
 }
 
 fn report(e: &SettingsError) {

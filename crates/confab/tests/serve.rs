@@ -210,7 +210,8 @@ fn drain(socket: &UdpSocket, quiet: Duration) -> Vec<Vec<u8>> {
 
 #[test]
 fn serve_runs_transactions_with_the_configured_timers() {
-    // T1 from the environment, T2 from the command line: Timer G every 20, 40, 80, 80 … ms.
+    // T1 from the environment, T2 from the command line: Timer G every 20, 40, 80, 80 … ms
+    // for the final response to an INVITE over UDP.
     let mut env = confab(&[]);
     env.env("CONFAB_T1", "20ms");
     let server = Running::start_with(env, &["--listen", "udp://127.0.0.1:0", "--t2", "80ms"], 1);
@@ -232,13 +233,14 @@ fn serve_runs_transactions_with_the_configured_timers() {
             server.addr("udp"),
         )
         .expect("send");
-    // The 405 and, well before the default T1 of 500 ms, its retransmissions.
+    // The 404 (no user `ping`) and, well before the default T1 of 500 ms, its
+    // retransmissions.
     socket.set_read_timeout(Some(WAIT)).expect("timeout");
     let mut buf = vec![0u8; 65_535];
-    let (n, _) = socket.recv_from(&mut buf).expect("the 405 in time");
+    let (n, _) = socket.recv_from(&mut buf).expect("the 404 in time");
     let first = buf[..n].to_vec();
     let refusal = Message::parse(Bytes::from(first.clone())).expect("parses");
-    assert_eq!(refusal.status(), Some(405));
+    assert_eq!(refusal.status(), Some(404));
     let again = drain(&socket, Duration::from_millis(150));
     assert!(again.len() >= 2, "{} retransmissions", again.len());
     assert!(again.iter().all(|d| *d == first));
