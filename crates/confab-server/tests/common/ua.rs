@@ -95,6 +95,10 @@ pub struct Ua {
     /// Messages received while waiting for another one.
     inbox: VecDeque<Message>,
     branches: u32,
+    /// The last request sent, while nothing has been received since: resent like Timer E
+    /// if the wait for its answer goes quiet, because a loaded machine can drop a loopback
+    /// datagram.
+    unanswered: std::sync::Mutex<Option<(Bytes, u32)>>,
 }
 
 impl Ua {
@@ -113,6 +117,7 @@ impl Ua {
             nc: 0,
             inbox: VecDeque::new(),
             branches: 0,
+            unanswered: std::sync::Mutex::new(None),
         }
     }
 
@@ -181,6 +186,31 @@ impl Ua {
 
     pub async fn send(&self, bytes: &Bytes) {
         self.socket.send_to(bytes, self.server).await.expect("send");
+        if !bytes.starts_with(b"SIP/2.0") {
+            *self.unanswered.lock().unwrap_or_else(|p| p.into_inner()) = Some((bytes.clone(), 0));
+        }
+    }
+
+    /// Resends the last request if nothing has come back since it was sent (at most three
+    /// times, with the same branch: the server's transaction absorbs a copy that was not
+    /// lost after all).
+    async fn resend_unanswered(&self) {
+        let resend = {
+            let mut slot = self.unanswered.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_mut() {
+                Some((bytes, tries)) if *tries < 3 => {
+                    *tries += 1;
+                    Some(bytes.clone())
+                }
+                _ => None,
+            }
+        };
+        if let Some(bytes) = resend {
+            self.socket
+                .send_to(&bytes, self.server)
+                .await
+                .expect("send");
+        }
     }
 
     async fn recv_raw(&self, within: Duration) -> Option<Message> {
@@ -189,6 +219,7 @@ impl Ua {
             .await
             .ok()?
             .ok()?;
+        *self.unanswered.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Message::parse(Bytes::copy_from_slice(&buf[..n])).ok()
     }
 
@@ -204,7 +235,13 @@ impl Ua {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let m = self.recv_raw(left).await?;
+            if left.is_zero() {
+                return None;
+            }
+            let Some(m) = self.recv_raw(left.min(Duration::from_millis(500))).await else {
+                self.resend_unanswered().await;
+                continue;
+            };
             if want(&m) {
                 return Some(m);
             }
