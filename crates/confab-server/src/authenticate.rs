@@ -84,9 +84,6 @@ pub enum Outcome {
     Failed(StoreError),
 }
 
-/// Algorithms offered, most preferred first.
-const OFFERED: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
-
 #[derive(Debug)]
 struct NonceUses {
     max: usize,
@@ -153,6 +150,8 @@ pub struct Authenticator {
     nonces: Mutex<NonceUses>,
     throttle: Throttle,
     directory: Arc<dyn Directory>,
+    /// Algorithms offered in challenges, most preferred first.
+    offered: Vec<Algorithm>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -185,7 +184,18 @@ impl Authenticator {
             }),
             throttle,
             directory,
+            offered: crate::service_config::DEFAULT_DIGEST_ALGORITHMS.to_vec(),
         }
+    }
+
+    /// Offers `algorithms` (most preferred first) instead of the default SHA-256, MD5.
+    /// Clients that read only the first challenge (Debian's sipsak, sipvicious) answer only
+    /// MD5: a deployment with such clients lists MD5 first.
+    pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        if !algorithms.is_empty() {
+            self.offered = algorithms.to_vec();
+        }
+        self
     }
 
     /// The throttle, for its counters.
@@ -200,7 +210,7 @@ impl Authenticator {
     /// The challenge header fields for `realm`: one per offered algorithm, with a new nonce.
     pub fn challenges(&self, realm: &str, stale: bool) -> Vec<String> {
         let nonce = self.secret.issue(ids::unix_now(), ids::random_bytes());
-        OFFERED
+        self.offered
             .iter()
             .map(|alg| {
                 format_challenge(&ChallengeParams {
@@ -254,7 +264,7 @@ impl Authenticator {
             return fresh;
         }
         let alg = match Algorithm::from_param(creds.algorithm()) {
-            Some(a) if OFFERED.contains(&a) => a,
+            Some(a) if self.offered.contains(&a) => a,
             _ => return fresh,
         };
         if !creds.qop().is_some_and(|q| q.eq_ignore_ascii_case("auth")) {

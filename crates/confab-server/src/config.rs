@@ -18,7 +18,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::ConfigError;
-pub use crate::service_config::{OfflineLimits, ServiceConfig, ThrottleConfig};
+pub use crate::service_config::{
+    OfflineLimits, ServiceConfig, ThrottleConfig, DEFAULT_DIGEST_ALGORITHMS,
+};
 use crate::transactions::TimerConfig;
 use crate::transport::Transport;
 

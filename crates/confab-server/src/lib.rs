@@ -74,8 +74,11 @@ pub mod throttle;
 pub mod transactions;
 pub mod transport;
 
+/// A digest algorithm, as offered in challenges ([`ServiceConfig::digest_algorithms`]).
+pub use confab_sip::digest::Algorithm as DigestAlgorithm;
 pub use config::{
     Limits, ListenUri, OfflineLimits, ServerConfig, ServiceConfig, ThrottleConfig, TlsFiles,
+    DEFAULT_DIGEST_ALGORITHMS,
 };
 pub use directory::{
     BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,

@@ -166,13 +166,16 @@ impl Router {
         let driver = Arc::new(TransactionDriver::new(server));
         let responder = Arc::new(Responder::new(Arc::clone(&driver)));
         let key = config.nonce_secret.unwrap_or_else(ids::random_key);
-        let auth = Arc::new(Authenticator::new(
-            key,
-            config.nonce_lifetime,
-            config.max_tracked_nonces,
-            Throttle::new(config.throttle),
-            Arc::clone(&stores.directory),
-        ));
+        let auth = Arc::new(
+            Authenticator::new(
+                key,
+                config.nonce_lifetime,
+                config.max_tracked_nonces,
+                Throttle::new(config.throttle),
+                Arc::clone(&stores.directory),
+            )
+            .with_algorithms(&config.digest_algorithms),
+        );
         let location = Arc::new(Location::new(config.max_contacts));
         let listeners = Arc::new(Listeners::new(&config));
         Ok(Arc::new(Router {

@@ -7,6 +7,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use confab_sip::digest::Algorithm;
+
 use crate::config::ListenUri;
 use crate::error::ConfigError;
 
@@ -61,6 +63,9 @@ impl Default for OfflineLimits {
     }
 }
 
+/// The digest algorithms a challenge offers by default, most preferred first.
+pub const DEFAULT_DIGEST_ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
+
 /// The registrar's, proxy's and messaging's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceConfig {
@@ -90,6 +95,9 @@ pub struct ServiceConfig {
     pub advertise: Option<String>,
     /// Password-guessing throttle.
     pub throttle: ThrottleConfig,
+    /// Digest algorithms offered in challenges, most preferred first (default SHA-256, MD5).
+    /// Only algorithms whose HA1 the store keeps for every user: MD5, SHA-256, SHA-512-256.
+    pub digest_algorithms: Vec<Algorithm>,
     /// Offline messages.
     pub offline: OfflineLimits,
 }
@@ -120,6 +128,7 @@ impl ServiceConfig {
             max_contacts: Self::DEFAULT_MAX_CONTACTS,
             advertise: None,
             throttle: ThrottleConfig::default(),
+            digest_algorithms: DEFAULT_DIGEST_ALGORITHMS.to_vec(),
             offline: OfflineLimits::default(),
         }
     }
@@ -159,6 +168,20 @@ impl ServiceConfig {
                 allowed,
             })
         };
+        if self.digest_algorithms.is_empty()
+            || self.digest_algorithms.iter().any(|a| {
+                !matches!(
+                    a,
+                    Algorithm::Md5 | Algorithm::Sha256 | Algorithm::Sha512_256
+                )
+            })
+        {
+            return limit(
+                "digest_algorithms",
+                format!("{:?}", self.digest_algorithms),
+                "list one or more of MD5, SHA-256, SHA-512-256 (the HA1s the store keeps)",
+            );
+        }
         if self.domains.is_empty() || self.domains.iter().any(|d| d.is_empty()) {
             return limit(
                 "domains",

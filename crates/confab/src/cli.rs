@@ -171,6 +171,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", env = "CONFAB_T4")]
     pub t4: Option<String>,
 
+    /// Digest algorithms offered in challenges, most preferred first [default: SHA-256,MD5]
+    ///
+    /// Any of MD5, SHA-256, SHA-512-256, comma-separated. Clients that read only the first
+    /// challenge and know only MD5 (Debian's sipsak, sipvicious) need MD5 listed first.
+    #[arg(long, value_name = "LIST", env = "CONFAB_DIGEST_ALGORITHMS")]
+    pub digest_algorithms: Option<String>,
+
     /// The SIP domain a first start creates, when the store has none yet [default: localhost]
     ///
     /// Users are USER@DOMAIN in one of the deployment's domains, and a domain is also the

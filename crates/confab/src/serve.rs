@@ -196,6 +196,7 @@ async fn front_end(
 /// of the deployment plus the listen addresses (so that `sip:alice@127.0.0.1` works too).
 async fn build_router(settings: &ServeSettings, store: &Store) -> Result<Arc<Router>, ExitCode> {
     let mut service = ServiceConfig::for_listeners(&settings.server.listen);
+    service.digest_algorithms = settings.digest_algorithms.clone();
     match topology::domains(store).await {
         Ok(domains) => {
             for d in domains {

@@ -34,6 +34,30 @@ pub const DEFAULT_LISTEN: [&str; 2] = ["udp://127.0.0.1:5060", "tcp://127.0.0.1:
 /// Default admin API address.
 pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8480);
+/// Parses `SHA-256,MD5`: one or more of the algorithms the store keeps an HA1 for.
+fn parse_algorithms(text: &str) -> Result<Vec<confab_server::DigestAlgorithm>, String> {
+    use confab_server::DigestAlgorithm as A;
+    let mut out = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match A::parse(name) {
+            Some(a @ (A::Md5 | A::Sha256 | A::Sha512_256)) if !out.contains(&a) => out.push(a),
+            Some(a @ (A::Md5 | A::Sha256 | A::Sha512_256)) => {
+                return Err(format!("{} is listed twice", a.as_str()))
+            }
+            _ => {
+                return Err(format!(
+                    "unknown algorithm {name:?}: list MD5, SHA-256 and/or SHA-512-256, most \
+                     preferred first, e.g. SHA-256,MD5"
+                ))
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("list at least one of MD5, SHA-256, SHA-512-256".into());
+    }
+    Ok(out)
+}
+
 /// The SIP domain a first start creates by default.
 pub const DEFAULT_DOMAIN: &str = "localhost";
 /// Default log filter.
@@ -144,6 +168,7 @@ struct FileSettings {
     store: Option<String>,
     pool: Option<String>,
     domain: Option<String>,
+    digest_algorithms: Option<Scalar>,
     listen: Option<Vec<String>>,
     admin_listen: Option<Scalar>,
     tls_cert: Option<PathBuf>,
@@ -173,6 +198,8 @@ pub struct ServeSettings {
     pub pool: Option<String>,
     /// The SIP domain a first start creates (lower case).
     pub domain: String,
+    /// Digest algorithms offered in challenges, most preferred first.
+    pub digest_algorithms: Vec<confab_server::DigestAlgorithm>,
     /// The admin API address.
     pub admin_listen: SocketAddr,
     /// The tracing filter.
@@ -326,6 +353,13 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
         Some((name, origin)) => check_domain(name, origin)?,
         None => DEFAULT_DOMAIN.to_owned(),
     };
+    let digest_algorithms = r.value(
+        "digest_algorithms",
+        serve.digest_algorithms.as_ref(),
+        |f| f.digest_algorithms.as_ref(),
+        parse_algorithms,
+        confab_server::DEFAULT_DIGEST_ALGORITHMS.to_vec(),
+    )?;
     let listen_given = (!serve.listen.is_empty()).then(|| serve.listen.clone());
     let listen = match r.pick("listen", listen_given, |f| f.listen.clone()) {
         Some((uris, origin)) => uris
@@ -433,6 +467,7 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
         store,
         pool,
         domain,
+        digest_algorithms,
         admin_listen,
         log_level,
         server: ServerConfig {

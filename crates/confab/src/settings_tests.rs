@@ -7,6 +7,7 @@ fn serve_args() -> ServeArgs {
         config: None,
         pool: None,
         domain: None,
+        digest_algorithms: None,
         listen: Vec::new(),
         admin_listen: None,
         tls_cert: None,

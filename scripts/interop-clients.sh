@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Interop suite with real SIP clients (crates/confab/tests/interop_clients.rs, ignored in a plain
+# `cargo test`) against a running `confab serve` on 127.0.0.1:
+#   - baresip (Debian package baresip-core), headless, driven through its ctrl_tcp JSON port,
+#     registers with its password and receives a MESSAGE;
+#   - PJSIP's Python binding (PyPI pjsua2-python, a binary wheel) registers two accounts that
+#     send and receive MESSAGEs (crates/confab/tests/interop/pjsua2_im.py).
+# Installs baresip with apt-get when it is missing (root, or sudo, needed then) and pjsua2-python
+# into a virtual environment under target/ (or $INTEROP_VENV). Starts nothing itself; the tests
+# start confab serve and the clients, and every wait in them is bounded. The whole run is bounded
+# by INTEROP_TIMEOUT seconds (default 900).
+#
+#   scripts/interop-clients.sh
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if ! command -v baresip >/dev/null 2>&1; then
+    echo "interop-clients: installing baresip-core"
+    sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        if ! command -v sudo >/dev/null 2>&1; then
+            echo "interop-clients: baresip is missing; install it as root: apt-get install baresip-core" >&2
+            exit 1
+        fi
+        sudo=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" apt-get install -y --no-install-recommends baresip-core
+fi
+baresip -h 2>&1 | head -n 1 || true
+
+python="${PYTHON:-python3}"
+venv="${INTEROP_VENV:-${CARGO_TARGET_DIR:-$root/target}/interop-venv}"
+if ! "$venv/bin/python" -c 'import pjsua2' >/dev/null 2>&1; then
+    echo "interop-clients: installing pjsua2-python into $venv"
+    "$python" -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
+        'pjsua2-python==2.15.1.post1'
+fi
+"$venv/bin/python" -c 'import sys, importlib.metadata as m, pjsua2; print("pjsua2-python", m.version("pjsua2-python"), "on python", sys.version.split()[0])'
+
+export PJSUA2_PYTHON="$venv/bin/python"
+timeout --kill-after=30 "${INTEROP_TIMEOUT:-900}" \
+    cargo test -p confab --test interop_clients -- --ignored --test-threads=1
