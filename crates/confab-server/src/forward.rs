@@ -213,15 +213,25 @@ pub fn has_looped(req: &Message, hash: &str, listeners: &Listeners) -> bool {
 
 /// The request rewritten for `target` (RFC 3261 §16.6): our Route popped when `pop_route`,
 /// the Request-URI replaced, Max-Forwards decremented, Record-Route pushed when given, our
-/// Via pushed, and the target's Route values put first.
+/// Via pushed, the target's Route values put first, and the Proxy-Authorization credentials
+/// for a realm of ours (`own_realm`) removed: they were for us, not for the next hop
+/// (RFC 3261 §22.3).
 pub fn build(
     req: &Message,
     target: &Target,
     via: &str,
     record_route: Option<&str>,
     pop_route: bool,
+    own_realm: &dyn Fn(&str) -> bool,
 ) -> Result<Bytes, EditError> {
     let mut e = Edit::new(req);
+    e.remove_fields(HeaderName::ProxyAuthorization, |value| {
+        std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| confab_sip::auth::Credentials::parse(v).ok())
+            .and_then(|c| c.realm())
+            .is_some_and(|realm| own_realm(&realm))
+    });
     if pop_route {
         e.pop_route()?;
     }

@@ -6,6 +6,8 @@ Route: <sip:192.0.2.1:5060;lr>\r\n\
 Max-Forwards: 70\r\n\
 From: <sip:alice@example.com>;tag=f1\r\nTo: <sip:bob@example.com>\r\n\
 Call-ID: c1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@192.0.2.7:5070>\r\n\
+Proxy-Authorization: Digest username=\"alice\", realm=\"example.com\", nonce=\"n\"\r\n\
+Proxy-Authorization: Digest username=\"alice\", realm=\"edge.example\", nonce=\"m\"\r\n\
 Content-Length: 0\r\n\r\n";
 
 fn listeners() -> (Listeners, ServiceConfig) {
@@ -28,7 +30,7 @@ fn source() -> Source {
 
 #[test]
 fn a_request_is_rewritten_for_a_contact() {
-    let (l, _) = listeners();
+    let (l, config) = listeners();
     let req = Message::parse(Bytes::from_static(INVITE.as_bytes())).expect("parse");
     let target = Target {
         request_uri: Some("sip:bob@192.0.2.9:5062".to_owned()),
@@ -42,8 +44,15 @@ fn a_request_is_rewritten_for_a_contact() {
     let via = l.via(&target.flow, &branch(&hash, "0"));
     let rr = l.record_route(&source());
     assert_eq!(rr, "<sip:192.0.2.1:5060;transport=udp;lr>");
-    let out = build(&req, &target, &via, Some(&rr), true).expect("built");
+    let own = |realm: &str| config.is_local_domain(realm);
+    let out = build(&req, &target, &via, Some(&rr), true, &own).expect("built");
     let out = Message::parse(out).expect("reparse");
+    // Our realm's credentials stay here; the next hop's go on.
+    let realms: Vec<Option<String>> = out
+        .proxy_authorization()
+        .map(|c| c.expect("parses").realm().map(|r| r.into_owned()))
+        .collect();
+    assert_eq!(realms, [Some("edge.example".to_owned())]);
     assert_eq!(out.request_uri_str(), Some("sip:bob@192.0.2.9:5062"));
     assert_eq!(out.max_forwards(), Ok(Some(69)));
     let routes: Vec<String> = out

@@ -533,7 +533,8 @@ impl Router {
             let via = self
                 .listeners
                 .via(&t.flow, &forward::branch(&hash, &i.to_string()));
-            match forward::build(req, t, &via, rr.as_deref(), pop) {
+            let own = |realm: &str| self.config.is_local_domain(realm);
+            match forward::build(req, t, &via, rr.as_deref(), pop, &own) {
                 Ok(bytes) => copies.push((bytes, t.flow)),
                 Err(EditError::MaxForwards) => return Some(Answer::new(483, "Too Many Hops")),
                 Err(e) => {
@@ -577,7 +578,8 @@ impl Router {
             flow,
             route: Vec::new(),
         };
-        let Ok(bytes) = forward::build(req, &target, &via, None, pop) else {
+        let own = |realm: &str| self.config.is_local_domain(realm);
+        let Ok(bytes) = forward::build(req, &target, &via, None, pop, &own) else {
             return;
         };
         let driver = Arc::clone(&self.driver);

@@ -160,6 +160,20 @@ impl<'m> Edit<'m> {
         self
     }
 
+    /// Removes every field named `name` whose value `remove` selects, whole lines (a proxy
+    /// removes the Proxy-Authorization meant for its own realm, RFC 3261 §22.3).
+    pub fn remove_fields(&mut self, name: HeaderName, remove: impl Fn(&[u8]) -> bool) -> &mut Self {
+        for f in self.msg.raw_fields().iter().filter(|f| f.kind == name) {
+            if remove(self.msg.bytes_at(f.value)) {
+                self.splices.push(Splice {
+                    at: self.msg.line_span(f).range(),
+                    text: Vec::new(),
+                });
+            }
+        }
+        self
+    }
+
     /// Replaces the Request-URI.
     pub fn set_request_uri(&mut self, uri: &str) -> Result<&mut Self, EditError> {
         match self.msg.start_line() {
@@ -255,6 +269,29 @@ Content-Length: 4\r\n\r\nbody";
         e.pop_via().expect("pop");
         let one = Message::parse(e.apply().expect("apply")).expect("reparse");
         assert_eq!(one.vias().count(), 1);
+    }
+
+    #[test]
+    fn remove_selected_fields() {
+        let m = Message::parse(Bytes::from_static(
+            b"INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\n\
+Proxy-Authorization: Digest realm=\"ours\", username=\"a\"\r\n\
+Proxy-Authorization: Digest realm=\"theirs\", username=\"a\"\r\nContent-Length: 0\r\n\r\n",
+        ))
+        .expect("parse");
+        let mut e = Edit::new(&m);
+        e.remove_fields(HeaderName::ProxyAuthorization, |v| {
+            v.windows(6).any(|w| w == b"\"ours\"")
+        })
+        .push_via("SIP/2.0/UDP p;branch=z9hG4bKp");
+        let out = Message::parse(e.apply().expect("apply")).expect("reparse");
+        let left: Vec<_> = out
+            .proxy_authorization()
+            .map(|c| c.expect("parses").realm())
+            .collect();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].as_deref(), Some("theirs"));
+        assert_eq!(out.vias().count(), 2);
     }
 
     #[test]
