@@ -61,22 +61,6 @@ pub enum OpsError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A user was added but their credentials could not be written, and the user could not be
-    /// taken away again either: the one state an operator has to finish by hand.
-    #[error(
-        "user {address} was added, but setting its password failed ({cause}) and so did \
-         removing the user again ({cleanup}); it exists without credentials and cannot sign in: \
-         set its password with `confab user passwd {address}` or remove it with \
-         `confab user remove {address}`"
-    )]
-    AddedWithoutCredentials {
-        /// The user.
-        address: Address,
-        /// Why the credentials were not written.
-        cause: Box<StoreError>,
-        /// Why the user could not be removed again.
-        cleanup: Box<StoreError>,
-    },
     /// The management store refused or failed; its message says what to do.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -147,13 +147,17 @@ pub async fn add(store: &Store, new: NewAccount) -> Result<UserDetails, OpsError
     };
     check_new(store, &new.address, &pool).await?;
     let credentials = new.password.credentials(&new.address);
+    // One transaction: the user and its credentials are stored together or not at all.
     let user = store
-        .add_user(&NewUser {
-            address: new.address.clone(),
-            display_name,
-            pool,
-            enabled: true,
-        })
+        .add_user_with_credentials(
+            &NewUser {
+                address: new.address.clone(),
+                display_name,
+                pool,
+                enabled: true,
+            },
+            &credentials,
+        )
         .await;
     let user = match user {
         Ok(user) => user,
@@ -171,16 +175,6 @@ pub async fn add(store: &Store, new: NewAccount) -> Result<UserDetails, OpsError
         }) => return Err(unknown_pool(store, &name).await),
         Err(e) => return Err(e.into()),
     };
-    if let Err(cause) = store.set_credentials(&new.address, &credentials).await {
-        return Err(match store.remove_user(&new.address).await {
-            Ok(()) => cause.into(),
-            Err(cleanup) => OpsError::AddedWithoutCredentials {
-                address: new.address,
-                cause: Box::new(cause),
-                cleanup: Box::new(cleanup),
-            },
-        });
-    }
     tracing::info!(user = %user.address, pool = %user.pool, "user added");
     Ok(UserDetails {
         user: user.into(),

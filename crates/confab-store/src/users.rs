@@ -46,10 +46,63 @@ pub(crate) async fn user_id(tx: &mut Tx, address: &Address) -> Result<i64, Store
     .int("id")
 }
 
+/// Checks credentials: each valid, each realm and algorithm once.
+fn checked_credentials(credentials: &[Credential]) -> Result<Vec<Credential>, StoreError> {
+    let mut checked: Vec<Credential> = Vec::with_capacity(credentials.len());
+    for c in credentials {
+        let c = c.checked()?;
+        if checked
+            .iter()
+            .any(|o| o.realm == c.realm && o.algorithm == c.algorithm)
+        {
+            return Err(StoreError::invalid(
+                "credentials",
+                &format!("{} {}", c.realm, c.algorithm),
+                "give each realm and algorithm once",
+            ));
+        }
+        checked.push(c);
+    }
+    Ok(checked)
+}
+
+/// Writes a user's credentials inside `tx` (after deleting the old ones).
+async fn write_credentials(tx: &mut Tx, id: i64, checked: &[Credential]) -> Result<(), StoreError> {
+    const CONTEXT: &str = "setting credentials";
+    tx.execute("DELETE FROM credentials WHERE user_id = $1", &[id.into()])
+        .await
+        .ctx(CONTEXT)?;
+    for c in checked {
+        tx.execute(
+            "INSERT INTO credentials (user_id, realm, algorithm, ha1) VALUES ($1, $2, $3, $4)",
+            &[
+                id.into(),
+                c.realm.as_str().into(),
+                c.algorithm.as_str().into(),
+                c.ha1.as_str().into(),
+            ],
+        )
+        .await
+        .ctx(CONTEXT)?;
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Adds a user in an existing domain, homed on an existing pool.
+    /// Adds a user in an existing domain, homed on an existing pool, without credentials.
     pub async fn add_user(&self, new: &NewUser) -> Result<User, StoreError> {
+        self.add_user_with_credentials(new, &[]).await
+    }
+
+    /// Adds a user and its credentials in one transaction: either both are stored or
+    /// neither, so that no user is ever left unable to sign in by a failure half-way.
+    pub async fn add_user_with_credentials(
+        &self,
+        new: &NewUser,
+        credentials: &[Credential],
+    ) -> Result<User, StoreError> {
         const CONTEXT: &str = "adding a user";
+        let checked = checked_credentials(credentials)?;
         if let Some(name) = &new.display_name {
             check_token("display name", name, 255)?;
         }
@@ -110,6 +163,16 @@ impl Store {
         };
         let id = UserId(row.int("id")?);
         feed::record(&mut tx, ChangeKind::UserAdded, &address.to_string(), now).await?;
+        if !checked.is_empty() {
+            write_credentials(&mut tx, id.0, &checked).await?;
+            feed::record(
+                &mut tx,
+                ChangeKind::CredentialsSet,
+                &address.to_string(),
+                now,
+            )
+            .await?;
+        }
         tx.commit().await.ctx(CONTEXT)?;
         Ok(User {
             id,
@@ -225,41 +288,12 @@ impl Store {
         credentials: &[Credential],
     ) -> Result<(), StoreError> {
         const CONTEXT: &str = "setting credentials";
-        let mut checked: Vec<Credential> = Vec::with_capacity(credentials.len());
-        for c in credentials {
-            let c = c.checked()?;
-            if checked
-                .iter()
-                .any(|o| o.realm == c.realm && o.algorithm == c.algorithm)
-            {
-                return Err(StoreError::invalid(
-                    "credentials",
-                    &format!("{} {}", c.realm, c.algorithm),
-                    "give each realm and algorithm once",
-                ));
-            }
-            checked.push(c);
-        }
+        let checked = checked_credentials(credentials)?;
         let now = unix_now();
         let mut tx = self.db.begin().await.ctx(CONTEXT)?;
         feed::lock(&mut tx).await?;
         let id = user_id(&mut tx, address).await?;
-        tx.execute("DELETE FROM credentials WHERE user_id = $1", &[id.into()])
-            .await
-            .ctx(CONTEXT)?;
-        for c in &checked {
-            tx.execute(
-                "INSERT INTO credentials (user_id, realm, algorithm, ha1) VALUES ($1, $2, $3, $4)",
-                &[
-                    id.into(),
-                    c.realm.as_str().into(),
-                    c.algorithm.as_str().into(),
-                    c.ha1.as_str().into(),
-                ],
-            )
-            .await
-            .ctx(CONTEXT)?;
-        }
+        write_credentials(&mut tx, id, &checked).await?;
         tx.execute(
             "UPDATE users SET updated_at = $1 WHERE id = $2",
             &[now.into(), id.into()],

@@ -270,6 +270,31 @@ pub async fn users_remove_cascades(fx: &Fixture) {
     assert_eq!(store.offline_message_count(&erin).await.ok(), Some(0));
 }
 
+pub async fn users_add_with_credentials(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    let hana = addr("hana@example.com");
+    let new = NewUser {
+        address: hana.clone(),
+        display_name: None,
+        pool: "default".into(),
+        enabled: true,
+    };
+    let md5 = cred("example.com", "MD5", 'd');
+    // All or nothing: bad credentials leave no user behind.
+    let dup = store
+        .add_user_with_credentials(&new, &[md5.clone(), md5.clone()])
+        .await;
+    assert!(matches!(dup, Err(StoreError::Invalid { .. })), "{dup:?}");
+    assert!(store.find_user(&hana).await.expect("find").is_none());
+    store
+        .add_user_with_credentials(&new, &[md5])
+        .await
+        .expect("added with credentials");
+    let got = store.credentials(&hana, "example.com").await.expect("get");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].algorithm, "MD5");
+}
+
 pub async fn credentials_replace(fx: &Fixture) {
     let store = fx.open_with_defaults().await;
     add(&store, "gina@example.com").await;
