@@ -54,6 +54,7 @@
 //! | `auth` | answering digest challenges: choice of algorithm, nonce counts, stale, refusal |
 //! | `request` | what every message says about this user agent (Via, Contact, From), next hop |
 //! | `transport` | the sockets: UDP, or TCP listener and connections; framing |
+//! | [`load`] | the load generator behind `confab-load`: scenarios, pacing, the report |
 //! | `shared`, `ids` | what handles share with the core; branches, tags, Call-IDs, cnonces |
 //!
 //! Not supported (yet): TLS and WebSocket, DNS (every address is an IP), strict routing,
@@ -70,6 +71,7 @@ mod dialog;
 mod error;
 mod ids;
 mod incoming;
+pub mod load;
 mod request;
 mod shared;
 mod transport;
