@@ -54,8 +54,9 @@ pub use feed::{Change, ChangeKind, ChangeWatcher, NOTIFY_CHANNEL, POLL_INTERVAL}
 pub use location::{StoreLocation, SQLITE_FILE};
 pub use migrate::SCHEMA_VERSION;
 pub use model::{
-    Address, Credential, Defaults, Domain, NewOfflineMessage, NewUser, OfflineMessage, Pool,
-    PoolKind, Purged, Registration, StoredId, UnixTime, User, UserFilter, UserId, DEFAULT_POOL,
+    check_domain, is_pool_name, Address, Credential, Defaults, Domain, NewOfflineMessage, NewUser,
+    OfflineMessage, Pool, PoolKind, Purged, Registration, StoredId, UnixTime, User, UserFilter,
+    UserId, DEFAULT_POOL,
 };
 
 use db::Db;

@@ -94,8 +94,9 @@ impl fmt::Debug for Address {
     }
 }
 
-/// A SIP domain name as the store keeps it: lower case, a host name or an IP literal.
-pub(crate) fn check_domain(name: &str) -> Result<String, &'static str> {
+/// A SIP domain name as the store keeps it: lower case, a host name or an IP literal. The
+/// one rule for domain names: the CLI checks settings with it too. The error says how to fix.
+pub fn check_domain(name: &str) -> Result<String, &'static str> {
     let ok = !name.is_empty()
         && name.len() <= 253
         && name
@@ -108,15 +109,20 @@ pub(crate) fn check_domain(name: &str) -> Result<String, &'static str> {
     }
 }
 
-/// A pool (or site) name: the rule `confab serve --pool` checks.
-pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), StoreError> {
-    let ok = !name.is_empty()
+/// Whether `name` is a valid pool (or site) name: 1 to 63 letters, digits, '-', '_' or '.',
+/// starting with a letter or digit. The one rule: `confab serve --pool` checks it too.
+pub fn is_pool_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// A pool (or site) name, checked by [`is_pool_name`].
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<(), StoreError> {
+    if is_pool_name(name) {
         Ok(())
     } else {
         Err(StoreError::invalid(

@@ -36,13 +36,7 @@ pub(super) fn check_store(url: String, origin: Origin) -> Result<String, Setting
 }
 
 pub(super) fn check_pool(name: String, origin: Origin) -> Result<String, SettingsError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+    if confab_store::is_pool_name(&name) {
         Ok(name)
     } else {
         Err(invalid(
@@ -54,24 +48,11 @@ pub(super) fn check_pool(name: String, origin: Origin) -> Result<String, Setting
     }
 }
 
-/// A SIP domain, as the management store keeps it: a host name or IP literal, in lower case.
+/// A SIP domain, by the management store's own rule: a host name or IP literal, in lower case.
 pub(super) fn check_domain(name: String, origin: Origin) -> Result<String, SettingsError> {
-    let trimmed = name.trim();
-    let ok = !trimmed.is_empty()
-        && trimmed.len() <= 253
-        && trimmed
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'));
-    if ok {
-        Ok(trimmed.to_ascii_lowercase())
-    } else {
-        Err(invalid(
-            "domain",
-            name,
-            origin,
-            "a SIP domain is 1 to 253 letters, digits, '.', '-' or '_' (or an IP address), \
-             e.g. example.com",
-        ))
+    match confab_store::check_domain(name.trim()) {
+        Ok(domain) => Ok(domain),
+        Err(fix) => Err(invalid("domain", name, origin, fix)),
     }
 }
 
