@@ -44,13 +44,14 @@ pub fn read_password(source: PasswordSource, address: &Address) -> Result<Passwo
     let text = match source {
         PasswordSource::Stdin => read_stdin_line()?,
         PasswordSource::Terminal => {
-            let first = ask_hidden(&format!("Password for {address}: "))?;
+            let mut terminal = HiddenTerminal::open()?;
+            let first = terminal.ask(&format!("Password for {address}: "))?;
             if first.is_empty() {
                 return Err(Failure::Failed(
                     "no password given; nothing changed".to_owned(),
                 ));
             }
-            let second = ask_hidden("Repeat the password: ")?;
+            let second = terminal.ask("Repeat the password: ")?;
             if first != second {
                 return Err(Failure::Failed(
                     "the two passwords differ; nothing changed".to_owned(),
@@ -62,9 +63,76 @@ pub fn read_password(source: PasswordSource, address: &Address) -> Result<Passwo
     Ok(Password::new(text)?)
 }
 
-fn ask_hidden(prompt: &str) -> Result<String, Failure> {
-    rpassword::prompt_password(prompt)
-        .map_err(|e| Failure::Failed(format!("cannot read the password from the terminal: {e}")))
+/// The controlling terminal with its echo switched off for as long as this value lives.
+///
+/// Echo goes off before the first prompt is shown and comes back only after the last answer is
+/// read, so a line typed as soon as the prompt appears — by a fast typist, or by a test driving
+/// a pseudo-terminal — is never shown. (Switching echo off after printing the prompt, as
+/// `prompt, then read without echo` helpers do, leaves a window in which it is.)
+struct HiddenTerminal {
+    reader: std::io::BufReader<std::fs::File>,
+    writer: std::fs::File,
+    saved: rustix::termios::Termios,
+}
+
+impl HiddenTerminal {
+    fn open() -> Result<HiddenTerminal, Failure> {
+        let failed =
+            |e: &dyn std::fmt::Display| Failure::Failed(format!("cannot use the terminal: {e}"));
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .map_err(|e| failed(&e))?;
+        let saved = rustix::termios::tcgetattr(&tty).map_err(|e| failed(&e))?;
+        let mut hidden = saved.clone();
+        hidden.local_modes &= !rustix::termios::LocalModes::ECHO;
+        // The Enter key still moves to the next line.
+        hidden.local_modes |= rustix::termios::LocalModes::ECHONL;
+        rustix::termios::tcsetattr(&tty, rustix::termios::OptionalActions::Flush, &hidden)
+            .map_err(|e| failed(&e))?;
+        let writer = tty.try_clone().map_err(|e| failed(&e))?;
+        Ok(HiddenTerminal {
+            reader: std::io::BufReader::new(tty),
+            writer,
+            saved,
+        })
+    }
+
+    /// Shows `prompt` and reads one line, without its line break.
+    fn ask(&mut self, prompt: &str) -> Result<String, Failure> {
+        let failed = |e: std::io::Error| {
+            Failure::Failed(format!("cannot read the password from the terminal: {e}"))
+        };
+        self.writer
+            .write_all(prompt.as_bytes())
+            .and_then(|()| self.writer.flush())
+            .map_err(failed)?;
+        let mut line = String::new();
+        if self.reader.read_line(&mut line).map_err(failed)? == 0 {
+            return Err(Failure::Failed(
+                "the terminal closed before a password was typed; nothing changed".to_owned(),
+            ));
+        }
+        if line.ends_with('\n') {
+            line.pop();
+            if line.ends_with('\r') {
+                line.pop();
+            }
+        }
+        Ok(line)
+    }
+}
+
+impl Drop for HiddenTerminal {
+    fn drop(&mut self) {
+        // Best effort: there is nothing better to do with a terminal that cannot be restored.
+        let _ = rustix::termios::tcsetattr(
+            self.reader.get_ref(),
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
+    }
 }
 
 /// The password on standard input: everything up to the end, less one trailing line break.
