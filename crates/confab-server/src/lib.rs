@@ -64,6 +64,7 @@ pub mod location;
 pub mod memory;
 pub mod messaging;
 pub mod registrar;
+pub mod replica;
 pub mod respond;
 pub mod router;
 pub mod routing;
@@ -85,6 +86,7 @@ pub use directory::{
     RegistrationStore, StoreError, StoredBinding, UserRecord,
 };
 pub use error::{ConfigError, ServerError, TransportError};
+pub use replica::{DirectoryReplica, ReplicaUser};
 pub use router::{Router, RouterStats, Stores};
 pub use server::Server;
 pub use transactions::{TimerConfig, TransactionDriver};

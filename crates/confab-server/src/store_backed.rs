@@ -10,13 +10,15 @@
 use std::time::Duration;
 
 use confab_store::{
-    Address, NewOfflineMessage, QuotaError, Registration, Store, StoreError as DbError, StoredId,
+    Address, DirectoryEntry, NewOfflineMessage, QuotaError, Registration, Store,
+    StoreError as DbError, StoredId,
 };
 
 use crate::directory::{
     BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
     RegistrationStore, StoreError, StoredBinding, UserRecord,
 };
+use crate::replica::{DirectoryReplica, ReplicaUser};
 
 /// How long a claimed offline message is held for one delivery attempt: longer than a
 /// non-INVITE transaction (Timer F, 32 s) so that a slow client's 2xx still finds it held.
@@ -32,6 +34,55 @@ impl StoreBacked {
     /// Wraps an open store.
     pub fn new(store: Store) -> Self {
         StoreBacked { store }
+    }
+
+    /// Fills `replica` with every user of the store; returns how many.
+    pub async fn load_replica(&self, replica: &DirectoryReplica) -> Result<usize, StoreError> {
+        let entries = self.store.directory_snapshot().await.map_err(err)?;
+        let n = entries.len();
+        replica.replace_all(entries.into_iter().map(replica_user));
+        Ok(n)
+    }
+
+    /// Brings one user of `replica` up to date with the store (after the change feed named
+    /// it): replaced, or forgotten if the store has no such user any more.
+    pub async fn refresh_replica(
+        &self,
+        replica: &DirectoryReplica,
+        address_text: &str,
+    ) -> Result<(), StoreError> {
+        let Ok(a) = Address::parse(address_text) else {
+            replica.remove(address_text);
+            return Ok(());
+        };
+        match self.store.directory_entry(&a).await.map_err(err)? {
+            Some(entry) => replica.set(replica_user(entry)),
+            None => {
+                replica.remove(&a.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn replica_user(e: DirectoryEntry) -> ReplicaUser {
+    ReplicaUser {
+        address: e.address.to_string(),
+        enabled: e.enabled,
+        home_pool: Some(e.pool),
+        credentials: e
+            .credentials
+            .into_iter()
+            .map(|c| {
+                (
+                    c.realm,
+                    Credential {
+                        algorithm: c.algorithm,
+                        ha1: c.ha1,
+                    },
+                )
+            })
+            .collect(),
     }
 }
 

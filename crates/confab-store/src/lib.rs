@@ -32,7 +32,8 @@
 //! Modules: `location` (where a store is), `db` (the two backends behind one interface),
 //! `migrate` (schema versions), `model` (records and their checks), `topology` (domains and
 //! pools), `users` (users and credentials), `registrations` (write-behind), `offline`
-//! (offline messages), `feed` (the change feed), `error` (what goes wrong).
+//! (offline messages), `feed` (the change feed), `replica` (the directory as a front-end keeps
+//! it in memory), `error` (what goes wrong).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -45,6 +46,7 @@ mod migrate;
 mod model;
 mod offline;
 mod registrations;
+mod replica;
 mod topology;
 mod users;
 
@@ -58,6 +60,7 @@ pub use model::{
     OfflineMessage, Pool, PoolKind, Purged, Registration, StoredId, UnixTime, User, UserFilter,
     UserId, DEFAULT_POOL,
 };
+pub use replica::DirectoryEntry;
 
 use db::Db;
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use confab_ops::topology;
 use confab_server::store_backed::StoreBacked;
+use confab_server::DirectoryReplica;
 use confab_server::Server;
 use confab_server::{Router, ServerError, ServiceConfig, Stores};
 use confab_store::{ChangeKind, Defaults, Store, StoreLocation};
@@ -142,8 +143,8 @@ async fn front_end(
         admin_listen = %settings.admin_listen,
         "the admin API arrives in a later issue; not listening on admin_listen yet"
     );
-    let router = match build_router(settings, store).await {
-        Ok(router) => router,
+    let (router, directory) = match build_router(settings, store).await {
+        Ok(built) => built,
         Err(code) => return code,
     };
     let timers = settings.server.timers;
@@ -185,16 +186,34 @@ async fn front_end(
         error!(error = %e, "cannot write the listening addresses to standard output");
         return ExitCode::from(EXIT_RUNTIME);
     }
-    let watcher = tokio::spawn(follow_changes(store.clone(), Arc::clone(&router)));
+    let watcher = tokio::spawn(follow_changes(
+        store.clone(),
+        Arc::clone(&router),
+        directory,
+    ));
     server.run(shutdown).await;
     watcher.abort();
     info!("confab serve stopped");
     ExitCode::SUCCESS
 }
 
+/// The front-end's replica of the directory, and where the change feed is to be followed
+/// from to keep it current.
+struct Directory {
+    replica: Arc<DirectoryReplica>,
+    backed: Arc<StoreBacked>,
+    /// The feed position read before the replica was filled: changes after it are applied
+    /// again (harmlessly) rather than missed.
+    from: i64,
+}
+
 /// The registrar, proxy and messaging over the management store, serving every SIP domain
 /// of the deployment plus the listen addresses (so that `sip:alice@127.0.0.1` works too).
-async fn build_router(settings: &ServeSettings, store: &Store) -> Result<Arc<Router>, ExitCode> {
+/// Users and credentials are answered from a replica of the directory filled here.
+async fn build_router(
+    settings: &ServeSettings,
+    store: &Store,
+) -> Result<(Arc<Router>, Directory), ExitCode> {
     let mut service = ServiceConfig::for_listeners(&settings.server.listen);
     service.digest_algorithms = settings.digest_algorithms.clone();
     match topology::domains(store).await {
@@ -213,50 +232,122 @@ async fn build_router(settings: &ServeSettings, store: &Store) -> Result<Arc<Rou
     }
     info!(domains = ?service.domains, "serving SIP domains");
     let backed = Arc::new(StoreBacked::new(store.clone()));
-    let stores = Stores {
-        directory: backed.clone(),
-        registrations: backed.clone(),
-        offline: backed,
+    let replica = Arc::new(DirectoryReplica::new());
+    let loaded = async {
+        let from = store.last_change_seq().await.map_err(|e| e.to_string())?;
+        let users = backed
+            .load_replica(&replica)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((from, users))
     };
-    Router::new(&settings.server, service, stores).map_err(|e| {
+    let (from, users) = match loaded.await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: cannot read the users of the management store: {e}");
+            return Err(ExitCode::from(EXIT_RUNTIME));
+        }
+    };
+    info!(users, "directory loaded");
+    let stores = Stores {
+        directory: replica.clone(),
+        registrations: backed.clone(),
+        offline: backed.clone(),
+    };
+    let router = Router::new(&settings.server, service, stores).map_err(|e| {
         report(&settings.explain(e));
         ExitCode::from(EXIT_SETTINGS)
-    })
+    })?;
+    Ok((
+        router,
+        Directory {
+            replica,
+            backed,
+            from,
+        },
+    ))
+}
+
+/// Above this many users named in one batch of the change feed, the whole directory is read
+/// again instead of each user.
+const BULK_CHANGES: usize = 256;
+
+fn is_user_change(kind: &ChangeKind) -> bool {
+    matches!(
+        kind,
+        ChangeKind::UserAdded
+            | ChangeKind::UserEnabled
+            | ChangeKind::UserDisabled
+            | ChangeKind::UserRemoved
+            | ChangeKind::CredentialsSet
+    )
 }
 
 /// Follows the store's change feed for as long as the server runs, so that an operator's
 /// change takes effect here within a second (the feed is polled every
-/// `confab_store::POLL_INTERVAL`, or woken by PostgreSQL's NOTIFY): a user disabled or
-/// removed is signed out at once. Credentials and the enabled flag are read from the store
-/// on every authentication, so those need nothing here. Domains added while running are
-/// served after a restart.
-async fn follow_changes(store: Store, router: Arc<Router>) {
-    let from = match store.last_change_seq().await {
-        Ok(seq) => seq,
-        Err(e) => {
-            warn!(error = %e, "cannot read the change feed; operators' changes apply after a restart");
-            return;
-        }
-    };
-    let mut watcher = store.watch_changes(from).await;
+/// `confab_store::POLL_INTERVAL`, or woken by PostgreSQL's NOTIFY): the replica of the
+/// directory takes every change of a user (added, enabled, disabled, removed, new
+/// credentials), and a user disabled or removed is signed out at once. After the feed could
+/// not be read, the whole replica is read again, since changes may have been missed. Domains
+/// added while running are served after a restart.
+async fn follow_changes(store: Store, router: Arc<Router>, directory: Directory) {
+    let mut watcher = store.watch_changes(directory.from).await;
     loop {
-        match watcher.next().await {
-            Ok(changes) => {
-                for change in changes {
-                    match change.kind {
-                        ChangeKind::UserDisabled | ChangeKind::UserRemoved => {
-                            router.drop_user(&change.subject);
-                        }
-                        ChangeKind::DomainAdded => info!(
-                            domain = %change.subject,
-                            "SIP domain added; this front-end serves it after a restart"
-                        ),
-                        _ => {}
-                    }
-                }
-            }
+        let changes = match watcher.next().await {
+            Ok(changes) => changes,
             Err(e) => {
                 warn!(error = %e, "reading the change feed failed; retrying");
+                tokio::time::sleep(confab_store::POLL_INTERVAL).await;
+                // Changes may have been missed meanwhile.
+                reload_directory(&directory).await;
+                continue;
+            }
+        };
+        // A bulk import names thousands of users at once: one read of the whole directory is
+        // then cheaper than one read per user.
+        let named = changes.iter().filter(|c| is_user_change(&c.kind)).count();
+        let mut reload = named > BULK_CHANGES;
+        if reload {
+            reload_directory(&directory).await;
+        }
+        for change in changes {
+            if !reload && is_user_change(&change.kind) {
+                let refreshed = directory
+                    .backed
+                    .refresh_replica(&directory.replica, &change.subject)
+                    .await;
+                if let Err(e) = refreshed {
+                    warn!(user = %change.subject, error = %e, "cannot read a changed user; reading every user again");
+                    reload_directory(&directory).await;
+                    reload = true;
+                }
+            }
+            // After the replica has the change, so that a client signing in again at once is
+            // refused.
+            match change.kind {
+                ChangeKind::UserDisabled | ChangeKind::UserRemoved => {
+                    router.drop_user(&change.subject);
+                }
+                ChangeKind::DomainAdded => info!(
+                    domain = %change.subject,
+                    "SIP domain added; this front-end serves it after a restart"
+                ),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Reads the whole directory into the replica, retrying until the store answers.
+async fn reload_directory(directory: &Directory) {
+    loop {
+        match directory.backed.load_replica(&directory.replica).await {
+            Ok(users) => {
+                info!(users, "directory read again");
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the directory; retrying");
                 tokio::time::sleep(confab_store::POLL_INTERVAL).await;
             }
         }
