@@ -173,4 +173,8 @@ pub trait OfflineMessages: Send + Sync + 'static {
     /// Deletes message `id`: it was delivered. Deleting a message that is gone is not an
     /// error.
     fn ack(&self, id: u64) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Every recipient with a message received at or after `not_before` waiting: read at
+    /// start, so that messages kept before a restart are delivered at the next REGISTER.
+    fn recipients(&self, not_before: u64) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
 }

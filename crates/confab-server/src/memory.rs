@@ -213,6 +213,18 @@ impl OfflineMessages for MemoryOfflineMessages {
         lock(&self.inner).messages.remove(&id);
         Box::pin(async { Ok(()) })
     }
+
+    fn recipients(&self, not_before: u64) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        let mut found: Vec<String> = lock(&self.inner)
+            .messages
+            .values()
+            .filter(|m| m.received_at >= not_before)
+            .map(|m| m.recipient.clone())
+            .collect();
+        found.sort();
+        found.dedup();
+        Box::pin(async move { Ok(found) })
+    }
 }
 
 /// The three in-memory stores together, shareable; [`crate::Stores::memory`] uses them.

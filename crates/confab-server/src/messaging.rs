@@ -41,6 +41,8 @@ pub struct Messaging {
     driver: Arc<TransactionDriver>,
     listeners: Arc<Listeners>,
     delivering: Mutex<HashSet<String>>,
+    /// Recipients who may have messages waiting in the store (see [`Messaging::deliver`]).
+    waiting: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Messaging {
@@ -77,11 +79,25 @@ impl Messaging {
             driver,
             listeners,
             delivering: Mutex::new(HashSet::new()),
+            waiting: Mutex::new(HashSet::new()),
         }
     }
 
     fn delivering(&self) -> MutexGuard<'_, HashSet<String>> {
         self.delivering.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn waiting(&self) -> MutexGuard<'_, HashSet<String>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads from the store who has messages waiting (at start, so that messages kept before
+    /// a restart are delivered at their recipient's next REGISTER); returns how many.
+    pub async fn load_waiting(&self) -> Result<usize, crate::directory::StoreError> {
+        let recipients = self.store.recipients(self.not_before()).await?;
+        let mut waiting = self.waiting();
+        waiting.extend(recipients);
+        Ok(waiting.len())
     }
 
     fn not_before(&self) -> u64 {
@@ -111,6 +127,7 @@ impl Messaging {
             .await
         {
             Ok(id) => {
+                self.waiting().insert(aor.to_owned());
                 info!(%aor, id, "MESSAGE stored for an offline user");
                 Answer::new(202, "Accepted")
             }
@@ -125,9 +142,19 @@ impl Messaging {
         }
     }
 
-    /// Delivers `aor`'s waiting messages to `binding`, one by one, oldest first. Returns
-    /// how many were delivered (and deleted).
-    pub async fn deliver(&self, aor: &str, binding: &Binding) -> usize {
+    /// Delivers `aor`'s waiting messages to `binding`, one by one, oldest first, after a
+    /// REGISTER made or refreshed it. Returns how many were delivered (and deleted).
+    ///
+    /// The store is asked only when there may be something to deliver, so that a REGISTER
+    /// refresh — by far the most frequent request — costs no store round trip: when the
+    /// REGISTER made a new binding (`new_binding`: a device coming online; a message kept by
+    /// another front-end sharing the store is found this way too), or when `aor` is among
+    /// the recipients this front-end knows to have messages waiting (read at start, added to
+    /// when a message is kept or a round stops short).
+    pub async fn deliver(&self, aor: &str, binding: &Binding, new_binding: bool) -> usize {
+        if !new_binding && !self.waiting().contains(aor) {
+            return 0;
+        }
         if !self.delivering().insert(aor.to_owned()) {
             debug!(%aor, "a delivery round is already running");
             return 0;
@@ -136,10 +163,13 @@ impl Messaging {
             messaging: self,
             aor: aor.to_owned(),
         };
+        // Taken out before the store is read: a message kept meanwhile puts it back.
+        self.waiting().remove(aor);
         let pending = match self.store.pending(aor, self.not_before()).await {
             Ok(p) => p,
             Err(e) => {
                 warn!(%aor, error = %e, "offline messages could not be read");
+                self.waiting().insert(aor.to_owned());
                 return 0;
             }
         };
@@ -147,10 +177,12 @@ impl Messaging {
         for message in pending {
             if !self.send_one(aor, binding, &message).await {
                 debug!(%aor, id = message.id, "offline message not acknowledged; kept");
+                self.waiting().insert(aor.to_owned());
                 break;
             }
             if let Err(e) = self.store.ack(message.id).await {
                 warn!(%aor, id = message.id, error = %e, "delivered message not deleted; it may come again");
+                self.waiting().insert(aor.to_owned());
                 break;
             }
             delivered += 1;

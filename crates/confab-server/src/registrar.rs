@@ -51,6 +51,8 @@ pub enum Registration {
         aor: String,
         /// Bindings made or refreshed by it.
         fresh: Vec<Binding>,
+        /// Whether it made a binding that did not exist before (not only refreshed).
+        new_binding: bool,
     },
 }
 
@@ -194,6 +196,7 @@ impl Registrar {
             }
         }
         let now = Instant::now();
+        let unix_now = crate::ids::unix_now();
         let bindings = if contacts.is_empty() {
             self.location.lookup(&aor, now)
         } else {
@@ -225,7 +228,7 @@ impl Registrar {
             answer = answer.header("Path", path.join(", "));
             answer = answer.header("Supported", "path");
         }
-        let fresh = bindings
+        let fresh: Vec<Binding> = bindings
             .iter()
             .filter(|b| {
                 updates
@@ -234,8 +237,16 @@ impl Registrar {
             })
             .cloned()
             .collect();
+        // A refreshed binding keeps the time it was first made; one made now has this
+        // second's (a refresh within the second it was made counts as new: harmless).
+        let new_binding = fresh.iter().any(|b| b.registered_at >= unix_now);
         debug!(%aor, bindings = bindings.len(), "registered");
-        Registration::Done { answer, aor, fresh }
+        Registration::Done {
+            answer,
+            aor,
+            fresh,
+            new_binding,
+        }
     }
 }
 

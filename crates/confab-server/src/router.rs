@@ -235,11 +235,17 @@ impl Router {
         n
     }
 
-    /// Loads the registrations kept in the store; returns how many bindings are live.
+    /// Loads the registrations kept in the store, and who has offline messages waiting;
+    /// returns how many bindings are live.
     pub async fn load(&self) -> Result<usize, StoreError> {
         let stored = self.stores.registrations.load().await?;
         let n = self.location.load(stored, Instant::now());
         info!(bindings = n, "registrations loaded from the store");
+        let waiting = self.messaging.load_waiting().await?;
+        info!(
+            recipients = waiting,
+            "recipients with offline messages waiting"
+        );
         Ok(n)
     }
 
@@ -404,10 +410,15 @@ impl Router {
     async fn register(self: Arc<Self>, req: Message, source: Source) {
         match self.registrar.register(&req, &source).await {
             Registration::Refused(answer) => self.responder.send(&req, answer, &source).await,
-            Registration::Done { answer, aor, fresh } => {
+            Registration::Done {
+                answer,
+                aor,
+                fresh,
+                new_binding,
+            } => {
                 self.responder.send(&req, answer, &source).await;
                 if let Some(binding) = fresh.first() {
-                    self.messaging.deliver(&aor, binding).await;
+                    self.messaging.deliver(&aor, binding, new_binding).await;
                 }
             }
         }

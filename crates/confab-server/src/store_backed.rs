@@ -288,6 +288,18 @@ impl OfflineMessages for StoreBacked {
         })
     }
 
+    fn recipients(&self, not_before: u64) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            let now = crate::ids::unix_now();
+            let users = self
+                .store
+                .offline_recipients(unix(now), unix(not_before))
+                .await
+                .map_err(err)?;
+            Ok(users.iter().map(ToString::to_string).collect())
+        })
+    }
+
     fn ack(&self, id: u64) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             self.store

@@ -186,3 +186,47 @@ async fn over_the_cap_an_offline_message_is_refused() {
     assert_eq!(refused.status(), Some(480), "{refused:?}");
     assert_eq!(d.stores.offline.waiting("carol@example.com").len(), 1);
 }
+
+/// A REGISTER refresh asks the store for offline messages only for recipients known to have
+/// some waiting; those kept before a restart are known from the store at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_kept_before_a_restart_are_delivered_at_the_next_refresh() {
+    use confab_server::{OfflineMessage, OfflineMessages};
+    let stores = confab_server::memory::MemoryStores::default();
+    let d = Deployment::start_with(service_config(), stores.clone()).await;
+    let mut carol = d.ua("carol").await;
+    assert_eq!(carol.register(300).await.status(), Some(200));
+    let registrations = stores.registrations.clone();
+    eventually(|| !registrations.get("carol@example.com").is_empty()).await;
+    d.server.stop().await;
+    // Kept while this front-end was down (by another front-end sharing the store).
+    let kept = OfflineMessage {
+        id: 0,
+        recipient: "carol@example.com".into(),
+        from: "<sip:alice@example.com>;tag=a1".into(),
+        content_type: "text/plain".into(),
+        body: b"while you were out".to_vec(),
+        received_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs(),
+    };
+    stores.offline.store(kept, 10, 0).await.expect("kept");
+
+    let again = Deployment::start_with(service_config(), stores).await;
+    assert_eq!(
+        again.router.stats().registered,
+        1,
+        "carol's binding survived"
+    );
+    // The same device refreshes its binding: not a new one (a binding is new for the
+    // second it was made in, so the refresh waits past it).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    carol.server = again.addr;
+    assert_eq!(carol.register(300).await.status(), Some(200));
+    let msg = carol.request_in("MESSAGE", WAIT).await.expect("delivered");
+    assert_eq!(msg.body(), b"while you were out");
+    carol.answer(&msg, 200, "OK", "c1").await;
+    let offline = again.stores.offline.clone();
+    eventually(|| offline.waiting("carol@example.com").is_empty()).await;
+}

@@ -150,6 +150,32 @@ impl Store {
         Ok(messages)
     }
 
+    /// The users with at least one message waiting, received at or after `received_since`
+    /// and not expired at `now`, claimed or not: whom a front-end should deliver to when they
+    /// next sign in.
+    pub async fn offline_recipients(
+        &self,
+        now: UnixTime,
+        received_since: UnixTime,
+    ) -> Result<Vec<Address>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                "SELECT DISTINCT u.user_part, u.domain FROM offline_messages m \
+                 JOIN users u ON u.id = m.user_id WHERE m.expires_at > $1 AND m.received_at >= $2 \
+                 ORDER BY u.domain, u.user_part",
+                &[now.into(), received_since.into()],
+            )
+            .await
+            .ctx("listing the recipients of offline messages")?;
+        rows.iter()
+            .map(|row| {
+                Address::new(&row.text("user_part")?, &row.text("domain")?)
+                    .map_err(|e| StoreError::corrupt(format!("user address: {e}")))
+            })
+            .collect()
+    }
+
     /// Deletes delivered messages; returns how many existed.
     pub async fn ack_offline_messages(&self, ids: &[StoredId]) -> Result<u64, StoreError> {
         self.each_message("DELETE FROM offline_messages WHERE id = $1", ids)
