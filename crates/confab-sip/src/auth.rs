@@ -256,6 +256,34 @@ impl<'a> Iterator for RawParams<'a> {
     }
 }
 
+/// How many parameters [`Index`] remembers: a digest `Authorization` has at most ten.
+const INDEXED: usize = 12;
+
+/// Where the parameters of a checked value start, with the length of each name, so that a
+/// look-up by name compares names only and parses just the value it wants, instead of
+/// walking every parameter again for each of the ten or so a verifier reads. Empty (and not
+/// `complete`) for a value with more parameters, or longer than 64 KiB: look-ups then walk.
+#[derive(Debug, Clone, Copy, Default)]
+struct Index {
+    complete: bool,
+    len: u8,
+    /// (offset of the name, length of the name).
+    names: [(u16, u8); INDEXED],
+}
+
+impl Index {
+    fn push(&mut self, at: usize, name_len: usize) {
+        let slot = self.names.get_mut(usize::from(self.len));
+        match (slot, u16::try_from(at), u8::try_from(name_len)) {
+            (Some(slot), Ok(at), Ok(name_len)) => {
+                *slot = (at, name_len);
+                self.len += 1;
+            }
+            _ => self.complete = false,
+        }
+    }
+}
+
 /// The checked parts of a value, shared by [`Credentials`] and [`Challenge`].
 #[derive(Debug, Clone, Copy)]
 struct AuthValue<'a> {
@@ -264,6 +292,7 @@ struct AuthValue<'a> {
     /// Where the first parameter starts; `value.len()` when there is none.
     params_at: usize,
     token68: Option<&'a str>,
+    index: Index,
 }
 
 impl<'a> AuthValue<'a> {
@@ -279,22 +308,30 @@ impl<'a> AuthValue<'a> {
         }
         c.skip_ws();
         let params_at = c.pos;
-        let bare = AuthValue {
+        let mut bare = AuthValue {
             value,
             scheme,
             params_at,
             token68: None,
+            index: Index {
+                complete: true,
+                ..Index::default()
+            },
         };
         if c.peek().is_none() {
             return Ok(bare);
         }
-        match check_params(&mut c) {
+        match check_params(&mut c, &mut bare.index) {
             Ok(()) => Ok(bare),
             Err(e) if scheme.eq_ignore_ascii_case("Digest") => Err(e),
             Err(e) => match token68(value.get(params_at..).unwrap_or("")) {
                 Some(t) => Ok(AuthValue {
                     params_at: value.len(),
                     token68: Some(t),
+                    index: Index {
+                        complete: true,
+                        ..Index::default()
+                    },
                     ..bare
                 }),
                 None => Err(e),
@@ -313,8 +350,26 @@ impl<'a> AuthValue<'a> {
     }
 
     fn raw(&self, name: &str) -> Option<RawParam<'a>> {
-        self.raw_params()
-            .find(|p| p.name.eq_ignore_ascii_case(name))
+        if !self.index.complete {
+            return self
+                .raw_params()
+                .find(|p| p.name.eq_ignore_ascii_case(name));
+        }
+        let names = self.index.names.get(..usize::from(self.index.len))?;
+        names.iter().find_map(|&(at, len)| {
+            let at = usize::from(at);
+            let written = self.value.get(at..at + usize::from(len))?;
+            if !written.eq_ignore_ascii_case(name) {
+                return None;
+            }
+            // Checked when the value was parsed: this cannot fail.
+            Cursor {
+                s: self.value,
+                pos: at,
+            }
+            .param()
+            .ok()
+        })
     }
 
     fn param(&self, name: &str) -> Option<Cow<'a, str>> {
@@ -330,12 +385,13 @@ impl<'a> AuthValue<'a> {
     }
 }
 
-fn check_params(c: &mut Cursor<'_>) -> Result<(), AuthParseError> {
+fn check_params(c: &mut Cursor<'_>, index: &mut Index) -> Result<(), AuthParseError> {
     let mut names = [""; MAX_PARAMS];
     let mut count = 0;
     loop {
         let at = c.pos;
         let param = c.param()?;
+        index.push(at, param.name.len());
         let err = |kind| AuthParseError { kind, offset: at };
         let seen = names.get(..count).unwrap_or(&[]);
         if seen.iter().any(|n| n.eq_ignore_ascii_case(param.name)) {
@@ -743,6 +799,35 @@ mod tests {
             names,
             ["username", "realm", "nonce", "uri", "qop", "nc", "cnonce", "response", "opaque"]
         );
+    }
+
+    /// Look-ups through the index of parameter names and by walking the value agree, with
+    /// few parameters (indexed) and with more than the index holds (walked).
+    #[test]
+    fn indexed_and_walked_lookups_agree() {
+        for extra in [0, 3, 20] {
+            let mut value = RFC3261_AUTHORIZATION.replace("username", "UserName");
+            for i in 0..extra {
+                value.push_str(&format!(", x{i}=\"v\\\"{i}\""));
+            }
+            let c = Credentials::parse(&value).expect("parses");
+            assert_eq!(c.v.index.complete, 9 + extra <= INDEXED, "{extra}");
+            let walked = |name: &str| {
+                c.v.raw_params()
+                    .find(|p| p.name.eq_ignore_ascii_case(name))
+                    .map(|p| p.unescaped())
+            };
+            assert_eq!(c.username().as_deref(), Some("bob"));
+            assert_eq!(c.param("USERNAME"), walked("username"));
+            for name in [
+                "realm", "nonce", "nc", "response", "opaque", "missing", "x2", "x19",
+            ] {
+                assert_eq!(c.param(name), walked(name), "{name} with {extra} more");
+            }
+            if extra > 2 {
+                assert_eq!(c.param("x2").as_deref(), Some("v\"2"));
+            }
+        }
     }
 
     #[test]
