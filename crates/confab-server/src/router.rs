@@ -55,6 +55,22 @@ use crate::throttle::{Throttle, ThrottleStats};
 use crate::transactions::{HookTask, TransactionDriver};
 use crate::transport::Source;
 
+/// Runs `work` as far as it goes without waiting, here, on the caller's (receive) task;
+/// whatever remains — a store round trip, a downstream response — goes on in a task of its
+/// own. A REGISTER answered from the directory replica, or a request refused at once, so
+/// costs no task at all, and nothing the caller does next waits on a service that waits.
+///
+/// The first poll uses a waker that does nothing: a future that is not ready has registered
+/// that waker, and the task it is spawned into polls it again at once, registering its own
+/// (every future must accept a different waker on each poll).
+fn run_or_spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let mut work = Box::pin(work);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if work.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(work);
+    }
+}
+
 /// How often expired bindings are swept.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
@@ -285,7 +301,7 @@ impl Router {
         let plan = match method {
             Method::Register => {
                 let (this, req, source) = (Arc::clone(self), req.clone(), *source);
-                tokio::spawn(async move { this.register(req, source).await });
+                run_or_spawn(async move { this.register(req, source).await });
                 return true;
             }
             Method::Cancel => {
@@ -305,7 +321,7 @@ impl Router {
             refuse => refuse,
         };
         let (this, req, source) = (Arc::clone(self), req.clone(), *source);
-        tokio::spawn(async move { this.serve(req, source, plan).await });
+        run_or_spawn(async move { this.serve(req, source, plan).await });
         true
     }
 
@@ -594,7 +610,7 @@ impl Router {
             return;
         };
         let driver = Arc::clone(&self.driver);
-        tokio::spawn(async move {
+        run_or_spawn(async move {
             if let Err(e) = driver.send_stateless(bytes, &flow).await {
                 debug!(peer = %flow.peer, error = %e, "ACK not forwarded");
             }
