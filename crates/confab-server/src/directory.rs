@@ -101,15 +101,24 @@ pub struct StoredBinding {
     pub registered_at: u64,
 }
 
+/// The bindings of one address-of-record to write: they replace whatever the store has
+/// for it (none: the AOR has no registration any more).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AorBindings {
+    /// The address-of-record, `user@domain`.
+    pub aor: String,
+    /// Its bindings, each with the same `aor`.
+    pub bindings: Vec<StoredBinding>,
+}
+
 /// Where registrations are written behind, so that a restart or a failover recovers them.
 pub trait RegistrationStore: Send + Sync + 'static {
-    /// Replaces every binding of `aor` with `bindings` (none: the AOR has no registration).
-    /// Called from one writer task, coalesced: only the latest state of an AOR is written.
-    fn save<'a>(
-        &'a self,
-        aor: &'a str,
-        bindings: &'a [StoredBinding],
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Replaces the bindings of every AOR of `batch` with the ones given, all in one store
+    /// transaction: on success all are written, on error none. An AOR the store has no
+    /// user for is skipped (its registrations mean nothing to a restarted front-end).
+    /// Called from one writer task, coalesced: only the latest state of an AOR is written,
+    /// each AOR at most once per batch.
+    fn save_many<'a>(&'a self, batch: &'a [AorBindings]) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Every binding stored, for the front-end to load at start (expired ones included; the
     /// front-end skips them).

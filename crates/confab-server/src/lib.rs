@@ -82,7 +82,7 @@ pub use config::{
     DEFAULT_DIGEST_ALGORITHMS,
 };
 pub use directory::{
-    BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
+    AorBindings, BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
     RegistrationStore, StoreError, StoredBinding, UserRecord,
 };
 pub use error::{ConfigError, ServerError, TransportError};

@@ -9,51 +9,70 @@
 //!   dropped (never one the same REGISTER just made).
 //! - **Expiry**: look-ups skip expired bindings; a sweeper ([`Location::sweep`], run by the
 //!   router every 250 ms) removes them, using an index ordered by each AOR's earliest expiry
-//!   so that a sweep touches only what is due.
-//! - **Write-behind**: every change marks its AOR dirty; one writer task
-//!   ([`Location::write_behind`]) saves the latest state of each dirty AOR, so a burst of
-//!   refreshes becomes one write, and retries a failed write later. The dirty set holds at
-//!   most one entry per AOR.
+//!   so that a sweep touches only what is due. Expiries are kept in whole seconds: a
+//!   binding lives at most its granted time, and at most a second less.
+//! - **Write-behind**: every change marks its AOR dirty (at most once); one writer task
+//!   ([`Location::write_behind`]) waits [`WRITE_DELAY`] after a change, so that a burst of
+//!   REGISTERs is collected, then saves the latest state of every dirty AOR in batches of
+//!   up to [`MAX_BATCH`] AORs, each batch one store transaction
+//!   ([`save_many`]). A batch is written whole or not at all: a crash or
+//!   a failed write leaves every AOR of it as the store had it before, and a failed batch
+//!   is retried a second later. A crash loses at most the changes of the last
+//!   [`WRITE_DELAY`] and of the write under way; clients repeat them at their next
+//!   refresh. A batch the store refuses is retried AOR by AOR, and an AOR refused on its
+//!   own is written alone from then on, so that one AOR the store cannot take does not
+//!   hold back the others.
 //! - **Flows**: a binding remembers the transport, peer address and listener its REGISTER
 //!   came by; requests to it are sent there (symmetric routing, which crosses NATs and
 //!   reuses the client's connection), and an index by the contact's host and port finds the
 //!   flow for in-dialog requests whose target is a registered contact.
+//!
+//! [`RegistrationStore`]: crate::directory::RegistrationStore
+//! [`save_many`]: crate::directory::RegistrationStore::save_many
+//!
+//! **Memory.** The bindings are laid out for a million registrations (`location_table.rs`;
+//! measured by `tests/location_memory.rs`). A look-up hands out [`Binding`]s that share the
+//! stored strings instead of copying them.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use confab_sip::Uri;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::directory::{RegistrationStore, StoredBinding};
-use crate::ids;
+use crate::directory::StoredBinding;
 use crate::transport::{Source, Transport};
 
-/// One registered contact.
+#[path = "location_table.rs"]
+mod table;
+#[path = "location_writer.rs"]
+mod writer;
+
+use table::{Clock, Entry, SlotId, Table};
+pub use writer::{MAX_BATCH, WRITE_DELAY};
+
+/// One registered contact, as handed out by [`Location::update`] and [`Location::lookup`].
+/// Its strings are shared with the location service, not copied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
-    /// The contact URI.
-    pub contact: String,
+    /// The contact URI followed by the Call-ID.
+    text: Arc<str>,
+    contact_len: usize,
     /// When it expires.
     pub expires_at: Instant,
     /// The same in Unix seconds, for the store.
     pub expires_at_unix: u64,
     /// q-value in thousandths.
     pub q: Option<u16>,
-    /// Call-ID and CSeq of the REGISTER that last refreshed it.
-    pub call_id: String,
-    /// See `call_id`.
+    /// CSeq of the REGISTER that last refreshed it.
     pub cseq: u32,
-    /// Path values (RFC 3327), outermost first.
-    pub path: Vec<String>,
+    path: Option<Arc<[String]>>,
     /// How requests reach it.
     pub flow: Source,
-    /// User-Agent of its REGISTER.
-    pub user_agent: Option<String>,
+    user_agent: Option<Arc<str>>,
     /// When it was first made, Unix seconds.
     pub registered_at: u64,
     /// Refresh order: higher is more recent.
@@ -61,6 +80,26 @@ pub struct Binding {
 }
 
 impl Binding {
+    /// The contact URI.
+    pub fn contact(&self) -> &str {
+        self.text.get(..self.contact_len).unwrap_or("")
+    }
+
+    /// Call-ID of the REGISTER that last refreshed it.
+    pub fn call_id(&self) -> &str {
+        self.text.get(self.contact_len..).unwrap_or("")
+    }
+
+    /// Path values (RFC 3327), outermost first.
+    pub fn path(&self) -> &[String] {
+        self.path.as_deref().unwrap_or(&[])
+    }
+
+    /// User-Agent of its REGISTER.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+
     /// Seconds left at `now`, rounded up.
     pub fn remaining(&self, now: Instant) -> u64 {
         let left = self.expires_at.saturating_duration_since(now);
@@ -107,24 +146,17 @@ pub enum UpdateError {
     StaleCSeq,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    aors: HashMap<String, Vec<Binding>>,
-    /// Each AOR's earliest expiry, as indexed.
-    scheduled: HashMap<String, Instant>,
-    by_expiry: BTreeSet<(Instant, String)>,
-    /// Flows by contact `host:port` (lower-case).
-    flows: HashMap<String, Source>,
-    dirty: HashSet<String>,
-    refresh_counter: u64,
-}
-
 /// The location service (see the module documentation).
 #[derive(Debug)]
 pub struct Location {
     max_contacts: usize,
-    inner: Mutex<Inner>,
+    clock: Clock,
+    inner: Mutex<Table>,
     dirty: Notify,
+    /// One flush at a time, so that an AOR's states reach the store in order; it holds
+    /// the AORs the store refused on their own, which are written alone until it takes
+    /// them.
+    flushing: tokio::sync::Mutex<HashSet<String>>,
 }
 
 fn same_contact(a: &str, b: &str) -> bool {
@@ -160,102 +192,155 @@ pub fn parse_flow(s: &str) -> Option<Source> {
     })
 }
 
+/// The contact and the Call-ID in one shared block.
+fn text(contact: &str, call_id: &str) -> Arc<str> {
+    let mut s = String::with_capacity(contact.len() + call_id.len());
+    s.push_str(contact);
+    s.push_str(call_id);
+    s.into()
+}
+
 impl Location {
     /// An empty location service.
     pub fn new(max_contacts: usize) -> Self {
         Location {
             max_contacts,
-            inner: Mutex::new(Inner::default()),
+            clock: Clock::new(),
+            inner: Mutex::new(Table::default()),
             dirty: Notify::new(),
+            flushing: tokio::sync::Mutex::new(HashSet::new()),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Every change leaves the maps consistent before the lock is released.
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // Every change leaves the table consistent before the lock is released.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn binding(&self, t: &Table, e: &Entry) -> Binding {
+        Binding {
+            text: Arc::clone(&e.text),
+            contact_len: e.contact_len as usize,
+            expires_at: self.clock.instant(e.expires),
+            expires_at_unix: self.clock.unix(e.expires),
+            q: e.q,
+            cseq: e.cseq,
+            path: e.path.clone(),
+            flow: t.flow(e),
+            user_agent: e.user_agent.clone(),
+            registered_at: u64::from(e.registered_at),
+            refreshed: e.refreshed,
+        }
     }
 
     /// Applies a REGISTER; returns the AOR's bindings afterwards.
     pub fn update(&self, u: Update, now: Instant) -> Result<Vec<Binding>, UpdateError> {
-        let unix = ids::unix_now();
-        let mut inner = self.lock();
-        inner.refresh_counter += 1;
-        let counter = inner.refresh_counter;
-        let mut bindings: Vec<Binding> = inner.aors.get(&u.aor).cloned().unwrap_or_default();
-        bindings.retain(|b| b.expires_at > now);
-        let stale = |b: &Binding| b.call_id == u.call_id && u.cseq <= b.cseq;
-        if u.remove_all {
-            if bindings.iter().any(stale) {
+        let now_s = self.clock.secs(now);
+        let mut t = self.lock();
+        let existing = t.find(&u.aor);
+        // Refused before anything changes.
+        if let Some(id) = existing {
+            let stale = |e: &Entry| e.call_id() == u.call_id && u.cseq <= e.cseq;
+            let mut live = t.entries(id).iter().filter(|e| e.expires > now_s);
+            let refused = if u.remove_all {
+                live.any(stale)
+            } else {
+                live.any(|e| {
+                    stale(e)
+                        && u.contacts
+                            .iter()
+                            .any(|c| same_contact(&c.contact, e.contact()))
+                })
+            };
+            if refused {
                 return Err(UpdateError::StaleCSeq);
-            }
-            bindings.clear();
-        } else {
-            let touched = bindings.iter().filter(|b| {
-                u.contacts
-                    .iter()
-                    .any(|c| same_contact(&c.contact, &b.contact))
-            });
-            if touched.clone().any(stale) {
-                return Err(UpdateError::StaleCSeq);
-            }
-            for (i, c) in u.contacts.iter().enumerate() {
-                let existing = bindings
-                    .iter()
-                    .position(|b| same_contact(&c.contact, &b.contact));
-                if c.expires == 0 {
-                    if let Some(at) = existing {
-                        bindings.remove(at);
-                    }
-                    continue;
-                }
-                let expires = Duration::from_secs(u64::from(c.expires));
-                let registered_at = existing
-                    .and_then(|at| bindings.get(at))
-                    .map_or(unix, |b| b.registered_at);
-                let binding = Binding {
-                    contact: c.contact.clone(),
-                    expires_at: now + expires,
-                    expires_at_unix: unix + u64::from(c.expires),
-                    q: c.q,
-                    call_id: u.call_id.clone(),
-                    cseq: u.cseq,
-                    path: u.path.clone(),
-                    flow: u.flow,
-                    user_agent: u.user_agent.clone(),
-                    registered_at,
-                    refreshed: counter * 1000 + i as u64,
-                };
-                match existing.and_then(|at| bindings.get_mut(at)) {
-                    Some(slot) => *slot = binding,
-                    None => bindings.push(binding),
-                }
-            }
-            while bindings.len() > self.max_contacts {
-                let oldest = bindings
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, b)| b.refreshed)
-                    .map(|(i, _)| i);
-                if let Some(i) = oldest {
-                    let dropped = bindings.remove(i);
-                    info!(aor = %u.aor, contact = %dropped.contact, "contact cap reached: oldest binding dropped");
-                }
             }
         }
-        inner.set(&u.aor, bindings.clone());
-        drop(inner);
+        t.refresh_counter += 1;
+        let counter = t.refresh_counter;
+        let id = existing.unwrap_or_else(|| t.find_or_add(&u.aor));
+        let mut entries = t.take(id);
+        entries.retain(|e| e.expires > now_s);
+        if u.remove_all {
+            entries.clear();
+        } else {
+            self.apply(&mut t, &u, &mut entries, now_s, counter);
+        }
+        t.put(id, entries, true);
+        let bindings = t.entries(id).iter().map(|e| self.binding(&t, e)).collect();
+        drop(t);
         self.dirty.notify_one();
         Ok(bindings)
     }
 
+    /// Applies the contacts of `u` to `entries`, then the cap.
+    fn apply(&self, t: &mut Table, u: &Update, entries: &mut Vec<Entry>, now: u32, counter: u64) {
+        let unix = u32::try_from(self.clock.unix(now)).unwrap_or(u32::MAX);
+        // Shared by the contacts of this REGISTER.
+        let path: Option<Arc<[String]>> = (!u.path.is_empty()).then(|| u.path.as_slice().into());
+        let user_agent = u.user_agent.as_deref().map(|ua| t.user_agent(ua));
+        let local = t.local(&u.flow);
+        for (i, c) in u.contacts.iter().enumerate() {
+            let existing = entries
+                .iter()
+                .position(|e| same_contact(&c.contact, e.contact()));
+            if c.expires == 0 {
+                if let Some(at) = existing {
+                    entries.remove(at);
+                }
+                continue;
+            }
+            let Ok(contact_len) = u32::try_from(c.contact.len()) else {
+                continue;
+            };
+            let registered_at = existing
+                .and_then(|at| entries.get(at))
+                .map_or(unix, |e| e.registered_at);
+            let entry = Entry {
+                text: text(&c.contact, &u.call_id),
+                path: path.clone(),
+                user_agent: user_agent.clone(),
+                refreshed: counter * 1000 + i as u64,
+                peer: u.flow.peer,
+                contact_len,
+                expires: Clock::later(now, u64::from(c.expires)),
+                cseq: u.cseq,
+                local,
+                registered_at,
+                q: c.q,
+            };
+            match existing.and_then(|at| entries.get_mut(at)) {
+                Some(slot) => *slot = entry,
+                None => entries.push(entry),
+            }
+        }
+        while entries.len() > self.max_contacts {
+            let oldest = entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.refreshed)
+                .map(|(i, _)| i);
+            if let Some(i) = oldest {
+                let dropped = entries.remove(i);
+                info!(aor = %u.aor, contact = %dropped.contact(), "contact cap reached: oldest binding dropped");
+            }
+        }
+    }
+
     /// The live bindings of `aor`, best first (highest q, then most recently refreshed).
     pub fn lookup(&self, aor: &str, now: Instant) -> Vec<Binding> {
-        let mut live: Vec<Binding> = self
-            .lock()
-            .aors
-            .get(aor)
-            .map(|bs| bs.iter().filter(|b| b.expires_at > now).cloned().collect())
-            .unwrap_or_default();
+        let now_s = self.clock.secs(now);
+        let t = self.lock();
+        let Some(id) = t.find(aor) else {
+            return Vec::new();
+        };
+        let mut live: Vec<Binding> = t
+            .entries(id)
+            .iter()
+            .filter(|e| e.expires > now_s)
+            .map(|e| self.binding(&t, e))
+            .collect();
+        drop(t);
         live.sort_by_key(|b| {
             (
                 std::cmp::Reverse(b.q.unwrap_or(1000)),
@@ -267,18 +352,26 @@ impl Location {
 
     /// The flow of a registered contact at this `host:port` ([`contact_key`]).
     pub fn flow_for(&self, key: &str) -> Option<Source> {
-        self.lock().flows.get(key).copied()
+        let t = self.lock();
+        let id = t.flow_slot(key)?;
+        t.entries(id)
+            .iter()
+            .rev()
+            .find(|e| contact_key(e.contact()).as_deref() == Some(key))
+            .map(|e| t.flow(e))
     }
 
     /// Drops every binding of `aor` (its user was disabled or removed by an operator);
     /// returns how many there were. The removal is written behind like any other change.
     pub fn remove(&self, aor: &str) -> usize {
-        let mut inner = self.lock();
-        let n = inner.aors.get(aor).map_or(0, Vec::len);
+        let mut t = self.lock();
+        let Some(id) = t.find(aor) else { return 0 };
+        let n = t.entries(id).len();
         if n > 0 {
-            inner.set(aor, Vec::new());
+            t.take(id);
+            t.put(id, Vec::new(), true);
         }
-        drop(inner);
+        drop(t);
         if n > 0 {
             self.dirty.notify_one();
         }
@@ -287,24 +380,20 @@ impl Location {
 
     /// Removes expired bindings; returns the AORs changed.
     pub fn sweep(&self, now: Instant) -> usize {
-        let mut inner = self.lock();
+        let now_s = self.clock.secs(now);
+        let mut t = self.lock();
         let mut changed = 0;
-        while let Some((at, aor)) = inner.by_expiry.first().cloned() {
-            if at > now {
-                break;
-            }
-            inner.by_expiry.pop_first();
-            inner.scheduled.remove(&aor);
-            let mut bindings = inner.aors.get(&aor).cloned().unwrap_or_default();
-            let before = bindings.len();
-            bindings.retain(|b| b.expires_at > now);
-            if bindings.len() != before {
+        while let Some(id) = t.pop_due(now_s) {
+            let mut entries = t.take(id);
+            let before = entries.len();
+            entries.retain(|e| e.expires > now_s);
+            if entries.len() != before {
                 changed += 1;
-                debug!(%aor, expired = before - bindings.len(), "bindings expired");
+                debug!(aor = %t.name(id), expired = before - entries.len(), "bindings expired");
             }
-            inner.set(&aor, bindings);
+            t.put(id, entries, true);
         }
-        drop(inner);
+        drop(t);
         if changed > 0 {
             self.dirty.notify_one();
         }
@@ -313,9 +402,10 @@ impl Location {
 
     /// Loads bindings from the store at start; expired ones are skipped. Returns how many
     /// were loaded.
-    pub fn load(&self, stored: Vec<StoredBinding>, now: Instant) -> usize {
-        let unix = ids::unix_now();
-        let mut by_aor: HashMap<String, Vec<Binding>> = HashMap::new();
+    pub fn load(&self, stored: Vec<StoredBinding>, _now: Instant) -> usize {
+        let unix = crate::ids::unix_now();
+        let mut t = self.lock();
+        let mut by_aor: HashMap<String, Vec<Entry>> = HashMap::new();
         let mut loaded = 0;
         for (i, s) in stored.into_iter().enumerate() {
             if s.expires_at <= unix {
@@ -325,129 +415,71 @@ impl Location {
                 warn!(aor = %s.aor, flow = %s.flow, "stored binding with an unreadable flow skipped");
                 continue;
             };
-            let binding = Binding {
-                contact: s.contact,
-                expires_at: now + Duration::from_secs(s.expires_at - unix),
-                expires_at_unix: s.expires_at,
-                q: s.q,
-                call_id: s.call_id,
-                cseq: s.cseq,
-                path: s.path,
-                flow,
-                user_agent: s.user_agent,
-                registered_at: s.registered_at,
-                refreshed: i as u64,
+            let Ok(contact_len) = u32::try_from(s.contact.len()) else {
+                continue;
             };
-            by_aor.entry(s.aor).or_default().push(binding);
+            let entry = Entry {
+                text: text(&s.contact, &s.call_id),
+                path: (!s.path.is_empty()).then(|| s.path.into()),
+                user_agent: s.user_agent.as_deref().map(|ua| t.user_agent(ua)),
+                refreshed: i as u64,
+                peer: flow.peer,
+                contact_len,
+                expires: self.clock.secs_of_unix(s.expires_at),
+                cseq: s.cseq,
+                local: t.local(&flow),
+                registered_at: u32::try_from(s.registered_at).unwrap_or(u32::MAX),
+                q: s.q,
+            };
+            by_aor.entry(s.aor).or_default().push(entry);
             loaded += 1;
         }
-        let mut inner = self.lock();
-        for (aor, bindings) in by_aor {
-            inner.set(&aor, bindings);
-            inner.dirty.remove(&aor);
+        for (aor, entries) in by_aor {
+            let id = t.find_or_add(&aor);
+            t.take(id);
+            t.put(id, entries, false);
         }
         loaded
     }
 
     /// The bindings of `aor` as the store keeps them.
     pub fn stored(&self, aor: &str) -> Vec<StoredBinding> {
-        self.lock()
-            .aors
-            .get(aor)
-            .map(|bs| {
-                bs.iter()
-                    .map(|b| StoredBinding {
-                        aor: aor.to_owned(),
-                        contact: b.contact.clone(),
-                        expires_at: b.expires_at_unix,
-                        q: b.q,
-                        call_id: b.call_id.clone(),
-                        cseq: b.cseq,
-                        path: b.path.clone(),
-                        flow: format_flow(&b.flow),
-                        user_agent: b.user_agent.clone(),
-                        registered_at: b.registered_at,
-                    })
-                    .collect()
-            })
+        let t = self.lock();
+        t.find(aor)
+            .map(|id| self.stored_of(&t, aor, t.entries(id)))
             .unwrap_or_default()
+    }
+
+    fn stored_of(&self, t: &Table, aor: &str, entries: &[Entry]) -> Vec<StoredBinding> {
+        entries
+            .iter()
+            .map(|e| StoredBinding {
+                aor: aor.to_owned(),
+                contact: e.contact().to_owned(),
+                expires_at: self.clock.unix(e.expires),
+                q: e.q,
+                call_id: e.call_id().to_owned(),
+                cseq: e.cseq,
+                path: e
+                    .path
+                    .as_deref()
+                    .map(<[String]>::to_vec)
+                    .unwrap_or_default(),
+                flow: format_flow(&t.flow(e)),
+                user_agent: e.user_agent.as_deref().map(str::to_owned),
+                registered_at: u64::from(e.registered_at),
+            })
+            .collect()
     }
 
     /// Number of AORs with bindings.
     pub fn len(&self) -> usize {
-        self.lock().aors.len()
+        self.lock().live()
     }
 
     /// True when nobody is registered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Writes dirty AORs to `store` until `shutdown`, then once more.
-    pub async fn write_behind(
-        self: Arc<Self>,
-        store: Arc<dyn RegistrationStore>,
-        shutdown: CancellationToken,
-    ) {
-        loop {
-            let stop = tokio::select! {
-                _ = shutdown.cancelled() => true,
-                _ = self.dirty.notified() => false,
-            };
-            self.flush(store.as_ref()).await;
-            if stop {
-                break;
-            }
-        }
-    }
-
-    /// Saves every dirty AOR once; a failed save stays dirty for the next round.
-    pub async fn flush(&self, store: &dyn RegistrationStore) {
-        let dirty: Vec<String> = self.lock().dirty.drain().collect();
-        let mut failed = Vec::new();
-        for aor in dirty {
-            let bindings = self.stored(&aor);
-            if let Err(e) = store.save(&aor, &bindings).await {
-                warn!(%aor, error = %e, "registration not written to the store; will retry");
-                failed.push(aor);
-            }
-        }
-        if !failed.is_empty() {
-            self.lock().dirty.extend(failed);
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            self.dirty.notify_one();
-        }
-    }
-}
-
-impl Inner {
-    /// Replaces `aor`'s bindings, re-indexing its expiry and flows and marking it dirty.
-    fn set(&mut self, aor: &str, bindings: Vec<Binding>) {
-        if let Some(old) = self.aors.get(aor) {
-            for b in old {
-                if let Some(key) = contact_key(&b.contact) {
-                    self.flows.remove(&key);
-                }
-            }
-        }
-        if let Some(at) = self.scheduled.remove(aor) {
-            self.by_expiry.remove(&(at, aor.to_owned()));
-        }
-        self.dirty.insert(aor.to_owned());
-        if bindings.is_empty() {
-            self.aors.remove(aor);
-            return;
-        }
-        for b in &bindings {
-            if let Some(key) = contact_key(&b.contact) {
-                self.flows.insert(key, b.flow);
-            }
-        }
-        if let Some(first) = bindings.iter().map(|b| b.expires_at).min() {
-            self.scheduled.insert(aor.to_owned(), first);
-            self.by_expiry.insert((first, aor.to_owned()));
-        }
-        self.aors.insert(aor.to_owned(), bindings);
     }
 }
 

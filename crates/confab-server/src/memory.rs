@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use confab_sip::digest::{self, Algorithm};
 
 use crate::directory::{
-    BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
+    AorBindings, BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
     RegistrationStore, StoreError, StoredBinding, UserRecord,
 };
 
@@ -118,16 +118,14 @@ impl MemoryRegistrations {
 }
 
 impl RegistrationStore for MemoryRegistrations {
-    fn save<'a>(
-        &'a self,
-        aor: &'a str,
-        bindings: &'a [StoredBinding],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn save_many<'a>(&'a self, batch: &'a [AorBindings]) -> BoxFuture<'a, Result<(), StoreError>> {
         let mut all = lock(&self.bindings);
-        if bindings.is_empty() {
-            all.remove(aor);
-        } else {
-            all.insert(aor.to_owned(), bindings.to_vec());
+        for a in batch {
+            if a.bindings.is_empty() {
+                all.remove(&a.aor);
+            } else {
+                all.insert(a.aor.clone(), a.bindings.clone());
+            }
         }
         Box::pin(async { Ok(()) })
     }

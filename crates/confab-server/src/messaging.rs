@@ -202,7 +202,7 @@ impl Messaging {
             format!("{};tag={}", m.from, ids::token())
         };
         let via = self.listeners.via(&binding.flow, &ids::branch());
-        let bytes = RequestBuilder::new("MESSAGE", binding.contact.clone())
+        let bytes = RequestBuilder::new("MESSAGE", binding.contact().to_owned())
             .header("Via", via)
             .header("Max-Forwards", "70")
             .header("From", from)
@@ -212,7 +212,7 @@ impl Messaging {
             .header("Date", http_date(m.received_at))
             .body(m.content_type.clone(), m.body.clone())
             .build();
-        prepend_routes(bytes, &binding.path)
+        prepend_routes(bytes, binding.path())
     }
 
     /// Sends one message; true on a 2xx.

@@ -217,7 +217,7 @@ impl Registrar {
         };
         let mut answer = Answer::new(200, "OK");
         for b in &bindings {
-            let mut value = format!("<{}>;expires={}", b.contact, b.remaining(now));
+            let mut value = format!("<{}>;expires={}", b.contact(), b.remaining(now));
             if let Some(q) = b.q {
                 value.push_str(";q=");
                 value.push_str(&format_q(q));
@@ -233,7 +233,7 @@ impl Registrar {
             .filter(|b| {
                 updates
                     .iter()
-                    .any(|u| u.expires > 0 && b.contact == u.contact && b.call_id == call_id)
+                    .any(|u| u.expires > 0 && b.contact() == u.contact && b.call_id() == call_id)
             })
             .cloned()
             .collect();

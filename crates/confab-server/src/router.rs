@@ -511,9 +511,9 @@ impl Router {
         let targets = bindings
             .into_iter()
             .map(|b| Target {
-                request_uri: Some(b.contact),
+                request_uri: Some(b.contact().to_owned()),
                 flow: b.flow,
-                route: b.path,
+                route: b.path().to_vec(),
             })
             .collect();
         self.fork(req, source, targets, pop).await

@@ -13,9 +13,10 @@ use confab_store::{
     Address, DirectoryEntry, NewOfflineMessage, QuotaError, Registration, Store,
     StoreError as DbError, StoredId,
 };
+use tracing::{debug, warn};
 
 use crate::directory::{
-    BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
+    AorBindings, BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
     RegistrationStore, StoreError, StoredBinding, UserRecord,
 };
 use crate::replica::{DirectoryReplica, ReplicaUser};
@@ -118,9 +119,9 @@ fn transport_of(flow: &str) -> String {
     flow.split_whitespace().next().unwrap_or("udp").to_owned()
 }
 
-fn to_registration(b: &StoredBinding) -> Result<Registration, StoreError> {
-    Ok(Registration {
-        user: address(&b.aor)?,
+fn to_registration(user: &Address, b: &StoredBinding) -> Registration {
+    Registration {
+        user: user.clone(),
         contact: b.contact.clone(),
         instance_id: None,
         q: q_to_store(b.q),
@@ -132,7 +133,7 @@ fn to_registration(b: &StoredBinding) -> Result<Registration, StoreError> {
         source: Some(b.flow.clone()),
         transport: transport_of(&b.flow),
         updated_at: unix(b.registered_at),
-    })
+    }
 }
 
 fn from_registration(r: Registration) -> StoredBinding {
@@ -195,29 +196,29 @@ impl Directory for StoreBacked {
 }
 
 impl RegistrationStore for StoreBacked {
-    fn save<'a>(
-        &'a self,
-        aor: &'a str,
-        bindings: &'a [StoredBinding],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn save_many<'a>(&'a self, batch: &'a [AorBindings]) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let user = address(aor)?;
-            let keep: Vec<Registration> = bindings
-                .iter()
-                .map(to_registration)
-                .collect::<Result<_, _>>()?;
-            // Write the current bindings first, then drop the ones that are gone: a crash
-            // in between leaves a binding too many (it expires), never one too few.
-            for r in &keep {
-                self.store.upsert_registration(r).await.map_err(err)?;
-            }
-            for old in self.store.registrations_of(&user).await.map_err(err)? {
-                if !keep.iter().any(|k| k.contact == old.contact) {
-                    self.store
-                        .remove_registration(&user, &old.contact)
-                        .await
-                        .map_err(err)?;
+            let mut users = Vec::with_capacity(batch.len());
+            let mut registrations = Vec::with_capacity(batch.len());
+            for a in batch {
+                // Not an address the store can hold: nothing of it could be stored, and
+                // failing the batch would hold back every other AOR.
+                let Ok(user) = Address::parse(&a.aor) else {
+                    warn!(aor = %a.aor, "registrations of an AOR that is no user address not written");
+                    continue;
+                };
+                for b in &a.bindings {
+                    registrations.push(to_registration(&user, b));
                 }
+                users.push(user);
+            }
+            let unknown = self
+                .store
+                .replace_registrations(&users, &registrations)
+                .await
+                .map_err(err)?;
+            for user in unknown {
+                debug!(%user, "registrations of a user the store no longer has not written");
             }
             Ok(())
         })

@@ -307,7 +307,7 @@ async fn path_is_stored_and_echoed_when_supported() {
         .router
         .location()
         .lookup("alice@example.com", std::time::Instant::now());
-    assert_eq!(stored[0].path, ["<sip:edge.example.com;lr>"]);
+    assert_eq!(stored[0].path(), ["<sip:edge.example.com;lr>"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

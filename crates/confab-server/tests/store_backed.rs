@@ -6,12 +6,13 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::ua::*;
 use common::{TestServer, WAIT};
+use confab_server::location::{ContactUpdate, Location, Update};
 use confab_server::store_backed::StoreBacked;
-use confab_server::{Router, Stores, Transport};
+use confab_server::{RegistrationStore, Router, Source, Stores, Transport};
 use confab_sip::digest::{ha1, Algorithm};
 use confab_store::{Address, Credential, NewUser, Store, StoreLocation};
 
@@ -143,4 +144,102 @@ async fn register_message_offline_and_restart_over_sqlite() {
     })
     .await;
     server.stop().await;
+}
+
+fn register(aor: &str, contacts: &[(&str, u32)], cseq: u32) -> Update {
+    Update {
+        aor: aor.to_owned(),
+        call_id: format!("call-{aor}"),
+        cseq,
+        remove_all: false,
+        contacts: contacts
+            .iter()
+            .map(|(contact, expires)| ContactUpdate {
+                contact: (*contact).to_owned(),
+                expires: *expires,
+                q: None,
+            })
+            .collect(),
+        path: vec!["<sip:edge.example.com;lr>".to_owned()],
+        flow: Source {
+            transport: Transport::Tcp,
+            peer: "192.0.2.7:40000".parse().expect("peer"),
+            local: "192.0.2.1:5060".parse().expect("local"),
+        },
+        user_agent: Some("Phone/1.0".to_owned()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_location_service_writes_batches_through_the_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path()).await;
+    for name in ["alice", "bob", "carol"] {
+        add_user(&store, name).await;
+    }
+    let of = |name: &str| Address::parse(&format!("{name}@{DOMAIN}")).expect("address");
+    let backed = StoreBacked::new(store.clone());
+    let location = Location::new(8);
+    let now = Instant::now();
+    let two = [
+        ("sip:alice@192.0.2.7:40000", 600),
+        ("sip:alice@[2001:db8::7]:5060", 600),
+    ];
+    location
+        .update(register("alice@example.com", &two, 1), now)
+        .expect("alice");
+    for aor in [
+        "bob@example.com",
+        "carol@example.com",
+        "ghost@example.com",
+        "no address",
+    ] {
+        location
+            .update(register(aor, &[("sip:x@192.0.2.9", 600)], 1), now)
+            .expect("registered");
+    }
+    assert!(
+        location.flush(&backed).await,
+        "unknown users do not fail a batch"
+    );
+    let contacts = |regs: Vec<confab_store::Registration>| -> Vec<String> {
+        regs.into_iter().map(|r| r.contact).collect()
+    };
+    assert_eq!(
+        store
+            .registrations_of(&of("alice"))
+            .await
+            .map(contacts)
+            .ok(),
+        Some(vec![two[0].0.to_owned(), two[1].0.to_owned()])
+    );
+    assert_eq!(
+        store.all_registrations().await.map(|r| r.len()).ok(),
+        Some(4)
+    );
+
+    // alice drops one contact, bob is signed out, carol unregisters with `*`.
+    location
+        .update(register("alice@example.com", &[(two[1].0, 0)], 2), now)
+        .expect("alice");
+    assert_eq!(location.remove("bob@example.com"), 1);
+    let mut all = register("carol@example.com", &[], 2);
+    all.remove_all = true;
+    location.update(all, now).expect("carol");
+    assert!(location.flush(&backed).await);
+    let stored = store.all_registrations().await.expect("all");
+    assert_eq!(contacts(stored.clone()), [two[0].0]);
+    assert_eq!(stored[0].path.as_deref(), Some("<sip:edge.example.com;lr>"));
+    assert_eq!(stored[0].transport, "tcp");
+
+    // A restarted front-end gets back what was written.
+    let again = Location::new(8);
+    let loaded = backed.load().await.expect("load");
+    assert_eq!(again.load(loaded, Instant::now()), 1);
+    let b = again.lookup("alice@example.com", Instant::now());
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].contact(), two[0].0);
+    assert_eq!(b[0].flow.transport, Transport::Tcp);
+    assert_eq!(b[0].path(), ["<sip:edge.example.com;lr>"]);
+    assert!(b[0].remaining(Instant::now()) > 590);
 }

@@ -159,6 +159,7 @@ fn futures_are_spawnable(store: Store, who: Address, user: NewUser, reg: Registr
             })
             .await;
         let _ = s.upsert_registration(&reg).await;
+        let _ = s.replace_registrations(&[], &[]).await;
         let _ = s.remove_registration(&who, "c").await;
         let _ = s.remove_registrations_of(&who).await;
         let _ = s.registrations_of(&who).await;

@@ -1,9 +1,17 @@
 //! The registrar's write-behind: the contacts of each user, keyed by (user, contact). The
 //! front-end keeps registrations in memory and answers from there; the store only has to hold
-//! them well enough that a restarted or failed-over front-end recovers them. Writes are single
-//! statements, not feed entries: they are hot state, not administration.
+//! them well enough that a restarted or failed-over front-end recovers them. Writes are not
+//! feed entries: they are hot state, not administration.
+//!
+//! A front-end writes the registrations of many users at once
+//! ([`Store::replace_registrations`]): one transaction of a few multi-row statements, whatever
+//! the number of users. Statements come in a few fixed sizes ([`SHAPES`]), so that the
+//! drivers' caches of prepared statements hold a handful of them, not one per batch size.
 
-use crate::db::Row;
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+use crate::db::{Arg, Row};
 use crate::error::Context;
 use crate::model::UnixTime;
 use crate::users::user_not_found;
@@ -33,16 +41,178 @@ fn registration(row: &Row) -> Result<Registration, StoreError> {
     })
 }
 
+/// The rows of one multi-row statement: a batch is cut into runs of these sizes, largest
+/// first. 512 rows of the widest statement (11 columns) stay far below SQLite's limit of
+/// 32,766 parameters per statement (PostgreSQL allows 65,535).
+const SHAPES: [usize; 4] = [512, 64, 8, 1];
+
+/// `0..len` cut into runs whose lengths are in [`SHAPES`].
+fn runs(len: usize) -> impl Iterator<Item = Range<usize>> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let left = len - start;
+        let size = SHAPES.into_iter().find(|&s| s <= left)?;
+        start += size;
+        Some(start - size..start)
+    })
+}
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` parameters.
+fn value_rows(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * columns + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+const INSERT_COLUMNS: usize = 11;
+
+fn check_q(reg: &Registration) -> Result<(), StoreError> {
+    if reg.q > 1000 {
+        return Err(StoreError::invalid(
+            "q value",
+            &reg.q.to_string(),
+            "q is kept in thousandths: 0 to 1000",
+        ));
+    }
+    Ok(())
+}
+
 impl Store {
+    /// Replaces every registration of each of `users` with those of `registrations` that are
+    /// theirs, in one transaction: either all users get their new registrations or nothing
+    /// changes. A user with none in `registrations` is left with none. Returns the users the
+    /// store does not have; their registrations are skipped (the user was removed meanwhile).
+    ///
+    /// Every registration must belong to one of `users`. Should two have the same user and
+    /// contact, the later one is written.
+    pub async fn replace_registrations(
+        &self,
+        users: &[Address],
+        registrations: &[Registration],
+    ) -> Result<Vec<Address>, StoreError> {
+        const CONTEXT: &str = "writing registrations";
+        let mut wanted: Vec<&Address> = users.iter().collect();
+        wanted.sort();
+        wanted.dedup();
+        let known: HashSet<&Address> = wanted.iter().copied().collect();
+        for r in registrations {
+            check_q(r)?;
+            if !known.contains(&r.user) {
+                return Err(StoreError::invalid(
+                    "registration",
+                    &format!("{} {}", r.user, r.contact),
+                    "give its user among the users whose registrations are replaced",
+                ));
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        let mut ids: HashMap<&Address, i64> = HashMap::with_capacity(wanted.len());
+        for run in runs(wanted.len()) {
+            let some = &wanted[run];
+            let sql = format!(
+                "SELECT id, user_part, domain FROM users WHERE (user_part, domain) IN (VALUES {})",
+                value_rows(some.len(), 2)
+            );
+            let args: Vec<Arg<'_>> = some
+                .iter()
+                .flat_map(|a| [a.user().into(), a.domain().into()])
+                .collect();
+            let by_name: HashMap<(&str, &str), &Address> =
+                some.iter().map(|a| ((a.user(), a.domain()), *a)).collect();
+            for row in tx.fetch_all(&sql, &args).await.ctx(CONTEXT)? {
+                let (user_part, domain) = (row.text("user_part")?, row.text("domain")?);
+                if let Some(a) = by_name.get(&(user_part.as_str(), domain.as_str())) {
+                    ids.insert(*a, row.int("id")?);
+                }
+            }
+        }
+        let unknown: Vec<Address> = wanted
+            .iter()
+            .filter(|a| !ids.contains_key(*a))
+            .map(|a| (*a).clone())
+            .collect();
+        // In id order, so that two front-ends writing the same users lock them in the same
+        // order (PostgreSQL).
+        let mut user_ids: Vec<i64> = ids.values().copied().collect();
+        user_ids.sort_unstable();
+        for run in runs(user_ids.len()) {
+            let some = &user_ids[run];
+            let sql = format!(
+                "DELETE FROM registrations WHERE user_id IN ({})",
+                (1..=some.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let args: Vec<Arg<'_>> = some.iter().map(|&id| id.into()).collect();
+            tx.execute(&sql, &args).await.ctx(CONTEXT)?;
+        }
+        // The last of each (user, contact), in key order.
+        let mut rows: Vec<(i64, &Registration)> = Vec::with_capacity(registrations.len());
+        let mut seen: HashSet<(i64, &str)> = HashSet::with_capacity(registrations.len());
+        for r in registrations.iter().rev() {
+            if let Some(&id) = ids.get(&r.user) {
+                if seen.insert((id, r.contact.as_str())) {
+                    rows.push((id, r));
+                }
+            }
+        }
+        rows.sort_unstable_by(|a, b| (a.0, &a.1.contact).cmp(&(b.0, &b.1.contact)));
+        for run in runs(rows.len()) {
+            let some = &rows[run];
+            // The rows were deleted above; ON CONFLICT covers another front-end writing the
+            // same user at the same time on PostgreSQL: the later transaction wins.
+            let sql = format!(
+                "INSERT INTO registrations (user_id, contact, instance_id, q, expires_at, \
+                 call_id, cseq, path, source, transport, updated_at) VALUES {} \
+                 ON CONFLICT (user_id, contact) DO UPDATE SET \
+                 instance_id = excluded.instance_id, q = excluded.q, \
+                 expires_at = excluded.expires_at, call_id = excluded.call_id, \
+                 cseq = excluded.cseq, path = excluded.path, source = excluded.source, \
+                 transport = excluded.transport, updated_at = excluded.updated_at",
+                value_rows(some.len(), INSERT_COLUMNS)
+            );
+            let mut args: Vec<Arg<'_>> = Vec::with_capacity(some.len() * INSERT_COLUMNS);
+            for (id, r) in some {
+                args.extend::<[Arg<'_>; INSERT_COLUMNS]>([
+                    (*id).into(),
+                    r.contact.as_str().into(),
+                    r.instance_id.as_deref().into(),
+                    i64::from(r.q).into(),
+                    r.expires_at.into(),
+                    r.call_id.as_str().into(),
+                    i64::from(r.cseq).into(),
+                    r.path.as_deref().into(),
+                    r.source.as_deref().into(),
+                    r.transport.as_str().into(),
+                    r.updated_at.into(),
+                ]);
+            }
+            tx.execute(&sql, &args).await.ctx(CONTEXT)?;
+        }
+        tx.commit().await.ctx(CONTEXT)?;
+        Ok(unknown)
+    }
+
     /// Writes a registration, replacing the one with the same user and contact.
     pub async fn upsert_registration(&self, reg: &Registration) -> Result<(), StoreError> {
-        if reg.q > 1000 {
-            return Err(StoreError::invalid(
-                "q value",
-                &reg.q.to_string(),
-                "q is kept in thousandths: 0 to 1000",
-            ));
-        }
+        check_q(reg)?;
         // INSERT … SELECT resolves the user in the same statement; the WHERE also keeps
         // SQLite's parser from reading ON CONFLICT as part of the SELECT.
         let written = self

@@ -246,3 +246,114 @@ pub async fn offline_concurrent_claims(fx: &Fixture) {
     assert_eq!(total, 20);
     assert_eq!(seen.len(), 20);
 }
+
+pub async fn registrations_replaced_in_batches(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    for name in ["kim", "lee", "max", "ned"] {
+        add(&store, &format!("{name}@example.com")).await;
+    }
+    let (kim, lee, max, ned) = (
+        addr("kim@example.com"),
+        addr("lee@example.com"),
+        addr("max@example.com"),
+        addr("ned@example.com"),
+    );
+    let ghost = addr("ghost@example.com");
+    // ned has a registration the batch does not name: it is left alone.
+    let neds = registration(&ned, "sip:ned@h", 5_000);
+    store.upsert_registration(&neds).await.expect("ned");
+    let kim_desk = registration(&kim, "sip:kim@10.0.0.1", 5_000);
+    let mut kim_phone = registration(&kim, "sip:kim@10.0.0.2", 5_000);
+    kim_phone.path = Some("<sip:edge;lr>".into());
+    let lees = registration(&lee, "sip:lee@h", 5_000);
+    let unknown = store
+        .replace_registrations(
+            &[kim.clone(), lee.clone(), max.clone(), ghost.clone()],
+            &[
+                kim_desk.clone(),
+                kim_phone.clone(),
+                lees.clone(),
+                registration(&ghost, "sip:g@h", 5_000),
+            ],
+        )
+        .await
+        .expect("batch");
+    assert_eq!(unknown, [ghost], "a user the store has not is skipped");
+    assert_eq!(
+        store.registrations_of(&kim).await.ok(),
+        Some(vec![kim_desk.clone(), kim_phone.clone()])
+    );
+    assert_eq!(store.registrations_of(&lee).await.ok(), Some(vec![lees]));
+    assert_eq!(
+        store.registrations_of(&ned).await.ok(),
+        Some(vec![neds.clone()])
+    );
+
+    // Second batch: kim drops the desk and refreshes the phone; lee has none left; a
+    // contact given twice is written once, the later one.
+    let mut refreshed = kim_phone.clone();
+    refreshed.cseq = 2;
+    refreshed.expires_at = 9_000;
+    let mut first = registration(&max, "sip:max@h", 100);
+    first.cseq = 7;
+    let second = registration(&max, "sip:max@h", 200);
+    store
+        .replace_registrations(
+            &[kim.clone(), lee.clone(), max.clone(), max.clone()],
+            &[refreshed.clone(), first, second.clone()],
+        )
+        .await
+        .expect("second batch");
+    assert_eq!(
+        store.registrations_of(&kim).await.ok(),
+        Some(vec![refreshed])
+    );
+    assert_eq!(store.registrations_of(&lee).await.ok(), Some(vec![]));
+    assert_eq!(store.registrations_of(&max).await.ok(), Some(vec![second]));
+    assert_eq!(store.registrations_of(&ned).await.ok(), Some(vec![neds]));
+    assert_eq!(
+        store.replace_registrations(&[], &[]).await.ok(),
+        Some(vec![])
+    );
+
+    // A batch larger than one statement's rows, and one that is refused whole.
+    let many: Vec<_> = (0..1_300)
+        .map(|i| {
+            registration(
+                &lee,
+                &format!("sip:lee@10.1.{}.{}", i / 256, i % 256),
+                5_000,
+            )
+        })
+        .collect();
+    store
+        .replace_registrations(std::slice::from_ref(&lee), &many)
+        .await
+        .expect("many");
+    assert_eq!(
+        store.registrations_of(&lee).await.map(|r| r.len()).ok(),
+        Some(1_300)
+    );
+    let mut bad_q = registration(&kim, "sip:kim@h", 1);
+    bad_q.q = 1001;
+    assert!(matches!(
+        store
+            .replace_registrations(&[kim.clone(), lee.clone()], &[bad_q])
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store
+            .replace_registrations(
+                std::slice::from_ref(&kim),
+                &[registration(&lee, "sip:x@h", 1)]
+            )
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert_eq!(
+        store.registrations_of(&lee).await.map(|r| r.len()).ok(),
+        Some(1_300),
+        "a refused batch changes nothing"
+    );
+}
