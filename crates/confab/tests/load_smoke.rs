@@ -1,7 +1,9 @@
 //! A short smoke run of the load generator (`confab_ua::load`, the library behind
 //! `confab-load`) against the real `confab serve`: 20 users added with `confab user add`
-//! register with digest authentication, then send each other 20 messages, every one
-//! accepted and delivered. CI runs this; the full comparison is `bench/compare.sh`.
+//! register with digest authentication, send each other messages (every one accepted and
+//! delivered once) and call each other (INVITE, 407, INVITE, 180, 200, ACK, BYE, 200), with
+//! no failure. CI runs this; `scripts/load-smoke.sh` runs the binary the same way, and the
+//! full comparison is under `bench/`.
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use common::store::{assert_success, run};
 use common::{confab, Running};
-use confab_ua::load::{self, LoadConfig, LoadError, Pace, Scenario};
+use confab_ua::load::{self, LoadConfig, LoadError, LoadReport, Pace, Scenario};
 
 const USERS: usize = 20;
 
@@ -26,42 +28,61 @@ fn add_users(data: &std::path::Path) {
     }
 }
 
+fn assert_clean(r: &LoadReport, count: u64) {
+    assert_eq!(r.attempted, count, "{r:?}");
+    assert_eq!(r.succeeded, count, "{r:?}");
+    assert!(r.failures.is_empty(), "{r:?}");
+    let latency = r.latency.expect("latency reported");
+    assert!(latency.p50_us <= latency.p99_us && latency.p99_us <= latency.max_us);
+    assert!(r.rate_per_s > 0.0, "{r:?}");
+    assert!(r.cpu_s.is_some(), "own CPU time reported");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn load_generator_registers_and_messages_through_the_binary() {
+async fn load_generator_registers_messages_and_calls_through_the_binary() {
     let server = Running::start(&["--listen", "udp://127.0.0.1:0"], 1);
     add_users(&server.data_dir());
     let addr = server.addr("udp");
-
-    let register = load::run(LoadConfig {
-        scenario: Scenario::Register,
-        pace: Pace::Concurrency(4),
-        count: USERS as u64,
-        duration: Duration::from_secs(20),
+    let base = LoadConfig {
+        duration: Duration::from_secs(30),
+        sockets: 2,
         ..LoadConfig::new(addr, "localhost", USERS)
-    })
-    .await
-    .expect("the register run runs");
-    assert_eq!(register.attempted, USERS as u64, "{register:?}");
-    assert_eq!(register.succeeded, USERS as u64, "{register:?}");
-    assert!(register.failures.is_empty(), "{register:?}");
-    let latency = register.latency.expect("latency reported");
-    assert!(latency.p50_us <= latency.p99_us && latency.p99_us <= latency.max_us);
-    assert!(register.rate_per_s > 0.0);
-    assert!(register.cpu_s.is_some(), "own CPU time reported");
+    };
+
+    // Every user once, then a second round at a rate: the same Call-ID, a higher CSeq.
+    for pace in [Pace::Concurrency(4), Pace::Rate(400.0)] {
+        let register = load::run(LoadConfig {
+            scenario: Scenario::Register,
+            pace,
+            count: USERS as u64,
+            ..base.clone()
+        })
+        .await
+        .expect("the register run runs");
+        assert_clean(&register, USERS as u64);
+        assert_eq!(register.sockets, 2);
+    }
 
     let message = load::run(LoadConfig {
         scenario: Scenario::Message,
         pace: Pace::Rate(200.0),
-        count: USERS as u64,
-        duration: Duration::from_secs(20),
-        ..LoadConfig::new(addr, "localhost", USERS)
+        count: 2 * USERS as u64,
+        ..base.clone()
     })
     .await
     .expect("the message run runs");
-    assert_eq!(message.succeeded, USERS as u64, "{message:?}");
-    assert!(message.failures.is_empty(), "{message:?}");
-    assert_eq!(message.delivered, USERS as u64, "{message:?}");
-    assert!(message.latency.is_some());
+    assert_clean(&message, 2 * USERS as u64);
+    assert_eq!(message.delivered, message.succeeded, "{message:?}");
+
+    let call = load::run(LoadConfig {
+        scenario: Scenario::Call,
+        pace: Pace::Concurrency(4),
+        count: 2 * USERS as u64,
+        ..base.clone()
+    })
+    .await
+    .expect("the call run runs");
+    assert_clean(&call, 2 * USERS as u64);
 
     // A wrong password is counted as a failure by status, not an error of the run.
     let wrong = load::run(LoadConfig {
@@ -72,7 +93,20 @@ async fn load_generator_registers_and_messages_through_the_binary() {
     .await
     .expect("the run runs");
     assert_eq!(wrong.succeeded, 0, "{wrong:?}");
-    assert_eq!(wrong.failed(), 3, "{wrong:?}");
+    assert_eq!(wrong.failures.get("401"), Some(&3), "{wrong:?}");
+
+    // Users who cannot register stop the message scenario before it starts.
+    let setup = load::run(LoadConfig {
+        scenario: Scenario::Message,
+        users_prefix: "nobody".into(),
+        ..LoadConfig::new(addr, "localhost", 2)
+    })
+    .await
+    .expect_err("setup fails");
+    assert!(
+        matches!(setup, LoadError::Setup { failed: 2, .. }),
+        "{setup}"
+    );
 }
 
 #[tokio::test]

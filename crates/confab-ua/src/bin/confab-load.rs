@@ -1,5 +1,9 @@
 //! `confab-load`: a SIPp-style load generator for Confab, a thin command line over
-//! [`confab_ua::load::run`]. Load is only ever sent to a loopback address.
+//! [`confab_ua::load::run_blocking`]. Load is only ever sent to a loopback address.
+//!
+//! Exit status: 0 when every operation succeeded (and at least one ran), 1 when any failed
+//! (the report says which and why), 2 when the run could not start (bad settings, a socket,
+//! users that could not register before the message or call scenario).
 
 #![forbid(unsafe_code)]
 
@@ -10,8 +14,9 @@ use std::time::Duration;
 use clap::{ArgGroup, Parser, ValueEnum};
 use confab_ua::load::{self, LoadConfig, LoadReport, Pace, Scenario};
 
-/// Sends SIP load (REGISTER with digest authentication, or MESSAGE between registered users)
-/// to a server on this machine and reports rate, failures, latency and its own CPU use.
+/// Sends SIP load to a server on this machine — REGISTER with digest authentication, MESSAGE
+/// between registered users, or calls (INVITE, ACK, BYE) between them — from many simulated
+/// users sharing a few sockets, and reports rate, failures, latency and its own CPU use.
 #[derive(Debug, Parser)]
 #[command(name = "confab-load", version)]
 #[command(group(ArgGroup::new("pace").args(["rate", "concurrency"])))]
@@ -19,19 +24,24 @@ struct Args {
     /// The server, ip:port; must be a loopback address.
     #[arg(long, default_value = "127.0.0.1:5060")]
     server: SocketAddr,
-    /// The users' SIP domain.
+    /// The users' SIP domain (also their digest realm).
     #[arg(long, default_value = "localhost")]
     domain: String,
-    /// User names are <prefix>1 … <prefix>N.
+    /// User names are the prefix and a number: PREFIX1 … PREFIXN (user1 … user100).
     #[arg(long, default_value = "user")]
     users_prefix: String,
-    /// How many distinct users (one user agent and socket each).
+    /// How many distinct users (they share the generator's sockets).
     #[arg(long, default_value_t = 100)]
     users: usize,
-    /// The password of user n, `{n}` replaced by its number.
+    // The help cannot spell the placeholder: clap prints a brace-n-brace in help text as a
+    // line break.
+    /// The users' password: this template with its placeholder (see the default) replaced
+    /// by the user's number.
     #[arg(long, default_value = "pw-{n}")]
     password_template: String,
-    /// What the users do.
+    /// What the users do: register (REGISTER, 401, REGISTER with credentials, 200); message
+    /// (MESSAGE to the next user, delivered through the server); call (INVITE to the next
+    /// user, answered, ACK, BYE). Message and call register every user first.
     #[arg(long, value_enum, default_value_t = ScenarioArg::Register)]
     scenario: ScenarioArg,
     /// Start this many operations per second (open loop).
@@ -49,6 +59,16 @@ struct Args {
     /// An operation not finished within this many seconds counts as a timeout.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
+    /// Expires asked for in REGISTER, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    expires: u32,
+    /// Worker threads, each with one UDP socket carrying its share of the users [default:
+    /// one per available core].
+    #[arg(long)]
+    sockets: Option<usize>,
+    /// Registrations in flight at once while message and call register every user first.
+    #[arg(long, default_value_t = 256)]
+    setup_concurrency: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -58,6 +78,7 @@ struct Args {
 enum ScenarioArg {
     Register,
     Message,
+    Call,
 }
 
 fn seconds(name: &str, s: f64) -> Result<Duration, String> {
@@ -76,19 +97,27 @@ fn config(args: &Args) -> Result<LoadConfig, String> {
         scenario: match args.scenario {
             ScenarioArg::Register => Scenario::Register,
             ScenarioArg::Message => Scenario::Message,
+            ScenarioArg::Call => Scenario::Call,
         },
         pace,
         count: args.count,
         duration: seconds("duration", args.duration)?,
         op_timeout: seconds("timeout", args.timeout)?,
+        expires: args.expires,
+        sockets: args.sockets.unwrap_or(0),
+        setup_concurrency: args.setup_concurrency,
         ..LoadConfig::new(args.server, args.domain.clone(), args.users)
     })
 }
 
 fn print_text(r: &LoadReport) {
+    let pace = match r.pace {
+        Pace::Rate(per_s) => format!("rate {per_s}/s"),
+        Pace::Concurrency(c) => format!("concurrency {c}"),
+    };
     println!(
-        "scenario      {:?}, {:?}, {} users",
-        r.scenario, r.pace, r.users
+        "scenario      {:?}, {pace}, {} users on {} sockets",
+        r.scenario, r.users, r.sockets
     );
     println!("attempted     {}", r.attempted);
     println!("succeeded     {}", r.succeeded);
@@ -106,6 +135,9 @@ fn print_text(r: &LoadReport) {
         println!("delivered     {}", r.delivered);
     }
     println!("retransmits   {}", r.retransmissions);
+    if r.stray > 0 {
+        println!("stray         {}", r.stray);
+    }
     println!("elapsed       {:.3} s", r.elapsed_s);
     println!("rate          {:.1}/s", r.rate_per_s);
     if let Some(l) = r.latency {
@@ -128,17 +160,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("confab-load: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let report = match runtime.block_on(load::run(config)) {
+    let report = match load::run_blocking(config) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("confab-load: {e}");
