@@ -25,6 +25,9 @@ use crate::transport::{tcp, tls, udp, ws, Shared, Transmitter, Transport};
 
 /// How long shutdown waits for connections to close before it stops waiting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the registrations not yet written behind: a million changed
+/// bindings take some tens of seconds to write.
+const WRITE_BEHIND_GRACE: Duration = Duration::from_secs(120);
 
 enum Listener {
     Udp(Arc<UdpSocket>),
@@ -176,9 +179,9 @@ impl Server {
         {
             shared.tasks.spawn(task);
         }
-        if let Some(router) = router {
-            shared.tasks.spawn(router.start(shared.shutdown.clone()));
-        }
+        // Not among the transports' tasks: on the way out it writes the registrations not
+        // yet written, which may take longer than connections get to close.
+        let router_task = router.map(|router| tokio::spawn(router.start(shared.shutdown.clone())));
         let workers = udp::workers();
         for (uri, listener) in listeners {
             match listener {
@@ -209,6 +212,16 @@ impl Server {
             warn!("some connections did not close within {SHUTDOWN_GRACE:?}; dropping them");
         }
         info!("SIP transports stopped");
+        if let Some(task) = router_task {
+            match tokio::time::timeout(WRITE_BEHIND_GRACE, task).await {
+                Ok(Ok(())) => info!("registrations written to the store"),
+                Ok(Err(e)) => warn!(error = %e, "the router's background work ended abnormally"),
+                Err(_) => warn!(
+                    "registrations not all written to the store within {WRITE_BEHIND_GRACE:?}; \
+                     their clients register again at their next refresh"
+                ),
+            }
+        }
     }
 }
 
