@@ -110,7 +110,8 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Live SIP transactions at once, when the transaction driver is installed
     /// ([`crate::transactions::TransactionDriver`]); a request that would start one more is
-    /// answered 503 with Retry-After. Each holds its request and last response, a few kB.
+    /// answered 503 with Retry-After. This is the overload guard, and what bounds the
+    /// memory transactions take: see [`Limits::DEFAULT_MAX_TRANSACTIONS`].
     pub max_transactions: usize,
 }
 
@@ -123,8 +124,23 @@ impl Limits {
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
     /// Default [`Limits::header_timeout`].
     pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-    /// Default [`Limits::max_transactions`].
-    pub const DEFAULT_MAX_TRANSACTIONS: usize = 100_000;
+    /// Default [`Limits::max_transactions`]: enough for 20,000 non-INVITE transactions a
+    /// second over UDP without a 503, in about 450 MB when full.
+    ///
+    /// Over UDP nearly every live transaction is a completed one absorbing retransmissions:
+    /// a server transaction for Timer J, 64·T1 = 32 s, a client transaction for Timer K,
+    /// T4 = 5 s (RFC 3261 §17.2.2, §17.1.2.2); next to those, the milliseconds before the
+    /// answer hardly count. Challenges (401, 407) leave no transaction, so a registration is
+    /// one transaction, not two. At 20,000 a second that is 640,000 server transactions,
+    /// 740,000 if every one is a relayed MESSAGE with its client transaction too; 800,000
+    /// leaves room for that mix and a burst on top. A completed server transaction keeps its
+    /// final response and under 200 bytes more (`confab-sip`'s `transaction_memory` test),
+    /// some 0.55 kB for a typical 200 OK with the allocator's due, so a full layer takes
+    /// about 450 MB; a completed client transaction keeps under 200 bytes. Raise it with
+    /// the rate to be absorbed, or
+    /// lower it to bound memory on a small machine: a request over the cap gets 503 with
+    /// Retry-After, and the transactions held finish normally.
+    pub const DEFAULT_MAX_TRANSACTIONS: usize = 800_000;
 
     /// Checks every limit against its allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -2,7 +2,8 @@
 //! reason, extra headers, body) built into a response to the request, and sent through the
 //! request's server transaction ([`TransactionDriver::reply`]). Final responses carry a
 //! To-tag derived from the request, as the handler's do, so a response built twice for one
-//! request carries the same tag.
+//! request carries the same tag — which is what lets challenges (401, 407) be sent
+//! statelessly: a retransmitted request is challenged afresh, with the same tag.
 
 use std::borrow::Cow;
 use std::hash::{BuildHasher, RandomState};
@@ -89,9 +90,11 @@ impl Responder {
         self.driver.reply(request, bytes, source).await;
     }
 
-    /// Sends a response built elsewhere (a downstream response the proxy relays).
+    /// Sends a response built elsewhere (a downstream response the proxy relays). Unlike
+    /// the core's own challenges, a relayed 401 or 407 is kept by the transaction
+    /// ([`TransactionDriver::relay`]).
     pub async fn relay(&self, request: &Message, response: Bytes, source: &Source) {
-        self.driver.reply(request, response, source).await;
+        self.driver.relay(request, response, source).await;
     }
 
     fn to_tag(&self, req: &Message) -> String {

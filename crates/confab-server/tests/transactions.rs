@@ -1,8 +1,8 @@
 //! The transaction driver in a running server, over loopback: request retransmissions
 //! absorbed and answered with the response kept, INVITE responses retransmitted on Timer G
-//! over UDP until the ACK (and never over TCP), Timer H, the cap on live transactions, and
-//! the timer task stopping with the server. Timers run on a tiny T1 so that nothing waits
-//! long; every wait is bounded.
+//! over UDP until the ACK (and never over TCP), Timer H, the cap on live transactions, the
+//! timer task stopping with the server, and the registrar's challenges sent statelessly.
+//! Timers run on a tiny T1 so that nothing waits long; every wait is bounded.
 
 mod common;
 
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::ua::{service_config, Deployment};
 use common::*;
 use confab_server::transactions::{Disposition, HookTask, TransactionHook};
 use confab_server::{ServerConfig, Source, TimerConfig, TransactionDriver, Transmitter, Transport};
@@ -338,4 +339,37 @@ async fn the_timer_task_stops_with_the_server() {
     for late in drain(&socket, Duration::from_millis(50)).await {
         assert_eq!(late, first, "only what was on its way at shutdown");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registrar_challenge_keeps_no_transaction_and_its_retransmission_is_challenged_afresh() {
+    let d = Deployment::start(service_config()).await;
+    let driver = d.router.driver();
+    let mut alice = d.ua("alice").await;
+    let register = alice.register_request(&[("Contact", format!("<{}>", alice.contact()))]);
+    let call_id = alice.call_id.clone();
+    alice.send(&register).await;
+    let first = alice.response(&call_id, "REGISTER", false).await;
+    assert_eq!(first.status(), Some(401));
+    until(&driver, "the challenge leaves no transaction", |s| {
+        (s.requests, s.transactions) == (1, 0)
+    })
+    .await;
+    // The same REGISTER again, as a client whose challenge was lost sends it: a new request
+    // for the registrar, challenged afresh with the same To-tag.
+    alice.send(&register).await;
+    let again = alice.response(&call_id, "REGISTER", false).await;
+    assert_eq!(again.status(), Some(401));
+    assert_eq!(to_tag(&again), to_tag(&first));
+    until(&driver, "challenged again, statelessly", |s| {
+        (s.requests, s.transactions, s.absorbed) == (2, 0, 0)
+    })
+    .await;
+    // The registration itself: another challenge, then the 200, which its transaction keeps
+    // for Timer J (64 · 50 ms here).
+    let ok = alice.register(3600).await;
+    assert_eq!(ok.status(), Some(200));
+    let stats = driver.stats();
+    assert_eq!(stats.requests, 4, "{stats:?}");
+    assert!(stats.transactions <= 1, "{stats:?}");
 }

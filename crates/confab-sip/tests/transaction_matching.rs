@@ -9,8 +9,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use confab_sip::builder::{RequestBuilder, ResponseBuilder};
 use confab_sip::transaction::{
-    Config, Event, KeyError, Kind, Reliability, Role, State, TransactionError, TransactionKey,
-    TransactionLayer,
+    Config, Event, KeyError, Kind, Reliability, Role, State, Timer, TransactionError,
+    TransactionKey, TransactionLayer,
 };
 use confab_sip::{HeaderName, Message};
 use sim::{ack_for_2xx, rfc4475, Side, Sim};
@@ -454,4 +454,95 @@ fn ack_for_a_non_2xx_response_follows_17_1_1_3() {
     // The server matched it: same branch and sent-by, method ACK counted as INVITE.
     sim.run_until(15);
     assert_eq!(sim.server_state(&skey), Some(State::Confirmed));
+}
+
+#[test]
+fn a_completed_server_transaction_keeps_only_its_response() {
+    let mut layer: TransactionLayer<u8> = TransactionLayer::new(Config::default());
+    let t0 = Instant::now();
+    let secs = |n| std::time::Duration::from_secs(n);
+    let req = Sim::new(Unreliable).request("OPTIONS");
+    let ok = ResponseBuilder::new(&parse(&req), 200, "OK")
+        .to_tag("s1")
+        .build();
+    let answer = |layer: &mut TransactionLayer<u8>, at: Instant| {
+        layer
+            .handle_message(parse(&req), 7, Unreliable, at)
+            .expect("a key");
+        let key = match layer.poll_event() {
+            Some(Event::Request { key, .. }) => key,
+            other => panic!("expected a new request, got {other:?}"),
+        };
+        layer.send_response(&key, ok.clone(), at).expect("sent");
+        while layer.poll_transmit().is_some() {}
+        while layer.poll_event().is_some() {}
+        key
+    };
+    let key = answer(&mut layer, t0);
+    assert_eq!(layer.state(&key), Some(State::Completed));
+    assert_eq!(layer.kind(&key), Some(Kind::ServerNonInvite));
+    assert_eq!(layer.timers(&key), [(Timer::J, t0 + secs(32))]);
+    assert!(layer.request(&key).is_none(), "the request is let go");
+    assert!(layer.peer(&key).is_none(), "and so is the peer");
+    // A retransmission gets the response, sent to where the retransmission came from.
+    layer
+        .handle_message(parse(&req), 9, Unreliable, t0 + secs(1))
+        .expect("a key");
+    let resent = layer.poll_transmit().expect("the response again");
+    assert_eq!((resent.peer, resent.bytes), (9, ok.clone()));
+    assert!(layer.poll_event().is_none(), "the TU hears nothing");
+    assert_eq!(
+        layer.send_response(&key, ok.clone(), t0 + secs(1)),
+        Err(TransactionError::InvalidState {
+            state: State::Completed,
+            status: 200
+        })
+    );
+
+    // Ended early, then the same request again: a new transaction, whose Timer J is its own
+    // and not the deadline its predecessor left in the queue.
+    assert!(layer.terminate(&key));
+    assert_eq!(
+        layer
+            .poll_event()
+            .map(|e| matches!(e, Event::Terminated { .. })),
+        Some(true)
+    );
+    let t1 = t0 + secs(10);
+    let key = answer(&mut layer, t1);
+    assert_eq!(
+        layer.poll_timeout(),
+        Some(t0 + secs(32)),
+        "the stale deadline"
+    );
+    layer.handle_timeout(t0 + secs(32));
+    assert_eq!(layer.state(&key), Some(State::Completed));
+    assert!(layer.poll_event().is_none());
+    assert_eq!(layer.poll_timeout(), Some(t1 + secs(32)));
+    layer.handle_timeout(t1 + secs(32));
+    assert_eq!(layer.state(&key), None);
+    assert!(matches!(layer.poll_event(), Some(Event::Terminated { key: k }) if k == key));
+    assert_eq!(layer.poll_timeout(), None);
+}
+
+#[test]
+fn a_completed_client_transaction_absorbs_responses_until_timer_k() {
+    let mut sim = Sim::new(Unreliable);
+    sim.duplicate_where(1, 100, |w| w.label == "200");
+    let key = sim.send("MESSAGE");
+    sim.run_until(5);
+    let skey = sim.server_key();
+    sim.respond(&skey, 200);
+    sim.run_until(10);
+    assert_eq!(sim.client_state(&key), Some(State::Completed));
+    assert_eq!(sim.client.kind(&key), Some(Kind::ClientNonInvite));
+    assert!(sim.client.request(&key).is_none());
+    sim.run_to_end();
+    // The copy at 110 ms is absorbed: the TU heard of the 200 once, and nothing is stray.
+    assert_eq!(sim.responses(&key), vec![(10, 200)]);
+    assert!(!sim
+        .client_events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::StrayResponse { .. })));
+    assert_eq!(sim.terminated(Side::Client, &key), Some(5010));
 }

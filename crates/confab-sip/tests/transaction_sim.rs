@@ -1,13 +1,16 @@
 //! Transaction timers under a simulated network and clock: every RFC 3261 timer (A, B, D, E,
 //! F, G, H, I, J, K), the RFC 6026 timers (L, M), the automatic 100 Trying, and what changes
-//! on reliable transports. One-way latency is 5 ms; times are ms since the start.
+//! on reliable transports, and responses sent statelessly. One-way latency is 5 ms; times
+//! are ms since the start.
 
 mod sim;
 
 use std::time::Duration;
 
+use confab_sip::builder::ResponseBuilder;
 use confab_sip::transaction::{
-    Config, Event, Reliability, State, Timer, TimerConfig, TransactionLayer,
+    Config, Event, Reliability, State, Timer, TimerConfig, TransactionError, TransactionKey,
+    TransactionLayer,
 };
 use confab_sip::Message;
 use sim::{ack_for_2xx, schedule, Side, Sim};
@@ -335,4 +338,91 @@ fn poll_timeout_is_the_earliest_deadline_and_early_handle_timeout_does_nothing()
     // Timers re-arm relative to the handle_timeout call: A (2·T1) and E (2·T1) from 600 ms.
     assert_eq!(layer.poll_timeout(), Some(t0 + Duration::from_millis(1600)));
     assert_eq!(layer.len(), 2);
+}
+
+/// The server TU answers `key` with a challenge, statelessly, now.
+fn challenge(sim: &mut Sim, key: &TransactionKey, status: u16) {
+    let request = sim.server.request(key).expect("live transaction").clone();
+    let bytes = ResponseBuilder::new(&request, status, "Unauthorized")
+        .to_tag("srv1")
+        .build();
+    sim.server
+        .send_response_stateless(key, bytes)
+        .expect("sent statelessly");
+    sim.flush();
+}
+
+#[test]
+fn a_stateless_challenge_ends_the_server_transaction_and_a_retransmission_is_new() {
+    let mut sim = Sim::new(Unreliable);
+    sim.drop_first(Side::Server, "401");
+    let key = sim.send("REGISTER");
+    sim.run_until(5);
+    let first = sim.server_key();
+    challenge(&mut sim, &first, 401);
+    assert!(sim.server.is_empty(), "no Completed state, no Timer J");
+    assert_eq!(sim.terminated(Side::Server, &first), Some(5));
+    // The challenge is lost; Timer E brings the request again, and the TU hears of it anew.
+    sim.run_until(505);
+    let requests = sim.server_requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[1], first,
+        "the same transaction identity, a new transaction"
+    );
+    challenge(&mut sim, &requests[1], 401);
+    assert!(sim.server.is_empty());
+    sim.run_to_end();
+    assert_eq!(sim.sent(Side::Server, "401"), vec![5, 505]);
+    assert_eq!(sim.responses(&key), vec![(510, 401)]);
+    assert_eq!(sim.sent(Side::Client, "REGISTER"), vec![0, 500]);
+}
+
+#[test]
+fn a_stateless_challenge_to_an_invite_is_not_retransmitted_and_its_ack_goes_to_the_tu() {
+    let mut sim = Sim::new(Unreliable);
+    let key = sim.send("INVITE");
+    sim.run_until(5);
+    let skey = sim.server_key();
+    challenge(&mut sim, &skey, 407);
+    assert!(sim.server.is_empty(), "no Timer G, no Timer H");
+    sim.run_to_end();
+    assert_eq!(sim.sent(Side::Server, "407"), vec![5]);
+    assert_eq!(sim.responses(&key), vec![(10, 407)]);
+    // The client transaction acknowledges it; the ACK finds no transaction, so it is the
+    // TU's to drop.
+    assert_eq!(sim.sent(Side::Client, "ACK"), vec![10]);
+    assert_eq!(sim.server_acks(), vec![(15, None)]);
+    assert!(sim.timeouts(Side::Server).is_empty());
+}
+
+#[test]
+fn a_stateless_response_must_be_final_and_the_transaction_still_open() {
+    let mut sim = Sim::new(Unreliable);
+    sim.send("OPTIONS");
+    sim.run_until(5);
+    let skey = sim.server_key();
+    let request = sim.server.request(&skey).expect("live").clone();
+    let build = |status| {
+        ResponseBuilder::new(&request, status, "X")
+            .to_tag("t")
+            .build()
+    };
+    assert_eq!(
+        sim.server.send_response_stateless(&skey, build(180)),
+        Err(TransactionError::InvalidState {
+            state: State::Trying,
+            status: 180
+        }),
+        "a provisional response ends nothing"
+    );
+    sim.respond(&skey, 200);
+    assert_eq!(
+        sim.server.send_response_stateless(&skey, build(401)),
+        Err(TransactionError::InvalidState {
+            state: State::Completed,
+            status: 401
+        })
+    );
+    assert_eq!(sim.server_state(&skey), Some(State::Completed));
 }

@@ -153,7 +153,7 @@ pub struct ServeArgs {
     pub header_timeout: Option<String>,
 
     /// Most live SIP transactions at once; a request that would start one more is answered
-    /// 503 with Retry-After [default: 100000]
+    /// 503 with Retry-After [default: 800000]
     #[arg(long, value_name = "N", env = "CONFAB_MAX_TRANSACTIONS")]
     pub max_transactions: Option<String>,
 

@@ -69,7 +69,7 @@ fn defaults() {
     assert_eq!(s.log_level, "info");
     assert_eq!(s.domain, "localhost");
     assert_eq!(s.server.limits, Limits::default());
-    assert_eq!(s.server.limits.max_transactions, 100_000);
+    assert_eq!(s.server.limits.max_transactions, 800_000);
     assert_eq!(s.server.timers, TimerConfig::RFC3261);
     assert!(!s.server.force_rport);
     assert_eq!(s.origin("listen"), Origin::Default);

@@ -25,8 +25,7 @@ use confab_sip::Message;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::{reliability, Inner, Peer, TransactionDriver};
-use crate::transactions::TransactionHook;
+use super::{reliability, Challenge, Inner, Peer, TransactionDriver};
 use crate::transport::Source;
 
 /// What a client transaction reports to its core.
@@ -100,11 +99,25 @@ impl TransactionDriver {
         Ok(())
     }
 
-    /// Sends `response` to `request` after the handler has returned: through the request's
-    /// server transaction (which keeps it for retransmissions), on the path the request
-    /// came by.
+    /// Sends the core's `response` to `request` after the handler has returned: through the
+    /// request's server transaction (which keeps it for retransmissions), on the path the
+    /// request came by. A challenge (401, 407) ends the transaction as it is sent
+    /// (RFC 3261 §8.2.7): a retransmitted request is then new, and challenged afresh.
     pub async fn reply(&self, request: &Message, response: Bytes, source: &Source) {
-        let Some(bytes) = self.respond(request, response, source) else {
+        self.answer(request, response, source, Challenge::Stateless)
+            .await;
+    }
+
+    /// Sends a `response` relayed from downstream (a proxy's) to `request`, like
+    /// [`TransactionDriver::reply`] except that a challenge is kept as any response is: a
+    /// retransmitted request then draws it again rather than being forwarded again.
+    pub async fn relay(&self, request: &Message, response: Bytes, source: &Source) {
+        self.answer(request, response, source, Challenge::Kept)
+            .await;
+    }
+
+    async fn answer(&self, request: &Message, response: Bytes, source: &Source, c: Challenge) {
+        let Some(bytes) = self.respond_with(request, response, source, c) else {
             return;
         };
         let Some(target) = self.peer(request, source).target else {

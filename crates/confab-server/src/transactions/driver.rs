@@ -5,20 +5,32 @@
 //! transport's reliability (UDP unreliable; TCP, TLS and WebSocket reliable), and acts on
 //! what it hands back:
 //!
-//! * **Requests** ([`TransactionHook::request_received`]). After `handle_message`, the events
-//!   it produced decide. A new request or CANCEL is [`Disposition::Continue`], exactly once
-//!   per transaction: matching and creating happen under the lock, so when two UDP receive
-//!   tasks handle two copies of one request at once, one creates the transaction and the
-//!   other finds it. A retransmission is [`Disposition::Absorbed`], carrying the response
-//!   the layer sends again, if it has one yet. The ACK for a non-2xx final response is
-//!   absorbed; any other ACK (for a 2xx, or matching nothing) goes on to the handler, which
-//!   drops it until a core wants it. A request the layer cannot tie to any transaction
-//!   (`KeyError`: no usable Via, CSeq, Call-ID …) goes on as well: the handler's validation
-//!   answers it 400 statelessly, or drops it if it is an ACK, and no transaction is kept.
-//! * **Responses from the core** ([`TransactionHook::respond`]). `send_response` hands the
-//!   response to the request's transaction, which keeps it for retransmissions; the layer's
-//!   transmission of it is returned to the handler. A request without a transaction (one
-//!   the layer refused) is answered statelessly with the response as it is.
+//! * **Requests** ([`TransactionHook::request_received`]). The request's key is made once,
+//!   before the lock is taken, and serves both the cap and the layer (`handle_request`).
+//!   After that, the events the layer produced decide. A new request or CANCEL is
+//!   [`Disposition::Continue`], exactly once per transaction: matching and creating happen
+//!   under the lock, so when two UDP receive tasks handle two copies of one request at once,
+//!   one creates the transaction and the other finds it. A retransmission is
+//!   [`Disposition::Absorbed`], carrying the response the layer sends again, if it has one
+//!   yet. The ACK for a non-2xx final response is absorbed; any other ACK (for a 2xx, or
+//!   matching nothing) goes on to the handler, which drops it until a core wants it. A
+//!   request the layer cannot tie to any transaction (`KeyError`: no usable Via, CSeq,
+//!   Call-ID …) goes on as well: the handler's validation answers it 400 statelessly, or
+//!   drops it if it is an ACK, and no transaction is kept.
+//! * **Responses from the core** ([`TransactionHook::respond`],
+//!   [`TransactionDriver::reply`]). `send_response` hands the response to the request's
+//!   transaction, which keeps it for retransmissions; the layer's transmission of it is
+//!   returned to the handler. A request without a transaction (one the layer refused) is
+//!   answered statelessly with the response as it is.
+//! * **Challenges are stateless** (RFC 3261 §8.2.7, §26.3.2.4). A 401 or 407 the core
+//!   answers with is sent and its transaction ends at once (`send_response_stateless`): no
+//!   Completed state, no Timer J, G or H. Floods of unauthenticated requests — and every
+//!   authenticated REGISTER starts with one challenged transaction — then leave no state
+//!   behind. A retransmitted challenged request is a new request, and the core challenges
+//!   it afresh, with the same To-tag (derived from the request); the ACK of a challenged
+//!   INVITE matches nothing and the handler drops it. A 401 or 407 relayed from downstream
+//!   ([`TransactionDriver::relay`]) is kept like any response: as a proxy's, a
+//!   retransmitted request would otherwise be forwarded again.
 //! * **Timers**. One task ([`TransactionHook::start`], run by the server) sleeps until
 //!   `poll_timeout`, calls `handle_timeout`, and sends what the layer yields (Timer G
 //!   retransmissions, an automatic `100 Trying`) through the server's [`Transmitter`]. A
@@ -46,9 +58,10 @@
 //! [`RETRY_AFTER`]), while retransmissions and ACKs of the transactions held still reach
 //! them, so that they finish normally and make room.
 //!
-//! One mutex serialises the layer; it is never held across an await. A panic while it is
-//! held would be a bug in the layer; the lock is then taken back from the poisoned mutex,
-//! so that the other transactions are still served rather than every transport task
+//! One mutex serialises the layer; it is never held across an await, and what can be done
+//! without it (making the key, copying the request) is done before taking it. A panic while
+//! it is held would be a bug in the layer; the lock is then taken back from the poisoned
+//! mutex, so that the other transactions are still served rather than every transport task
 //! failing on the lock, at the risk of one transaction left half-updated.
 
 use std::collections::HashMap;
@@ -256,12 +269,6 @@ fn reliability(source: &Source) -> Reliability {
 }
 
 impl Inner {
-    /// True when `request` would start a new server transaction.
-    fn starts_transaction(&self, request: &Message) -> bool {
-        request.method() != Some(Method::Ack)
-            && TransactionKey::for_request(request).is_ok_and(|k| self.layer.state(&k).is_none())
-    }
-
     /// The layer's first pending transmission; the others go to the timer task.
     fn first_transmit(&mut self) -> Option<Bytes> {
         let first = self.layer.poll_transmit().map(|t| t.bytes);
@@ -324,12 +331,84 @@ impl Inner {
     }
 }
 
-impl TransactionHook for TransactionDriver {
-    fn request_received(&self, request: &Message, source: &Source) -> Disposition {
-        let peer = self.peer(request, source);
+impl TransactionDriver {
+    /// Hands `response` to `request`'s server transaction, statelessly when `challenge`
+    /// says so and it is a 401 or 407 (see the module documentation); what the layer sends
+    /// at once comes back for the caller to send.
+    pub(super) fn respond_with(
+        &self,
+        request: &Message,
+        response: Bytes,
+        source: &Source,
+        challenge: Challenge,
+    ) -> Option<Bytes> {
+        let Ok(key) = TransactionKey::for_request(request) else {
+            return Some(response);
+        };
+        let stateless = challenge == Challenge::Stateless && is_challenge(&response);
         let now = Instant::now();
         let mut inner = self.lock();
-        if inner.layer.len() >= self.max_transactions && inner.starts_transaction(request) {
+        let sent = if stateless {
+            inner.layer.send_response_stateless(&key, response.clone())
+        } else {
+            inner.layer.send_response(&key, response.clone(), now)
+        };
+        match sent {
+            Ok(()) => {}
+            Err(TransactionError::UnknownTransaction) => return Some(response),
+            Err(e) => {
+                drop(inner);
+                warn!(
+                    peer = %source.peer,
+                    error = %e,
+                    "the transaction refused a response; not sent"
+                );
+                return None;
+            }
+        }
+        let first = inner.first_transmit();
+        inner.drain_events();
+        self.release(inner);
+        first
+    }
+}
+
+/// How a response that is a challenge (401, 407) goes through its transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Challenge {
+    /// The core's own: sent, and the transaction ends (RFC 3261 §8.2.7).
+    Stateless,
+    /// Relayed from downstream: kept like any response, since a retransmitted request
+    /// would otherwise be forwarded again.
+    Kept,
+}
+
+/// True for a 401 or 407 response, read from the status line as every builder writes it.
+fn is_challenge(response: &[u8]) -> bool {
+    matches!(response.get(..12), Some(b"SIP/2.0 401 " | b"SIP/2.0 407 "))
+}
+
+impl TransactionHook for TransactionDriver {
+    fn request_received(&self, request: &Message, source: &Source) -> Disposition {
+        // Everything that needs no lock is done before taking it: the key (made once, for
+        // both the cap and the layer), where responses go, the copy the layer keeps.
+        let key = match TransactionKey::for_request(request) {
+            Ok(key) => key,
+            Err(e) => {
+                debug!(
+                    peer = %source.peer,
+                    error = %e,
+                    "request identifies no transaction; handled statelessly"
+                );
+                return Disposition::Continue;
+            }
+        };
+        let peer = self.peer(request, source);
+        let is_ack = request.method() == Some(Method::Ack);
+        let request = request.clone();
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if !is_ack && inner.layer.len() >= self.max_transactions && !inner.layer.contains(&key) {
             inner.stats.overloaded += 1;
             drop(inner);
             debug!(
@@ -341,18 +420,9 @@ impl TransactionHook for TransactionDriver {
                 retry_after: RETRY_AFTER,
             };
         }
-        let handled = inner
+        inner
             .layer
-            .handle_message(request.clone(), peer, reliability(source), now);
-        if let Err(e) = handled {
-            drop(inner);
-            debug!(
-                peer = %source.peer,
-                error = %e,
-                "request identifies no transaction; handled statelessly"
-            );
-            return Disposition::Continue;
-        }
+            .handle_request(key, request, peer, reliability(source), now);
         let mut for_core = false;
         while let Some(event) = inner.layer.poll_event() {
             match event {
@@ -378,29 +448,9 @@ impl TransactionHook for TransactionDriver {
         disposition
     }
 
+    /// The core's own answer: a challenge (401, 407) ends the transaction as it is sent.
     fn respond(&self, request: &Message, response: Bytes, source: &Source) -> Option<Bytes> {
-        let Ok(key) = TransactionKey::for_request(request) else {
-            return Some(response);
-        };
-        let now = Instant::now();
-        let mut inner = self.lock();
-        match inner.layer.send_response(&key, response.clone(), now) {
-            Ok(()) => {}
-            Err(TransactionError::UnknownTransaction) => return Some(response),
-            Err(e) => {
-                drop(inner);
-                warn!(
-                    peer = %source.peer,
-                    error = %e,
-                    "the transaction refused a response; not sent"
-                );
-                return None;
-            }
-        }
-        let first = inner.first_transmit();
-        inner.drain_events();
-        self.release(inner);
-        first
+        self.respond_with(request, response, source, Challenge::Stateless)
     }
 
     fn response_received(&self, response: &Message, source: &Source) -> Disposition {

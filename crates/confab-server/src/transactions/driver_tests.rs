@@ -282,3 +282,121 @@ async fn a_new_deadline_wakes_the_timer_task() {
     .expect("answered");
     assert!(!driver.lock().wants_wake());
 }
+
+/// The core's challenge to `request`: 401 with WWW-Authenticate, or 407 with
+/// Proxy-Authenticate.
+fn challenge(request: &Message, status: u16) -> Bytes {
+    let (reason, header) = match status {
+        401 => ("Unauthorized", "WWW-Authenticate"),
+        _ => ("Proxy Authentication Required", "Proxy-Authenticate"),
+    };
+    confab_sip::builder::ResponseBuilder::new(request, status, reason)
+        .to_tag("c0ffee")
+        .header(
+            header,
+            "Digest realm=\"confab.example\", nonce=\"n1\", qop=\"auth\"",
+        )
+        .build()
+}
+
+#[test]
+fn a_challenge_leaves_no_transaction_and_a_retransmission_is_challenged_again() {
+    let (driver, _) = setup(10);
+    let register = parse(&request("REGISTER", "REGISTER", "z9hG4bK-13"));
+    let udp = source(Transport::Udp);
+    let response = challenge(&register, 401);
+    for round in 1..=2 {
+        assert_eq!(
+            driver.request_received(&register, &udp),
+            Disposition::Continue,
+            "copy {round}: a new request for the core"
+        );
+        assert_eq!(
+            driver.respond(&register, response.clone(), &udp),
+            Some(response.clone()),
+            "the challenge goes out as the core built it"
+        );
+        let stats = driver.stats();
+        assert_eq!((stats.transactions, stats.requests), (0, round));
+        assert_eq!(driver.lock().layer.poll_timeout(), None, "no Timer J");
+    }
+    // Any other final response keeps its transaction for retransmissions.
+    let options = parse(&request("OPTIONS", "OPTIONS", "z9hG4bK-13"));
+    assert_eq!(
+        driver.request_received(&options, &udp),
+        Disposition::Continue
+    );
+    let forbidden = Bytes::from(String::from_utf8_lossy(&response).replacen(
+        "401 Unauthorized",
+        "403 Forbidden",
+        1,
+    ));
+    assert!(driver.respond(&options, forbidden, &udp).is_some());
+    assert_eq!(driver.stats().transactions, 1);
+}
+
+#[test]
+fn a_challenged_invite_is_not_retransmitted_and_its_ack_goes_on_to_be_dropped() {
+    let (driver, h) = setup(10);
+    let invite = parse(&request("INVITE", "INVITE", "z9hG4bK-14"));
+    let udp = source(Transport::Udp);
+    assert_eq!(
+        driver.request_received(&invite, &udp),
+        Disposition::Continue
+    );
+    let response = challenge(&invite, 407);
+    assert_eq!(
+        driver.respond(&invite, response.clone(), &udp),
+        Some(response)
+    );
+    assert_eq!(driver.stats().transactions, 0);
+    let (due, next) = driver.tick(Instant::now() + Duration::from_secs(40));
+    assert!(due.is_empty() && next.is_none(), "no Timer G, no Timer H");
+    let ack = request("ACK", "ACK", "z9hG4bK-14");
+    assert_eq!(
+        driver.request_received(&parse(&ack), &udp),
+        Disposition::Continue,
+        "the ACK matches nothing"
+    );
+    assert_eq!(status(&h, ack, Transport::Udp), None, "and gets no answer");
+    let stats = driver.stats();
+    assert_eq!((stats.transactions, stats.absorbed), (0, 0));
+}
+
+#[test]
+fn a_relayed_challenge_is_kept_for_retransmissions() {
+    let (driver, _) = setup(10);
+    let message = parse(&request("MESSAGE", "MESSAGE", "z9hG4bK-15"));
+    let udp = source(Transport::Udp);
+    assert_eq!(
+        driver.request_received(&message, &udp),
+        Disposition::Continue
+    );
+    let response = challenge(&message, 407);
+    assert_eq!(
+        driver.respond_with(&message, response.clone(), &udp, Challenge::Kept),
+        Some(response.clone())
+    );
+    assert_eq!(driver.stats().transactions, 1);
+    assert_eq!(
+        driver.request_received(&message, &udp),
+        Disposition::Absorbed {
+            resend: Some(response)
+        },
+        "a retransmission is not forwarded again"
+    );
+}
+
+#[test]
+fn challenges_are_told_by_their_status_line() {
+    for (line, yes) in [
+        (&b"SIP/2.0 401 Unauthorized\r\n"[..], true),
+        (b"SIP/2.0 407 Proxy Authentication Required\r\n", true),
+        (b"SIP/2.0 403 Forbidden\r\n", false),
+        (b"SIP/2.0 4010 x\r\n", false),
+        (b"REGISTER sip:401 SIP/2.0\r\n", false),
+        (b"SIP/2.0 401", false),
+    ] {
+        assert_eq!(is_challenge(line), yes, "{}", String::from_utf8_lossy(line));
+    }
+}

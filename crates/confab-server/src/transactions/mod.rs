@@ -71,10 +71,11 @@ pub trait TransactionHook: Send + Sync + 'static {
 
     /// The core answers `request` with `response`, through the request's server
     /// transaction, which keeps it to answer retransmissions and, for INVITE over UDP,
-    /// retransmits it on Timer G. Returns what the transport sends back now, on the path the
-    /// request came by: the response itself (the default, and the driver's choice: it is the
-    /// transaction's first transmission), or `None` when the implementation sent it, or
-    /// refused to (a second final response), on its own.
+    /// retransmits it on Timer G — except a challenge (401, 407), which the driver sends
+    /// statelessly (RFC 3261 §8.2.7), ending the transaction. Returns what the transport
+    /// sends back now, on the path the request came by: the response itself (the default,
+    /// and the driver's choice: it is the transaction's first transmission), or `None` when
+    /// the implementation sent it, or refused to (a second final response), on its own.
     fn respond(&self, request: &Message, response: Bytes, source: &Source) -> Option<Bytes> {
         let _ = (request, source);
         Some(response)

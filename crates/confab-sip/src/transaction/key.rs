@@ -1,7 +1,9 @@
 //! Transaction identity: which transaction a message belongs to (RFC 3261 §17.1.3, §17.2.3).
 //!
 //! A [`TransactionKey`] owns everything it compares (no borrow of the message), so it can live
-//! in a `HashMap` for the lifetime of its transaction.
+//! in a `HashMap` for the lifetime of its transaction. It is one shared, immutable buffer:
+//! cloning it allocates nothing, so the layer keeps a transaction's key once however many of
+//! its structures refer to the transaction.
 //!
 //! * Client side: the branch of the top Via plus the CSeq method. Confab generates the branch,
 //!   so it always carries the RFC 3261 magic cookie.
@@ -15,6 +17,9 @@
 //!   checks the tag against the response it sent.
 
 use std::fmt;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use crate::headers::{HeaderError, MAGIC_COOKIE};
 use crate::message::Message;
@@ -31,32 +36,169 @@ pub enum Role {
 /// Identifies one transaction. Cheap to compare and hash, owns its text, and distinguishes
 /// client from server transactions even when they share a branch (a request looping through
 /// the same element).
+///
+/// Every field the key compares is encoded into one shared buffer (see `Encoder`): one
+/// allocation when a key is made, none when it is cloned. The transaction map, the timer
+/// queues and the events of one transaction all share the buffer, so a transaction's key is
+/// stored once however many places name it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TransactionKey {
-    role: Role,
-    id: Id,
+    repr: Arc<[u8]>,
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum Id {
-    Branch {
-        branch: Box<str>,
-        /// Lower-cased `host[:port]`; empty for client keys (§17.1.3 does not use it).
-        sent_by: Box<str>,
-        method: Box<str>,
-    },
-    Rfc2543(Box<Rfc2543>),
+/// The first octet of a key's encoding.
+const SERVER: u8 = 1;
+const RFC2543: u8 = 2;
+
+/// Builds a key's encoding: a flags octet (role, form), then the fields in a fixed order,
+/// each but the last prefixed with its length (LEB128), so that no two different sets of
+/// fields encode alike; the method comes last and takes the rest.
+///
+/// * RFC 3261 keys: branch, sent-by (lower-cased `host[:port]`; empty for client keys,
+///   which §17.1.3 does not match on), method.
+/// * RFC 2543 keys: CSeq number (4 octets), To tag and From tag (length + 1, 0 for none),
+///   Request-URI, Call-ID, top Via as written, method.
+struct Encoder {
+    buf: SmallVec<[u8; 128]>,
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct Rfc2543 {
-    request_uri: Box<str>,
-    to_tag: Option<Box<str>>,
-    from_tag: Option<Box<str>>,
-    call_id: Box<str>,
-    cseq: u32,
-    method: Box<str>,
-    via: Box<str>,
+impl Encoder {
+    fn new(flags: u8) -> Encoder {
+        let mut buf = SmallVec::new();
+        buf.push(flags);
+        Encoder { buf }
+    }
+
+    fn len(&mut self, mut n: usize) {
+        while n >= 0x80 {
+            self.buf.push((n & 0x7f) as u8 | 0x80);
+            n >>= 7;
+        }
+        self.buf.push(n as u8);
+    }
+
+    fn field(&mut self, s: &[u8]) {
+        self.len(s.len());
+        self.buf.extend_from_slice(s);
+    }
+
+    fn tag(&mut self, tag: Option<&str>) {
+        match tag {
+            Some(t) => {
+                self.len(t.len() + 1);
+                self.buf.extend_from_slice(t.as_bytes());
+            }
+            None => self.len(0),
+        }
+    }
+
+    fn sent_by(&mut self, host: &str, port: Option<u16>) {
+        let mut digits = [0u8; 6];
+        let port = match port {
+            Some(p) => {
+                let mut at = digits.len();
+                let mut p = p;
+                loop {
+                    at -= 1;
+                    digits[at] = b'0' + (p % 10) as u8;
+                    p /= 10;
+                    if p == 0 {
+                        break;
+                    }
+                }
+                at -= 1;
+                digits[at] = b':';
+                &digits[at..]
+            }
+            None => &[][..],
+        };
+        self.len(host.len() + port.len());
+        self.buf
+            .extend(host.bytes().map(|b| b.to_ascii_lowercase()));
+        self.buf.extend_from_slice(port);
+    }
+
+    fn finish(mut self, method: &[u8]) -> TransactionKey {
+        self.buf.extend_from_slice(method);
+        TransactionKey {
+            repr: Arc::from(&self.buf[..]),
+        }
+    }
+}
+
+/// Reads a key's encoding back, in the order [`Encoder`] wrote it.
+struct Decoder<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Decoder<'a> {
+    fn new(key: &'a TransactionKey) -> Decoder<'a> {
+        Decoder {
+            buf: &key.repr,
+            at: 1,
+        }
+    }
+
+    fn len(&mut self) -> usize {
+        let mut n = 0usize;
+        for shift in (0..usize::BITS).step_by(7) {
+            let Some(&b) = self.buf.get(self.at) else {
+                break;
+            };
+            self.at += 1;
+            n |= usize::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        n
+    }
+
+    fn bytes(&mut self, n: usize) -> &'a [u8] {
+        let end = (self.at + n).min(self.buf.len());
+        let s = self.buf.get(self.at..end).unwrap_or_default();
+        self.at = end;
+        s
+    }
+
+    fn field(&mut self) -> &'a str {
+        let n = self.len();
+        text(self.bytes(n))
+    }
+
+    fn tag(&mut self) -> Option<&'a str> {
+        match self.len() {
+            0 => None,
+            n => Some(text(self.bytes(n - 1))),
+        }
+    }
+
+    fn cseq(&mut self) -> u32 {
+        let b = self.bytes(4);
+        b.try_into().map(u32::from_le_bytes).unwrap_or_default()
+    }
+
+    /// Where the method starts.
+    fn method_start(mut self, form_2543: bool) -> usize {
+        if form_2543 {
+            self.cseq();
+            self.tag();
+            self.tag();
+            for _ in 0..3 {
+                self.field();
+            }
+        } else {
+            self.field();
+            self.field();
+        }
+        self.at
+    }
+}
+
+/// Every field was written from a `&str`; a slice of one is text.
+fn text(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or_default()
 }
 
 /// Why a message cannot be tied to a transaction. A driver answers such a request with 400
@@ -124,15 +266,6 @@ fn transaction_method(method: &str) -> &str {
     }
 }
 
-fn sent_by(host: &str, port: Option<u16>) -> Box<str> {
-    let mut s = host.to_ascii_lowercase();
-    if let Some(p) = port {
-        s.push(':');
-        s.push_str(&p.to_string());
-    }
-    s.into_boxed_str()
-}
-
 impl TransactionKey {
     /// The server transaction a received request belongs to (RFC 3261 §17.2.3), with the RFC
     /// 2543 fallback when the top Via has no usable branch. An ACK yields the key of its
@@ -141,29 +274,20 @@ impl TransactionKey {
         let method = transaction_method(checked_method(msg)?);
         let via = msg.via()?;
         if let Some(branch) = via.branch().filter(|b| is_transaction_branch(b)) {
-            return Ok(TransactionKey {
-                role: Role::Server,
-                id: Id::Branch {
-                    branch: branch.into(),
-                    sent_by: sent_by(via.host_str(), via.port()),
-                    method: method.into(),
-                },
-            });
+            let mut key = Encoder::new(SERVER);
+            key.field(branch.as_bytes());
+            key.sent_by(via.host_str(), via.port());
+            return Ok(key.finish(method.as_bytes()));
         }
         let request_uri = msg.request_uri_str().ok_or(KeyError::BadRequestLine)?;
-        let owned = |s: Option<&str>| s.map(Box::<str>::from);
-        Ok(TransactionKey {
-            role: Role::Server,
-            id: Id::Rfc2543(Box::new(Rfc2543 {
-                request_uri: request_uri.into(),
-                to_tag: owned(msg.to()?.tag()),
-                from_tag: owned(msg.from()?.tag()),
-                call_id: msg.call_id()?.into(),
-                cseq: msg.cseq()?.seq,
-                method: method.into(),
-                via: crate::lex::trim_lws(via.as_str()).into(),
-            })),
-        })
+        let mut key = Encoder::new(SERVER | RFC2543);
+        key.buf.extend_from_slice(&msg.cseq()?.seq.to_le_bytes());
+        key.tag(msg.to()?.tag());
+        key.tag(msg.from()?.tag());
+        key.field(request_uri.as_bytes());
+        key.field(msg.call_id()?.as_bytes());
+        key.field(crate::lex::trim_lws(via.as_str()).as_bytes());
+        Ok(key.finish(method.as_bytes()))
     }
 
     /// The client transaction a received response belongs to (RFC 3261 §17.1.3): top Via
@@ -188,98 +312,115 @@ impl TransactionKey {
             .branch()
             .filter(|b| is_transaction_branch(b))
             .ok_or(KeyError::NoBranch)?;
-        Ok(TransactionKey {
-            role: Role::Client,
-            id: Id::Branch {
-                branch: branch.into(),
-                sent_by: Box::from(""),
-                method: method.into(),
-            },
-        })
+        let mut key = Encoder::new(0);
+        key.field(branch.as_bytes());
+        key.field(b"");
+        Ok(key.finish(method.as_bytes()))
+    }
+
+    fn flags(&self) -> u8 {
+        self.repr.first().copied().unwrap_or_default()
+    }
+
+    fn method_start(&self) -> usize {
+        Decoder::new(self).method_start(self.is_rfc2543())
     }
 
     /// The same transaction identity with another method: the INVITE a CANCEL targets.
     pub(crate) fn with_method(&self, method: &str) -> TransactionKey {
-        let mut key = self.clone();
-        match &mut key.id {
-            Id::Branch { method: m, .. } => *m = method.into(),
-            Id::Rfc2543(k) => k.method = method.into(),
+        let prefix = self.repr.get(..self.method_start()).unwrap_or_default();
+        let mut repr = Vec::with_capacity(prefix.len() + method.len());
+        repr.extend_from_slice(prefix);
+        repr.extend_from_slice(method.as_bytes());
+        TransactionKey {
+            repr: Arc::from(repr),
         }
-        key
     }
 
     /// For RFC 2543 keys: the key without its To tag, under which an ACK finds its INVITE.
     pub(crate) fn without_to_tag(&self) -> Option<TransactionKey> {
-        match &self.id {
-            Id::Branch { .. } => None,
-            Id::Rfc2543(k) => {
-                let mut k = k.clone();
-                k.to_tag = None;
-                Some(TransactionKey {
-                    role: self.role,
-                    id: Id::Rfc2543(k),
-                })
-            }
+        if !self.is_rfc2543() {
+            return None;
         }
+        let mut d = Decoder::new(self);
+        d.cseq();
+        let before = d.at;
+        d.tag();
+        let (head, rest) = (
+            self.repr.get(..before).unwrap_or_default(),
+            self.repr.get(d.at..).unwrap_or_default(),
+        );
+        let mut repr = Vec::with_capacity(head.len() + 1 + rest.len());
+        repr.extend_from_slice(head);
+        repr.push(0);
+        repr.extend_from_slice(rest);
+        Some(TransactionKey {
+            repr: Arc::from(repr),
+        })
     }
 
     /// For RFC 2543 keys: the To tag of the request.
     pub(crate) fn to_tag(&self) -> Option<&str> {
-        match &self.id {
-            Id::Branch { .. } => None,
-            Id::Rfc2543(k) => k.to_tag.as_deref(),
+        if !self.is_rfc2543() {
+            return None;
         }
+        let mut d = Decoder::new(self);
+        d.cseq();
+        d.tag()
+    }
+
+    /// True when `other` is this very key, not merely an equal one: the same shared buffer.
+    /// A transaction's key is made once, when the transaction is, so this tells a
+    /// transaction from a later one with the same identity.
+    pub(crate) fn is(&self, other: &TransactionKey) -> bool {
+        Arc::ptr_eq(&self.repr, &other.repr)
     }
 
     /// Client or server.
     pub fn role(&self) -> Role {
-        self.role
+        if self.flags() & SERVER != 0 {
+            Role::Server
+        } else {
+            Role::Client
+        }
     }
 
     /// The method of the request that created the transaction (INVITE for an ACK's key).
     pub fn method(&self) -> &str {
-        match &self.id {
-            Id::Branch { method, .. } => method,
-            Id::Rfc2543(k) => &k.method,
-        }
+        text(self.repr.get(self.method_start()..).unwrap_or_default())
     }
 
     /// The branch, for RFC 3261 keys.
     pub fn branch(&self) -> Option<&str> {
-        match &self.id {
-            Id::Branch { branch, .. } => Some(branch),
-            Id::Rfc2543(_) => None,
-        }
+        (!self.is_rfc2543()).then(|| Decoder::new(self).field())
     }
 
     /// True when the transaction is matched the RFC 2543 way.
     pub fn is_rfc2543(&self) -> bool {
-        matches!(self.id, Id::Rfc2543(_))
+        self.flags() & RFC2543 != 0
     }
 }
 
 impl fmt::Display for TransactionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let role = match self.role {
+        let role = match self.role() {
             Role::Client => "client",
             Role::Server => "server",
         };
-        match &self.id {
-            Id::Branch {
-                branch,
-                sent_by,
-                method,
-            } if sent_by.is_empty() => write!(f, "{role} {method} {branch}"),
-            Id::Branch {
-                branch,
-                sent_by,
-                method,
-            } => write!(f, "{role} {method} {branch} from {sent_by}"),
-            Id::Rfc2543(k) => write!(
-                f,
-                "{role} {} rfc2543 call-id {} cseq {}",
-                k.method, k.call_id, k.cseq
-            ),
+        let method = self.method();
+        let mut d = Decoder::new(self);
+        if self.is_rfc2543() {
+            let cseq = d.cseq();
+            d.tag();
+            d.tag();
+            d.field();
+            let call_id = d.field();
+            return write!(f, "{role} {method} rfc2543 call-id {call_id} cseq {cseq}");
+        }
+        let branch = d.field();
+        match d.field() {
+            "" => write!(f, "{role} {method} {branch}"),
+            sent_by => write!(f, "{role} {method} {branch} from {sent_by}"),
         }
     }
 }
@@ -287,5 +428,78 @@ impl fmt::Display for TransactionKey {
 impl fmt::Debug for TransactionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TransactionKey({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn key(via: &str, extra: &str) -> TransactionKey {
+        let msg = Message::parse(Bytes::from(format!(
+            "OPTIONS sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP {via}\r\n\
+             From: <sip:b@example.com>;tag=f1\r\nTo: <sip:a@example.com>{extra}\r\n\
+             Call-ID: c1\r\nCSeq: 7 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )))
+        .expect("parses");
+        TransactionKey::for_request(&msg).expect("a key")
+    }
+
+    #[test]
+    fn fields_never_run_into_each_other() {
+        // Concatenated, branch and sent-by would read alike; length prefixes keep them apart.
+        let a = key("ab.example;branch=z9hG4bKx", "");
+        let b = key("b.example;branch=z9hG4bKxa", "");
+        assert_ne!(a, b);
+        assert_eq!(a.branch(), Some("z9hG4bKx"));
+        assert_eq!(b.branch(), Some("z9hG4bKxa"));
+        assert_eq!(a.method(), "OPTIONS");
+        assert_eq!(a.to_string(), "server OPTIONS z9hG4bKx from ab.example");
+    }
+
+    #[test]
+    fn sent_by_is_lower_cased_with_its_port() {
+        let a = key("Client.EXAMPLE:5070;branch=z9hG4bK1", "");
+        assert_eq!(a, key("client.example:5070;branch=z9hG4bK1", ""));
+        assert_ne!(a, key("client.example;branch=z9hG4bK1", ""));
+        assert_eq!(
+            a.to_string(),
+            "server OPTIONS z9hG4bK1 from client.example:5070"
+        );
+    }
+
+    #[test]
+    fn rfc2543_keys_read_back_and_drop_their_to_tag() {
+        let tagged = key("client.example", ";tag=t9");
+        assert!(tagged.is_rfc2543());
+        assert_eq!((tagged.to_tag(), tagged.branch()), (Some("t9"), None));
+        assert_eq!(tagged.method(), "OPTIONS");
+        let bare = tagged.without_to_tag().expect("rfc2543");
+        assert_eq!(bare, key("client.example", ""));
+        assert_eq!(bare.to_tag(), None);
+        assert_eq!(bare.with_method("INVITE").method(), "INVITE");
+        assert_eq!(bare.to_string(), "server OPTIONS rfc2543 call-id c1 cseq 7");
+    }
+
+    #[test]
+    fn long_fields_take_longer_length_prefixes() {
+        let branch = format!("z9hG4bK{}", "b".repeat(300));
+        let k = key(&format!("h.example;branch={branch}"), "");
+        assert_eq!(k.branch(), Some(branch.as_str()));
+        assert_eq!(k.method(), "OPTIONS");
+        let invite = k.with_method("INVITE");
+        assert_eq!(
+            (invite.branch(), invite.method()),
+            (Some(branch.as_str()), "INVITE")
+        );
+    }
+
+    #[test]
+    fn clones_are_the_same_key_and_equal_keys_are_not() {
+        let a = key("h.example;branch=z9hG4bK1", "");
+        let b = key("h.example;branch=z9hG4bK1", "");
+        assert!(a.is(&a.clone()));
+        assert!(a == b && !a.is(&b));
     }
 }

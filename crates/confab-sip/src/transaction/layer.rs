@@ -1,13 +1,14 @@
 //! [`TransactionLayer`]: many transactions behind one sans-IO interface.
 //!
-//! The layer owns the map from [`TransactionKey`] to transaction, the queue of timer
-//! deadlines, and the queues of [`Transmit`]s and [`Event`]s. It routes each received message:
-//! a response to its client transaction (or reports it as stray), a request to its server
-//! transaction as a retransmission, an ACK to its INVITE server transaction, a CANCEL to a
-//! server transaction of its own while naming the INVITE it cancels, and any other request to
-//! a new server transaction that the TU hears about.
+//! The layer owns the transactions (a [`Table`], which also keeps their deadlines and what a
+//! completed transaction keeps: see `table`), and the queues of [`Transmit`]s and
+//! [`Event`]s. It routes each received message: a response to its client transaction (or
+//! reports it as stray), a request to its server transaction as a retransmission, an ACK to
+//! its INVITE server transaction, a CANCEL to a server transaction of its own while naming
+//! the INVITE it cancels, and any other request to a new server transaction that the TU
+//! hears about.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -17,104 +18,22 @@ use crate::method::Method;
 
 use super::client_invite::{build_cancel, ClientInvite};
 use super::client_non_invite::ClientNonInvite;
+use super::machine::Machine;
 use super::server_invite::ServerInvite;
 use super::server_non_invite::ServerNonInvite;
-use super::timers::{Core, Note, Outbox};
+use super::table::{Due, Slot, Table};
+use super::timers::{Note, Outbox};
 use super::{
     Config, Event, KeyError, Kind, Reliability, State, Timer, TransactionError, TransactionKey,
     Transmit,
 };
-
-/// Internal handle of a transaction; orders the timer queue deterministically.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct TxId(u64);
-
-// The variants are RFC 3261's four machines, named as in `Kind`.
-#[allow(clippy::enum_variant_names)]
-#[derive(Debug)]
-enum Machine {
-    ClientInvite(ClientInvite),
-    ClientNonInvite(ClientNonInvite),
-    ServerInvite(ServerInvite),
-    ServerNonInvite(ServerNonInvite),
-}
-
-impl Machine {
-    fn core(&self) -> &Core {
-        match self {
-            Machine::ClientInvite(m) => &m.core,
-            Machine::ClientNonInvite(m) => &m.core,
-            Machine::ServerInvite(m) => &m.core,
-            Machine::ServerNonInvite(m) => &m.core,
-        }
-    }
-
-    fn core_mut(&mut self) -> &mut Core {
-        match self {
-            Machine::ClientInvite(m) => &mut m.core,
-            Machine::ClientNonInvite(m) => &mut m.core,
-            Machine::ServerInvite(m) => &mut m.core,
-            Machine::ServerNonInvite(m) => &mut m.core,
-        }
-    }
-
-    fn kind(&self) -> Kind {
-        match self {
-            Machine::ClientInvite(_) => Kind::ClientInvite,
-            Machine::ClientNonInvite(_) => Kind::ClientNonInvite,
-            Machine::ServerInvite(_) => Kind::ServerInvite,
-            Machine::ServerNonInvite(_) => Kind::ServerNonInvite,
-        }
-    }
-
-    fn request(&self) -> &Message {
-        match self {
-            Machine::ClientInvite(m) => m.request(),
-            Machine::ClientNonInvite(m) => m.request(),
-            Machine::ServerInvite(m) => m.request(),
-            Machine::ServerNonInvite(m) => m.request(),
-        }
-    }
-
-    /// Fires every timer due at `now`, earliest first, until none is due or the transaction
-    /// has ended. Re-armed timers are always later than `now` (T1 > 0), so this ends.
-    fn on_timeout(&mut self, now: Instant, out: &mut Outbox) {
-        while self.core().state != State::Terminated {
-            let Some(t) = self.core_mut().timers.take_due(now) else {
-                break;
-            };
-            match self {
-                Machine::ClientInvite(m) => m.on_timer(t, now, out),
-                Machine::ClientNonInvite(m) => m.on_timer(t, now, out),
-                Machine::ServerInvite(m) => m.on_timer(t, now, out),
-                Machine::ServerNonInvite(m) => m.on_timer(t),
-            }
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Entry<P> {
-    key: TransactionKey,
-    peer: P,
-    machine: Machine,
-    /// The deadline this entry has in the timer queue.
-    scheduled: Option<Instant>,
-    /// RFC 2543 INVITE server transactions: the key under which an ACK finds it.
-    ack_key: Option<TransactionKey>,
-}
 
 /// The transaction layer of one SIP element: every client and server transaction, driven by
 /// the caller (see the [module documentation](super)). `P` identifies a peer to send to.
 #[derive(Debug)]
 pub struct TransactionLayer<P> {
     config: Config,
-    ids: HashMap<TransactionKey, TxId>,
-    /// RFC 2543 INVITE server transactions by their key without To tag.
-    acks_2543: HashMap<TransactionKey, TxId>,
-    entries: HashMap<TxId, Entry<P>>,
-    timers: BTreeSet<(Instant, TxId)>,
-    next_id: u64,
+    table: Table<P>,
     out: Outbox,
     transmits: VecDeque<Transmit<P>>,
     events: VecDeque<Event<P>>,
@@ -125,11 +44,7 @@ impl<P: Clone> TransactionLayer<P> {
     pub fn new(config: Config) -> Self {
         TransactionLayer {
             config,
-            ids: HashMap::new(),
-            acks_2543: HashMap::new(),
-            entries: HashMap::new(),
-            timers: BTreeSet::new(),
-            next_id: 0,
+            table: Table::default(),
             out: Outbox::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -154,14 +69,16 @@ impl<P: Clone> TransactionLayer<P> {
     ) -> Result<(), KeyError> {
         if msg.is_response() {
             let key = TransactionKey::for_response(&msg)?;
-            match self.ids.get(&key).copied() {
-                Some(id) => {
-                    self.drive(id, |m, out| match m {
+            match self.table.get(&key) {
+                Some(Slot::Live(_)) => {
+                    self.drive(&key, |m, out| match m {
                         Machine::ClientInvite(c) => c.on_response(msg, now, out),
                         Machine::ClientNonInvite(c) => c.on_response(msg, now, out),
                         _ => {}
                     });
                 }
+                // Completed: a retransmitted response, absorbed.
+                Some(_) => {}
                 None => self.events.push_back(Event::StrayResponse {
                     response: msg,
                     peer: from,
@@ -170,33 +87,55 @@ impl<P: Clone> TransactionLayer<P> {
             return Ok(());
         }
         let key = TransactionKey::for_request(&msg)?;
-        if msg.method() == Some(Method::Ack) {
-            self.handle_ack(&key, msg, from, now);
-            return Ok(());
+        self.handle_request(key, msg, from, reliability, now);
+        Ok(())
+    }
+
+    /// [`TransactionLayer::handle_message`] for a request whose key the caller has already
+    /// made (to look it up with [`TransactionLayer::contains`] first, say): `key` must be
+    /// [`TransactionKey::for_request`] of `request`.
+    pub fn handle_request(
+        &mut self,
+        key: TransactionKey,
+        request: Message,
+        from: P,
+        reliability: Reliability,
+        now: Instant,
+    ) {
+        debug_assert!(request.is_request());
+        if request.method() == Some(Method::Ack) {
+            self.handle_ack(key, request, from, now);
+            return;
         }
-        match self.ids.get(&key).copied() {
-            Some(id) => {
-                self.drive(id, |m, out| match m {
+        match self.table.get(&key) {
+            Some(Slot::Live(_)) => {
+                self.drive(&key, |m, out| match m {
                     Machine::ServerInvite(s) => s.on_request(out),
                     Machine::ServerNonInvite(s) => s.on_request(out),
                     _ => {}
                 });
             }
-            None => self.create_server(key, msg, from, reliability, now),
+            // Sent back to where the retransmission came from: the same Via, so the same
+            // address (RFC 3261 §18.2.2) as the request the response first answered.
+            Some(Slot::Answered(response)) => self.transmits.push_back(Transmit {
+                bytes: Bytes::copy_from_slice(response),
+                key,
+                peer: from,
+            }),
+            // A client transaction's: a request never has its key (the roles differ).
+            Some(Slot::Absorbing) => {}
+            None => self.create_server(key, request, from, reliability, now),
         }
-        Ok(())
     }
 
-    fn handle_ack(&mut self, key: &TransactionKey, ack: Message, from: P, now: Instant) {
-        let found = self.ids.get(key).copied().or_else(|| {
+    fn handle_ack(&mut self, key: TransactionKey, ack: Message, from: P, now: Instant) {
+        let found = if self.table.get(&key).is_some() {
+            Some(key.clone())
+        } else {
             // RFC 2543: the ACK carries the To tag of our final response, not the INVITE's.
-            let id = *self.acks_2543.get(&key.without_to_tag()?)?;
-            match &self.entries.get(&id)?.machine {
-                Machine::ServerInvite(s) if s.final_to_tag() == key.to_tag() => Some(id),
-                _ => None,
-            }
-        });
-        let Some(id) = found else {
+            self.table.invite_for_2543_ack(&key)
+        };
+        let Some(invite) = found else {
             self.events.push_back(Event::Ack {
                 key: None,
                 request: ack,
@@ -205,14 +144,14 @@ impl<P: Clone> TransactionLayer<P> {
             return;
         };
         let for_tu = self
-            .drive(id, |m, _| match m {
+            .drive(&invite, |m, _| match m {
                 Machine::ServerInvite(s) => s.on_ack(ack, now),
                 _ => None,
             })
             .flatten();
         if let Some(request) = for_tu {
             self.events.push_back(Event::Ack {
-                key: Some(key.clone()),
+                key: Some(key),
                 request,
                 peer: from,
             });
@@ -238,13 +177,11 @@ impl<P: Clone> TransactionLayer<P> {
             (Machine::ServerNonInvite(m), None)
         };
         let event = if request.method() == Some(Method::Cancel) {
-            let invite = key.with_method("INVITE");
             let invite = self
-                .ids
-                .get(&invite)
-                .and_then(|id| self.entries.get(id))
-                .filter(|e| e.machine.kind() == Kind::ServerInvite)
-                .map(|e| e.key.clone());
+                .table
+                .get_key_value(&key.with_method("INVITE"))
+                .filter(|(_, slot)| slot.kind() == Kind::ServerInvite)
+                .map(|(k, _)| k.clone());
             Event::Cancel {
                 key: key.clone(),
                 request,
@@ -259,43 +196,20 @@ impl<P: Clone> TransactionLayer<P> {
             }
         };
         self.events.push_back(event);
-        let id = self.insert(key, from, machine);
-        if let (Some(ack_key), Some(entry)) = (ack_key, self.entries.get_mut(&id)) {
-            self.acks_2543.insert(ack_key.clone(), id);
-            entry.ack_key = Some(ack_key);
-        }
-        self.settle(id);
-    }
-
-    fn insert(&mut self, key: TransactionKey, peer: P, machine: Machine) -> TxId {
-        let id = TxId(self.next_id);
-        self.next_id += 1;
-        self.ids.insert(key.clone(), id);
-        self.entries.insert(
-            id,
-            Entry {
-                key,
-                peer,
-                machine,
-                scheduled: None,
-                ack_key: None,
-            },
-        );
-        id
+        self.table.insert(key.clone(), from, machine, ack_key);
+        self.settle(&key);
     }
 
     /// Fires every timer due at `now`. Call it when the instant from
     /// [`TransactionLayer::poll_timeout`] has passed; calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(at, id)) = self.timers.first() {
-            if at > now {
-                break;
+        while let Some(due) = self.table.pop_due(now) {
+            match due {
+                Due::Timer(key) => {
+                    self.drive(&key, |m, out| m.on_timeout(now, out));
+                }
+                Due::Expired(key) => self.events.push_back(Event::Terminated { key }),
             }
-            self.timers.remove(&(at, id));
-            if let Some(e) = self.entries.get_mut(&id) {
-                e.scheduled = None;
-            }
-            self.drive(id, |m, out| m.on_timeout(now, out));
         }
     }
 
@@ -306,7 +220,7 @@ impl<P: Clone> TransactionLayer<P> {
 
     /// The earliest instant at which [`TransactionLayer::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(at, _)| *at)
+        self.table.next_deadline()
     }
 
     /// The next event for the TU.
@@ -333,7 +247,7 @@ impl<P: Clone> TransactionLayer<P> {
             return Err(TransactionError::AckNotATransaction);
         }
         let key = TransactionKey::for_outgoing(&msg)?;
-        if self.ids.contains_key(&key) {
+        if self.table.get(&key).is_some() {
             return Err(TransactionError::DuplicateTransaction);
         }
         let timers = self.config.timers();
@@ -345,8 +259,8 @@ impl<P: Clone> TransactionLayer<P> {
             let m = ClientNonInvite::start(msg, request, timers, reliability, now, out);
             Machine::ClientNonInvite(m)
         };
-        let id = self.insert(key.clone(), to, machine);
-        self.settle(id);
+        self.table.insert(key.clone(), to, machine, None);
+        self.settle(&key);
         Ok(key)
     }
 
@@ -360,21 +274,70 @@ impl<P: Clone> TransactionLayer<P> {
         response: Bytes,
         now: Instant,
     ) -> Result<(), TransactionError> {
-        let id = *self
-            .ids
-            .get(key)
-            .ok_or(TransactionError::UnknownTransaction)?;
-        let msg =
-            Message::parse(response.clone()).map_err(|e| TransactionError::Malformed(e.kind()))?;
-        if !msg.is_response() {
-            return Err(TransactionError::WrongDirection);
-        }
-        self.drive(id, |m, out| match m {
-            Machine::ServerInvite(s) => s.send_response(&msg, response, now, out),
-            Machine::ServerNonInvite(s) => s.send_response(&msg, response, now, out),
+        let live = match self.table.get_mut(key) {
+            Some(Slot::Live(live)) => live,
+            Some(Slot::Answered(_)) => {
+                let status = response_status(&response)?;
+                let state = State::Completed;
+                return Err(TransactionError::InvalidState { state, status });
+            }
+            Some(Slot::Absorbing) => return Err(TransactionError::WrongRole),
+            None => return Err(TransactionError::UnknownTransaction),
+        };
+        let out = &mut self.out;
+        let sent = match &mut live.machine {
+            Machine::ServerInvite(s) => {
+                // The To tag of a final response is kept for RFC 2543 ACKs: the whole parse.
+                let msg = parse_response(&response)?;
+                s.send_response(&msg, response, now, out)
+            }
+            Machine::ServerNonInvite(s) => {
+                let status = response_status(&response)?;
+                s.send_response(status, response, now, out)
+            }
             _ => Err(TransactionError::WrongRole),
-        })
-        .unwrap_or(Err(TransactionError::UnknownTransaction))
+        };
+        self.settle(key);
+        sent
+    }
+
+    /// Sends the TU's final `response` on server transaction `key` and ends the transaction
+    /// at once: nothing is kept to answer a retransmitted request (which is then a new
+    /// request to the TU), and an INVITE's response is neither retransmitted on Timer G nor
+    /// its ACK awaited (the ACK then matches nothing and goes to the TU). For the responses a
+    /// UAS gives statelessly (RFC 3261 §8.2.7), above all challenges to unauthenticated
+    /// requests, so that a flood of them leaves no state behind. Refused like
+    /// [`TransactionLayer::send_response`] when the transaction could not send a final
+    /// response, and for a provisional one, which ends nothing.
+    pub fn send_response_stateless(
+        &mut self,
+        key: &TransactionKey,
+        response: Bytes,
+    ) -> Result<(), TransactionError> {
+        let live = match self.table.get_mut(key) {
+            Some(Slot::Live(live)) => live,
+            Some(Slot::Answered(_)) => {
+                let status = response_status(&response)?;
+                let state = State::Completed;
+                return Err(TransactionError::InvalidState { state, status });
+            }
+            Some(Slot::Absorbing) => return Err(TransactionError::WrongRole),
+            None => return Err(TransactionError::UnknownTransaction),
+        };
+        let status = response_status(&response)?;
+        let state = live.machine.core().state;
+        let open = match &live.machine {
+            Machine::ServerInvite(_) => state == State::Proceeding,
+            Machine::ServerNonInvite(_) => matches!(state, State::Trying | State::Proceeding),
+            _ => return Err(TransactionError::WrongRole),
+        };
+        if !open || status < 200 {
+            return Err(TransactionError::InvalidState { state, status });
+        }
+        self.out.send.push(response);
+        live.machine.core_mut().terminate();
+        self.settle(key);
+        Ok(())
     }
 
     /// Cancels INVITE client transaction `invite` (RFC 3261 §9.1): builds the CANCEL and sends
@@ -385,12 +348,12 @@ impl<P: Clone> TransactionLayer<P> {
         invite: &TransactionKey,
         now: Instant,
     ) -> Result<TransactionKey, TransactionError> {
-        let entry = self
-            .ids
-            .get(invite)
-            .and_then(|id| self.entries.get(id))
-            .ok_or(TransactionError::UnknownTransaction)?;
-        let Machine::ClientInvite(tx) = &entry.machine else {
+        let live = match self.table.get(invite) {
+            Some(Slot::Live(live)) => live,
+            Some(_) => return Err(TransactionError::NotAnInvite),
+            None => return Err(TransactionError::UnknownTransaction),
+        };
+        let Machine::ClientInvite(tx) = &live.machine else {
             return Err(TransactionError::NotAnInvite);
         };
         let state = tx.core.state;
@@ -398,123 +361,153 @@ impl<P: Clone> TransactionLayer<P> {
             return Err(TransactionError::CannotCancel(state));
         }
         let cancel = build_cancel(tx.request());
-        let (peer, reliability) = (entry.peer.clone(), tx.core.reliability);
+        let (peer, reliability) = (live.peer.clone(), tx.core.reliability);
         self.send_request(cancel, peer, reliability, now)
     }
 
     /// Reports that sending for transaction `key` failed (RFC 3261 §17.1.4, §17.2.4): the TU
     /// hears [`Event::TransportError`] and the transaction ends.
     pub fn transport_error(&mut self, key: &TransactionKey) {
-        if let Some(id) = self.ids.get(key).copied() {
-            self.drive(id, |m, out| {
+        if self.table.live(key).is_some() {
+            self.drive(key, |m, out| {
                 out.notes.push(Note::TransportError);
                 m.core_mut().terminate();
             });
+        } else if let Some((key, _)) = self.table.remove(key) {
+            self.events
+                .push_back(Event::TransportError { key: key.clone() });
+            self.events.push_back(Event::Terminated { key });
         }
     }
 
     /// Ends transaction `key` at once, without a word to the peer (a TU that will never
     /// answer a request, or is shutting down). Returns false if there was no such transaction.
     pub fn terminate(&mut self, key: &TransactionKey) -> bool {
-        match self.ids.get(key).copied() {
-            Some(id) => self.drive(id, |m, _| m.core_mut().terminate()).is_some(),
+        if self.table.live(key).is_some() {
+            return self.drive(key, |m, _| m.core_mut().terminate()).is_some();
+        }
+        match self.table.remove(key) {
+            Some((key, _)) => {
+                self.events.push_back(Event::Terminated { key });
+                true
+            }
             None => false,
         }
     }
 
+    /// True when transaction `key` exists: a request with this key is a retransmission (or
+    /// its ACK), not a new transaction.
+    pub fn contains(&self, key: &TransactionKey) -> bool {
+        self.table.get(key).is_some()
+    }
+
     /// The state of transaction `key`, if it exists.
     pub fn state(&self, key: &TransactionKey) -> Option<State> {
-        self.entry(key).map(|e| e.machine.core().state)
+        self.table.get(key).map(Slot::state)
     }
 
     /// The kind of transaction `key`, if it exists.
     pub fn kind(&self, key: &TransactionKey) -> Option<Kind> {
-        self.entry(key).map(|e| e.machine.kind())
+        self.table.get(key).map(Slot::kind)
     }
 
-    /// The request that created transaction `key`.
+    /// The request that created transaction `key`, for as long as the transaction keeps it:
+    /// not once a non-INVITE transaction is Completed over UDP, nor once an INVITE server
+    /// transaction has sent a non-2xx final response.
     pub fn request(&self, key: &TransactionKey) -> Option<&Message> {
-        self.entry(key).map(|e| e.machine.request())
+        self.table.live(key).and_then(|l| l.machine.request())
     }
 
-    /// The peer of transaction `key`.
+    /// The peer of transaction `key`, while it has one: a non-INVITE transaction Completed
+    /// over UDP sends nothing more on its own, and answers a retransmission to where that
+    /// came from.
     pub fn peer(&self, key: &TransactionKey) -> Option<&P> {
-        self.entry(key).map(|e| &e.peer)
+        self.table.live(key).map(|l| &l.peer)
     }
 
-    /// The armed timers of transaction `key` with their deadlines, in [`Timer`] order.
+    /// The armed timers of transaction `key` with their deadlines, in [`Timer`] order. For a
+    /// Completed non-INVITE transaction over UDP this looks through the queue of its wait:
+    /// meant for tests and diagnostics, not for every message.
     pub fn timers(&self, key: &TransactionKey) -> Vec<(Timer, Instant)> {
-        self.entry(key)
-            .map(|e| e.machine.core().timers.iter().collect())
-            .unwrap_or_default()
+        self.table.timers(key)
     }
 
     /// Number of live transactions.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.table.len()
     }
 
     /// True when no transaction is live.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
-    fn entry(&self, key: &TransactionKey) -> Option<&Entry<P>> {
-        self.ids.get(key).and_then(|id| self.entries.get(id))
-    }
-
-    /// Runs `f` on transaction `id`'s machine, then moves what it produced to the queues.
-    /// `None` if there is no such transaction.
-    fn drive<R>(&mut self, id: TxId, f: impl FnOnce(&mut Machine, &mut Outbox) -> R) -> Option<R> {
-        let entry = self.entries.get_mut(&id)?;
-        let r = f(&mut entry.machine, &mut self.out);
-        self.settle(id);
+    /// Runs `f` on live transaction `key`'s machine, then moves what it produced to the
+    /// queues. `None` if there is no such live transaction.
+    fn drive<R>(
+        &mut self,
+        key: &TransactionKey,
+        f: impl FnOnce(&mut Machine, &mut Outbox) -> R,
+    ) -> Option<R> {
+        let live = self.table.live_mut(key)?;
+        let r = f(&mut live.machine, &mut self.out);
+        self.settle(key);
         Some(r)
     }
 
-    /// Queues transaction `id`'s output, reschedules its timer and forgets it if it ended.
-    fn settle(&mut self, id: TxId) {
-        let Some(entry) = self.entries.get_mut(&id) else {
+    /// Queues live transaction `key`'s output, then lets the table forget, compact or
+    /// reschedule it.
+    fn settle(&mut self, key: &TransactionKey) {
+        let Some(live) = self.table.live(key) else {
             return;
         };
         for bytes in self.out.send.drain(..) {
             self.transmits.push_back(Transmit {
-                key: entry.key.clone(),
-                peer: entry.peer.clone(),
+                key: live.key.clone(),
+                peer: live.peer.clone(),
                 bytes,
             });
         }
         for note in self.out.notes.drain(..) {
-            let key = entry.key.clone();
+            let key = live.key.clone();
             self.events.push_back(match note {
                 Note::Response(response) => Event::Response { key, response },
                 Note::Timeout(timer) => Event::Timeout { key, timer },
                 Note::TransportError => Event::TransportError { key },
             });
         }
-        let next = entry.machine.core().timers.next();
-        if next != entry.scheduled {
-            if let Some(old) = entry.scheduled {
-                self.timers.remove(&(old, id));
-            }
-            if let Some(new) = next {
-                self.timers.insert((new, id));
-            }
-            entry.scheduled = next;
-        }
-        if entry.machine.core().state == State::Terminated {
-            if let Some(entry) = self.entries.remove(&id) {
-                if let Some(at) = entry.scheduled {
-                    self.timers.remove(&(at, id));
-                }
-                self.ids.remove(&entry.key);
-                if let Some(ack_key) = &entry.ack_key {
-                    if self.acks_2543.get(ack_key) == Some(&id) {
-                        self.acks_2543.remove(ack_key);
-                    }
-                }
-                self.events.push_back(Event::Terminated { key: entry.key });
-            }
+        if let Some(ended) = self.table.update(key) {
+            self.events.push_back(Event::Terminated { key: ended });
         }
     }
+}
+
+/// The status code of a response the TU gives. The status line as every builder writes it
+/// (`SIP/2.0 200 OK`) is read where it stands, without parsing the message; anything else is
+/// parsed, and refused as a parse refuses it.
+fn response_status(response: &Bytes) -> Result<u16, TransactionError> {
+    let code = response.strip_prefix(b"SIP/2.0 ").and_then(|rest| {
+        let digits = rest.get(..3)?;
+        let ok = digits.iter().all(u8::is_ascii_digit) && matches!(rest.get(3), Some(b' ' | b'\r'));
+        ok.then(|| {
+            digits
+                .iter()
+                .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'))
+        })
+    });
+    match code {
+        Some(code) if (100..=699).contains(&code) => Ok(code),
+        _ => parse_response(response)?
+            .status()
+            .ok_or(TransactionError::WrongDirection),
+    }
+}
+
+fn parse_response(response: &Bytes) -> Result<Message, TransactionError> {
+    let msg =
+        Message::parse(response.clone()).map_err(|e| TransactionError::Malformed(e.kind()))?;
+    if !msg.is_response() {
+        return Err(TransactionError::WrongDirection);
+    }
+    Ok(msg)
 }

@@ -24,9 +24,12 @@
 //! * [`key`]: transaction identity, for both RFC 3261 branches and the RFC 2543 fallback;
 //! * `timers`: the per-transaction timer set and the state shared by all four machines;
 //! * `client_invite`, `client_non_invite`, `server_invite`, `server_non_invite`: the four
-//!   state machines of RFC 3261 Figures 5–8 as amended by RFC 6026;
-//! * `layer`: [`TransactionLayer`], which owns many transactions, routes messages to them and
-//!   keeps the timer queue.
+//!   state machines of RFC 3261 Figures 5–8 as amended by RFC 6026, and `machine`, any one
+//!   of them;
+//! * `table`: the transactions of a layer and their deadlines, and what a transaction keeps
+//!   once it only absorbs retransmissions (its final response and little more);
+//! * `layer`: [`TransactionLayer`], which owns many transactions and routes messages to
+//!   them.
 //!
 //! Decisions the RFCs leave open:
 //! * **100 Trying.** A server INVITE transaction sends `100 Trying` by itself when the TU has
@@ -45,8 +48,10 @@ mod client_invite;
 mod client_non_invite;
 pub mod key;
 mod layer;
+mod machine;
 mod server_invite;
 mod server_non_invite;
+mod table;
 mod timers;
 
 use std::fmt;

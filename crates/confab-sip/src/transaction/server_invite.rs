@@ -24,7 +24,10 @@ use super::{Reliability, State, Timer, TimerConfig, TransactionError};
 #[derive(Debug, Clone)]
 pub(crate) struct ServerInvite {
     pub(crate) core: Core,
-    request: Message,
+    /// The INVITE, until a non-2xx final response: Completed and Confirmed only resend that
+    /// response and wait for the ACK, so the request (with its body) is let go. Accepted keeps
+    /// it: the UAS core builds its 2xx retransmissions from it.
+    request: Option<Message>,
     provisional: Option<Bytes>,
     final_response: Option<Bytes>,
     final_to_tag: Option<Box<str>>,
@@ -44,7 +47,7 @@ impl ServerInvite {
     ) -> ServerInvite {
         let mut tx = ServerInvite {
             core: Core::new(State::Proceeding, config, reliability),
-            request,
+            request: Some(request),
             provisional: None,
             final_response: None,
             final_to_tag: None,
@@ -59,9 +62,9 @@ impl ServerInvite {
         tx
     }
 
-    /// The INVITE.
-    pub(crate) fn request(&self) -> &Message {
-        &self.request
+    /// The INVITE, until a non-2xx final response has been sent.
+    pub(crate) fn request(&self) -> Option<&Message> {
+        self.request.as_ref()
     }
 
     /// The To tag of the final response sent, which an RFC 2543 ACK must carry.
@@ -70,7 +73,11 @@ impl ServerInvite {
     }
 
     fn send_trying(&mut self, out: &mut Outbox) {
-        let trying = ResponseBuilder::new(&self.request, 100, "Trying").build();
+        // Only in Proceeding, where the request is still held.
+        let Some(request) = &self.request else {
+            return;
+        };
+        let trying = ResponseBuilder::new(request, 100, "Trying").build();
         out.send.push(trying.clone());
         self.provisional = Some(trying);
         self.core.timers.clear(Timer::Trying);
@@ -138,6 +145,7 @@ impl ServerInvite {
             (State::Accepted, 2) => out.send.push(bytes),
             (State::Proceeding, _) => {
                 out.send.push(bytes.clone());
+                self.request = None;
                 self.final_response = Some(bytes);
                 self.final_to_tag = to_tag(response);
                 self.core.timers.clear_all();

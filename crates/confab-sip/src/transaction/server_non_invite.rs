@@ -8,6 +8,10 @@
 //!
 //! There is no timer in Trying or Proceeding: the TU must answer every request it is given
 //! (or call [`super::TransactionLayer::terminate`]).
+//!
+//! Completed over UDP is where a transaction spends nearly all its life, and all it does
+//! there is answer a retransmission with [`ServerNonInvite::last_response`] until Timer J:
+//! the layer keeps only that response and the deadline instead of the machine (`layer`).
 
 use std::time::Instant;
 
@@ -45,6 +49,11 @@ impl ServerNonInvite {
         &self.request
     }
 
+    /// The last response sent: provisional in Proceeding, final in Completed.
+    pub(crate) fn last_response(&self) -> Option<&Bytes> {
+        self.last_response.as_ref()
+    }
+
     /// A retransmission of the request.
     pub(crate) fn on_request(&mut self, out: &mut Outbox) {
         if matches!(self.core.state, State::Proceeding | State::Completed) {
@@ -54,15 +63,14 @@ impl ServerNonInvite {
         }
     }
 
-    /// A response from the TU.
+    /// A response from the TU, with status code `status`.
     pub(crate) fn send_response(
         &mut self,
-        response: &Message,
+        status: u16,
         bytes: Bytes,
         now: Instant,
         out: &mut Outbox,
     ) -> Result<(), TransactionError> {
-        let status = response.status().ok_or(TransactionError::WrongDirection)?;
         let state = self.core.state;
         if !matches!(state, State::Trying | State::Proceeding) {
             return Err(TransactionError::InvalidState { state, status });

@@ -31,6 +31,11 @@ impl TimerSet {
         }
     }
 
+    /// When `t` fires, if it is armed.
+    pub(crate) fn get(&self, t: Timer) -> Option<Instant> {
+        self.at.get(t as usize).copied().flatten()
+    }
+
     /// Disarms `t`.
     pub(crate) fn clear(&mut self, t: Timer) {
         if let Some(s) = self.slot(t) {
