@@ -4,7 +4,7 @@
 //!
 //! A front-end fills it whole at start and then keeps it current one user at a time as the
 //! management store's change feed names users (added, enabled, disabled, removed, new
-//! credentials); `confab serve` does both through [`crate::StoreBacked`]. Between an
+//! credentials); `confab serve` does both through [`crate::store_backed::StoreBacked`]. Between an
 //! operator's change and the feed reaching the front-end (well under a second), the
 //! replica answers with the previous state, as a cache in front of the store would; the
 //! contract (DESIGN.md, "Interfaces") is that a change applies within a second.
