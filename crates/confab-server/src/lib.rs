@@ -32,7 +32,8 @@
 //!   configured by [`ServiceConfig`];
 //! - [`directory`]: the three store traits the router needs ([`Directory`],
 //!   [`RegistrationStore`], [`OfflineMessages`]), implemented over the management store by
-//!   the binary and in memory by [`memory`];
+//!   [`store_backed`] and in memory by [`memory`]; [`replica`]: the directory kept in memory
+//!   by a front-end, so that authentication needs no store round trip;
 //! - [`Server`]: binds a [`ServerConfig`] and runs it until shutdown;
 //!   [`Server::bind_with_router`] installs the router.
 //!
