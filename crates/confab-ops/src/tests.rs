@@ -447,3 +447,87 @@ async fn domains_and_defaults() {
         .collect();
     assert_eq!(names, ["example.com", "localhost"]);
 }
+
+fn import_row(line: u64, address: &str, secret: &str) -> users::ImportRow {
+    users::ImportRow {
+        line,
+        address: address.to_owned(),
+        password: secret.to_owned(),
+        display_name: None,
+    }
+}
+
+#[tokio::test]
+async fn import_checks_every_row_before_storing_any() {
+    let f = fixture().await;
+    users::add(&f.store, account("alice@localhost", "first password"))
+        .await
+        .expect("added");
+    let rows = vec![
+        import_row(2, "bob@localhost", "bobs password"),
+        import_row(3, "alice@localhost", "another password"),
+        import_row(4, "bob@LOCALHOST", "again"),
+        import_row(5, "carol@nowhere.example", "carols password"),
+    ];
+    let head = f.store.last_change_seq().await.expect("head");
+    let options = users::ImportOptions::default();
+    let Err(users::ImportError::Rows(problems)) =
+        users::check_import(&f.store, rows.clone(), &options).await
+    else {
+        panic!("rows refused");
+    };
+    let lines: Vec<u64> = problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [3, 4, 5], "{problems:?}");
+    assert_eq!(f.store.last_change_seq().await.expect("head"), head);
+
+    // With skip_existing, alice's row is left out (and her password kept); the others stay.
+    let options = users::ImportOptions {
+        skip_existing: true,
+        ..options
+    };
+    let Err(users::ImportError::Rows(problems)) =
+        users::check_import(&f.store, rows, &options).await
+    else {
+        panic!("rows refused");
+    };
+    let lines: Vec<u64> = problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [4, 5], "{problems:?}");
+}
+
+#[tokio::test]
+async fn import_failing_half_way_removes_what_it_stored() {
+    let f = fixture().await;
+    let count = users::IMPORT_BATCH + users::IMPORT_BATCH / 2;
+    let rows: Vec<users::ImportRow> = (1..=count)
+        .map(|n| {
+            import_row(
+                n as u64 + 1,
+                &format!("u{n}@localhost"),
+                "long enough password",
+            )
+        })
+        .collect();
+    let plan = users::check_import(&f.store, rows, &users::ImportOptions::default())
+        .await
+        .expect("every row is good");
+    assert_eq!(plan.len(), count);
+    // Another administrator adds a user of the second batch between the check and the store.
+    let late = format!("u{}@localhost", count - 1);
+    users::add(&f.store, account(&late, "someone elses password"))
+        .await
+        .expect("added");
+    let e = users::apply_import(&f.store, plan)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&e, users::ImportError::Ops(OpsError::UserExists { address }) if address.to_string() == late),
+        "{e:?}"
+    );
+    let left = f
+        .store
+        .list_users(&UserFilter::default())
+        .await
+        .expect("list");
+    let left: Vec<String> = left.iter().map(|u| u.address.to_string()).collect();
+    assert_eq!(left, [late], "only the other administrator's user");
+}

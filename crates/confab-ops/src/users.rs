@@ -1,12 +1,15 @@
-//! Users: add, list, show, set a password, disable, enable, remove. A user is `user@domain` in
-//! one of the deployment's SIP domains, homed on one pool, and signs in with digest credentials
-//! made from a password ([`crate::Password`]); what is shown of a user never includes them.
+//! Users: add, list, show, set a password, disable, enable, remove, and import in bulk. A
+//! user is `user@domain` in one of the deployment's SIP domains, homed on one pool, and signs
+//! in with digest credentials made from a password ([`crate::Password`]); what is shown of a
+//! user never includes them.
 //!
 //! Each operation checks what it can first (domain, pool, existing user) and refuses with the
-//! fix, changing nothing; then it makes its change in one store transaction, which the store's
-//! change feed carries to running front-ends. The exception is [`add`], which is two: the store
-//! adds a user and sets credentials in separate calls, so `add` writes the credentials right
-//! after the user and removes the user again if that fails.
+//! fix, changing nothing; then it makes its change in one store transaction (a user and its
+//! credentials together), which the store's change feed carries to running front-ends.
+//!
+//! A bulk import ([`check_import`], then [`apply_import`]) checks every row before storing
+//! any, so that one run reports every bad row; it then stores the users in transactions of
+//! [`IMPORT_BATCH`] and, should one fail, removes the batches stored before it.
 //!
 //! Change control hooks in here (issue 8): each mutating function will take the acting
 //! administrator and the change record it belongs to, refuse without one, and append the
@@ -21,6 +24,13 @@ use confab_store::{
 use serde::{Serialize, Serializer};
 
 use crate::{OpsError, Password};
+
+mod import;
+
+pub use import::{
+    apply_import, check_import, ImportError, ImportOptions, ImportPlan, ImportReport, ImportRow,
+    RowProblem, IMPORT_BATCH,
+};
 
 /// A user as lists show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

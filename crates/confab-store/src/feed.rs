@@ -155,6 +155,63 @@ pub(crate) async fn record(
     Ok(seq)
 }
 
+/// Change-feed rows per multi-row INSERT in [`record_many`] (4 parameters each).
+const RECORD_ROWS: usize = 250;
+
+/// Appends several entries inside the caller's transaction, numbered in the order given: what
+/// that many calls of [`record`] would append, in a few statements (a bulk import's batch).
+pub(crate) async fn record_many(
+    tx: &mut Tx,
+    entries: &[(ChangeKind, String)],
+    at: UnixTime,
+) -> Result<(), StoreError> {
+    const CONTEXT: &str = "appending to the change feed";
+    let Ok(count) = i64::try_from(entries.len()) else {
+        return Err(StoreError::corrupt("too many change feed entries at once"));
+    };
+    if count == 0 {
+        return Ok(());
+    }
+    let last = tx
+        .fetch_one(
+            "UPDATE change_head SET seq = seq + $1 WHERE id = 1 RETURNING seq",
+            &[count.into()],
+        )
+        .await
+        .ctx(CONTEXT)?
+        .int("seq")?;
+    let mut seq = last - count;
+    for chunk in entries.chunks(RECORD_ROWS) {
+        let mut sql = String::from("INSERT INTO changes (seq, kind, subject, at) VALUES ");
+        let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 4);
+        for (i, (kind, subject)) in chunk.iter().enumerate() {
+            let n = i * 4;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+            seq += 1;
+            args.extend([
+                Arg::Int(seq),
+                kind.as_str().into(),
+                subject.as_str().into(),
+                Arg::Int(at),
+            ]);
+        }
+        tx.execute(&sql, &args).await.ctx(CONTEXT)?;
+    }
+    if tx.kind() == BackendKind::Postgres {
+        let payload = last.to_string();
+        tx.execute(
+            "SELECT pg_notify($1, $2)",
+            &[NOTIFY_CHANNEL.into(), payload.as_str().into()],
+        )
+        .await
+        .ctx(CONTEXT)?;
+    }
+    Ok(())
+}
+
 fn change(row: &Row) -> Result<Change, StoreError> {
     Ok(Change {
         seq: row.int("seq")?,

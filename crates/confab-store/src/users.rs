@@ -88,56 +88,71 @@ async fn write_credentials(tx: &mut Tx, id: i64, checked: &[Credential]) -> Resu
     Ok(())
 }
 
-impl Store {
-    /// Adds a user in an existing domain, homed on an existing pool, without credentials.
-    pub async fn add_user(&self, new: &NewUser) -> Result<User, StoreError> {
-        self.add_user_with_credentials(new, &[]).await
-    }
+/// Checks a batch of new users before any is written: each user's credentials (valid, each
+/// realm and algorithm once) and display name.
+fn checked_batch(users: &[(NewUser, Vec<Credential>)]) -> Result<Vec<Vec<Credential>>, StoreError> {
+    users
+        .iter()
+        .map(|(new, credentials)| {
+            if let Some(name) = &new.display_name {
+                check_token("display name", name, 255)?;
+            }
+            checked_credentials(credentials)
+        })
+        .collect()
+}
 
-    /// Adds a user and its credentials in one transaction: either both are stored or
-    /// neither, so that no user is ever left unable to sign in by a failure half-way.
-    pub async fn add_user_with_credentials(
-        &self,
-        new: &NewUser,
-        credentials: &[Credential],
-    ) -> Result<User, StoreError> {
-        const CONTEXT: &str = "adding a user";
-        let checked = checked_credentials(credentials)?;
-        if let Some(name) = &new.display_name {
-            check_token("display name", name, 255)?;
-        }
-        let address = &new.address;
-        let now = unix_now();
-        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
-        feed::lock(&mut tx).await?;
-        let domain_known = tx
-            .fetch_optional(
-                "SELECT name FROM domains WHERE name = $1",
-                &[address.domain().into()],
-            )
+/// Credential rows per multi-row INSERT: 4 parameters each, far below both databases'
+/// parameter limits, and few statements for a large batch.
+const CREDENTIAL_ROWS: usize = 250;
+
+/// Inserts `users` (with their checked credentials) inside `tx`, after checking that each
+/// domain and pool named exists; records `user.added` and, for a user with credentials,
+/// `user.credentials` in the change feed, as adding them one by one would. Returns the new
+/// ids in order.
+async fn insert_users(
+    tx: &mut Tx,
+    users: &[(NewUser, Vec<Credential>)],
+    checked: &[Vec<Credential>],
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    const CONTEXT: &str = "adding a user";
+    let mut domains: Vec<&str> = users.iter().map(|(u, _)| u.address.domain()).collect();
+    domains.sort_unstable();
+    domains.dedup();
+    for domain in domains {
+        let known = tx
+            .fetch_optional("SELECT name FROM domains WHERE name = $1", &[domain.into()])
             .await
             .ctx(CONTEXT)?;
-        if domain_known.is_none() {
+        if known.is_none() {
             return Err(StoreError::NotFound {
                 what: "SIP domain",
-                name: address.domain().to_owned(),
+                name: domain.to_owned(),
                 fix: "add the domain to the deployment first, or use one of its domains",
             });
         }
-        let pool_known = tx
-            .fetch_optional(
-                "SELECT name FROM pools WHERE name = $1",
-                &[new.pool.as_str().into()],
-            )
+    }
+    let mut pools: Vec<&str> = users.iter().map(|(u, _)| u.pool.as_str()).collect();
+    pools.sort_unstable();
+    pools.dedup();
+    for pool in pools {
+        let known = tx
+            .fetch_optional("SELECT name FROM pools WHERE name = $1", &[pool.into()])
             .await
             .ctx(CONTEXT)?;
-        if pool_known.is_none() {
+        if known.is_none() {
             return Err(StoreError::NotFound {
                 what: "pool",
-                name: new.pool.clone(),
+                name: pool.to_owned(),
                 fix: "home the user on an existing pool (list the pools), or add the pool first",
             });
         }
+    }
+    let mut ids = Vec::with_capacity(users.len());
+    let mut changes = Vec::with_capacity(users.len() * 2);
+    for ((new, _), credentials) in users.iter().zip(checked) {
+        let address = &new.address;
         let row = tx
             .fetch_optional(
                 "INSERT INTO users (user_part, domain, display_name, pool, enabled, created_at, \
@@ -161,28 +176,91 @@ impl Store {
                 fix: "choose another address, or change the existing user instead",
             });
         };
-        let id = UserId(row.int("id")?);
-        feed::record(&mut tx, ChangeKind::UserAdded, &address.to_string(), now).await?;
-        if !checked.is_empty() {
-            write_credentials(&mut tx, id.0, &checked).await?;
-            feed::record(
-                &mut tx,
-                ChangeKind::CredentialsSet,
-                &address.to_string(),
-                now,
-            )
-            .await?;
+        ids.push(row.int("id")?);
+        let subject = address.to_string();
+        changes.push((ChangeKind::UserAdded, subject.clone()));
+        if !credentials.is_empty() {
+            changes.push((ChangeKind::CredentialsSet, subject));
         }
+    }
+    let rows: Vec<(i64, &Credential)> = ids
+        .iter()
+        .zip(checked)
+        .flat_map(|(&id, credentials)| credentials.iter().map(move |c| (id, c)))
+        .collect();
+    for chunk in rows.chunks(CREDENTIAL_ROWS) {
+        let mut sql =
+            String::from("INSERT INTO credentials (user_id, realm, algorithm, ha1) VALUES ");
+        let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 4);
+        for (i, (id, c)) in chunk.iter().enumerate() {
+            let n = i * 4;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+            args.extend([
+                Arg::Int(*id),
+                c.realm.as_str().into(),
+                c.algorithm.as_str().into(),
+                c.ha1.as_str().into(),
+            ]);
+        }
+        tx.execute(&sql, &args).await.ctx("setting credentials")?;
+    }
+    feed::record_many(tx, &changes, now).await?;
+    Ok(ids)
+}
+
+impl Store {
+    /// Adds a user in an existing domain, homed on an existing pool, without credentials.
+    pub async fn add_user(&self, new: &NewUser) -> Result<User, StoreError> {
+        self.add_user_with_credentials(new, &[]).await
+    }
+
+    /// Adds a user and its credentials in one transaction: either both are stored or
+    /// neither, so that no user is ever left unable to sign in by a failure half-way.
+    pub async fn add_user_with_credentials(
+        &self,
+        new: &NewUser,
+        credentials: &[Credential],
+    ) -> Result<User, StoreError> {
+        const CONTEXT: &str = "adding a user";
+        let batch = [(new.clone(), credentials.to_vec())];
+        let checked = checked_batch(&batch)?;
+        let now = unix_now();
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        feed::lock(&mut tx).await?;
+        let ids = insert_users(&mut tx, &batch, &checked, now).await?;
         tx.commit().await.ctx(CONTEXT)?;
         Ok(User {
-            id,
-            address: address.clone(),
+            id: UserId(ids[0]),
+            address: new.address.clone(),
             display_name: new.display_name.clone(),
             pool: new.pool.clone(),
             enabled: new.enabled,
             created_at: now,
             updated_at: now,
         })
+    }
+
+    /// Adds many users, each with its credentials, in one transaction: all of them or none
+    /// (a bulk import writes its users in batches of this). Every domain and pool named must
+    /// exist, and an address taken already fails the whole batch with
+    /// [`StoreError::AlreadyExists`] naming it. Returns how many were added.
+    pub async fn add_users_with_credentials(
+        &self,
+        users: &[(NewUser, Vec<Credential>)],
+    ) -> Result<usize, StoreError> {
+        const CONTEXT: &str = "adding users";
+        let checked = checked_batch(users)?;
+        if users.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        feed::lock(&mut tx).await?;
+        insert_users(&mut tx, users, &checked, unix_now()).await?;
+        tx.commit().await.ctx(CONTEXT)?;
+        Ok(users.len())
     }
 
     /// A user, if there is one at that address.
@@ -256,27 +334,31 @@ impl Store {
 
     /// Removes a user with their credentials, registrations and offline messages.
     pub async fn remove_user(&self, address: &Address) -> Result<(), StoreError> {
+        self.remove_users(std::slice::from_ref(address)).await
+    }
+
+    /// Removes several users, each with their credentials, registrations and offline
+    /// messages, in one transaction: all of them or none (an unknown address fails it with
+    /// [`StoreError::NotFound`]).
+    pub async fn remove_users(&self, addresses: &[Address]) -> Result<(), StoreError> {
         const CONTEXT: &str = "removing a user";
+        let now = unix_now();
         let mut tx = self.db.begin().await.ctx(CONTEXT)?;
         feed::lock(&mut tx).await?;
-        let id = user_id(&mut tx, address).await?;
-        // The foreign keys cascade; deleting explicitly as well keeps the outcome the same
-        // should a SQLite connection ever run without foreign keys.
-        for sql in [
-            "DELETE FROM credentials WHERE user_id = $1",
-            "DELETE FROM registrations WHERE user_id = $1",
-            "DELETE FROM offline_messages WHERE user_id = $1",
-            "DELETE FROM users WHERE id = $1",
-        ] {
-            tx.execute(sql, &[id.into()]).await.ctx(CONTEXT)?;
+        for address in addresses {
+            let id = user_id(&mut tx, address).await?;
+            // The foreign keys cascade; deleting explicitly as well keeps the outcome the
+            // same should a SQLite connection ever run without foreign keys.
+            for sql in [
+                "DELETE FROM credentials WHERE user_id = $1",
+                "DELETE FROM registrations WHERE user_id = $1",
+                "DELETE FROM offline_messages WHERE user_id = $1",
+                "DELETE FROM users WHERE id = $1",
+            ] {
+                tx.execute(sql, &[id.into()]).await.ctx(CONTEXT)?;
+            }
+            feed::record(&mut tx, ChangeKind::UserRemoved, &address.to_string(), now).await?;
         }
-        feed::record(
-            &mut tx,
-            ChangeKind::UserRemoved,
-            &address.to_string(),
-            unix_now(),
-        )
-        .await?;
         tx.commit().await.ctx(CONTEXT)
     }
 

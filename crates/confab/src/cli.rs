@@ -58,7 +58,7 @@ pub enum Command {
     /// cleanly.
     Serve(ServeArgs),
 
-    /// Users of the deployment: add, list, show, passwd, disable, enable, remove
+    /// Users of the deployment: add, import, list, show, passwd, disable, enable, remove
     ///
     /// Works on the management store of --data-dir or --store, also while servers run on it.
     /// Exit status: 0 done, 1 refused or failed (the message says why and what to do; nothing
@@ -213,6 +213,27 @@ pub enum UserCommand {
     /// SHA-256, SHA-512-256) with the user's domain as the realm.
     Add(UserAddArgs),
 
+    /// Add many users at once from a CSV file (bulk provisioning)
+    ///
+    /// The file starts with a header row naming its columns, `address,password` and
+    /// optionally `display_name`, then one user a row, e.g.
+    ///
+    ///   address,password,display_name
+    ///   alice@example.com,correct horse battery,Alice Liddell
+    ///   bob@example.com,"a password, with a comma",
+    ///
+    /// Fields holding a comma or a quote are quoted ("..."), a quote inside doubled (""). The
+    /// domains must exist; every user is homed on --pool. All or nothing: every row is checked
+    /// first and every bad row reported with its line and the fix, changing nothing; a user
+    /// that exists already or an address given twice is such a row (--skip-existing leaves
+    /// existing users as they are instead). Then the users are stored in batches, each with
+    /// one digest HA1 per algorithm as `user add` stores them, never the password.
+    ///
+    /// The file holds passwords in plain text: create it readable by its owner only, and
+    /// delete it (or keep it where only administrators can read it) once imported. FILE -
+    /// reads standard input, e.g. from a password manager's export piped in.
+    Import(UserImportArgs),
+
     /// List users, as a table or with --json as an array
     List(UserListArgs),
 
@@ -258,6 +279,23 @@ pub struct UserAddArgs {
     /// Read the password from standard input (one line) instead of prompting
     #[arg(long)]
     pub password_stdin: bool,
+}
+
+/// `confab user import`.
+#[derive(Debug, Args)]
+pub struct UserImportArgs {
+    /// The CSV file, or - for standard input
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The pool every imported user is homed on [default: default]
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+
+    /// Leave users that exist already as they are (password included) instead of refusing
+    /// the import
+    #[arg(long)]
+    pub skip_existing: bool,
 }
 
 /// `confab user list`.
@@ -425,6 +463,23 @@ mod tests {
         assert_eq!(add.pool.as_deref(), Some("pool-a"));
         assert!(add.password_stdin);
         assert_eq!(cli.deployment.data_dir, Some(PathBuf::from("/srv/confab")));
+
+        let cli = Cli::try_parse_from([
+            "confab",
+            "user",
+            "import",
+            "-",
+            "--pool",
+            "pool-a",
+            "--skip-existing",
+        ])
+        .expect("valid command line");
+        let Command::User(UserCommand::Import(import)) = cli.command else {
+            panic!("user import expected");
+        };
+        assert_eq!(import.file, PathBuf::from("-"));
+        assert_eq!(import.pool.as_deref(), Some("pool-a"));
+        assert!(import.skip_existing);
 
         let cli = Cli::try_parse_from(["confab", "user", "remove", "bob@example.com", "-y"])
             .expect("valid command line");

@@ -18,6 +18,7 @@ mod serve;
 mod settings;
 mod tls_generate;
 mod user;
+mod user_import;
 
 use std::process::ExitCode;
 

@@ -17,6 +17,7 @@ use crate::prompt;
 pub fn run(deployment: &DeploymentArgs, command: &UserCommand, json: bool) -> ExitCode {
     match command {
         UserCommand::Add(args) => add(deployment, args, json),
+        UserCommand::Import(args) => crate::user_import::run(deployment, args, json),
         UserCommand::List(args) => list(deployment, args, json),
         UserCommand::Show(args) => show(deployment, args, json),
         UserCommand::Passwd(args) => passwd(deployment, args, json),

@@ -518,3 +518,190 @@ fn on_a_terminal_passwords_are_asked_twice_without_echo_and_removal_is_confirmed
     assert_eq!(code, Some(0), "{shown}");
     assert!(d.user("alice@localhost").is_none());
 }
+
+/// Writes `text` to a file beside the deployment's data directory, with `mode`.
+fn csv_file(d: &Deployment, name: &str, text: &str, mode: u32) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = d.data.parent().expect("a parent").join(name);
+    std::fs::write(&path, text).expect("write the CSV file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    path
+}
+
+#[test]
+fn import_adds_every_user_with_credentials_as_add_does() {
+    let d = Deployment::new();
+    assert_success(&d.run(&["domain", "add", "example.com"], None));
+    let file = csv_file(
+        &d,
+        "users.csv",
+        "address,password,display_name\r\n\
+         alice@localhost,correct horse battery,Alice Liddell\r\n\
+         bob@Example.COM,\"a password, with a comma\",\"Bob \"\"the builder\"\"\"\r\n\
+         carol@localhost,carols password\r\n",
+        0o600,
+    );
+    let out = d.run(&["user", "import", file.to_str().expect("utf-8")], None);
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.contains("imported 3 users on pool default"), "{text}");
+    assert!(text.contains("delete it"), "{text}");
+    assert!(stderr(&out).is_empty(), "no warning: {}", stderr(&out));
+
+    let bob = d.user("bob@example.com").expect("imported");
+    assert_eq!(bob.pool, "default");
+    assert_eq!(bob.display_name.as_deref(), Some("Bob \"the builder\""));
+    assert!(d
+        .user("carol@localhost")
+        .expect("imported")
+        .display_name
+        .is_none());
+    for (address, user, password) in [
+        ("alice@localhost", "alice", "correct horse battery"),
+        ("bob@example.com", "bob", "a password, with a comma"),
+        ("carol@localhost", "carol", "carols password"),
+    ] {
+        let credentials = d.credentials(address);
+        let mut algorithms: Vec<&str> = credentials.iter().map(|c| c.algorithm.as_str()).collect();
+        algorithms.sort_unstable();
+        assert_eq!(algorithms, ["MD5", "SHA-256", "SHA-512-256"], "{address}");
+        for c in &credentials {
+            assert_eq!(c.ha1, expected_ha1(c, user, password), "{address}");
+        }
+    }
+    let files = d.store_files();
+    assert!(
+        !files
+            .windows("carols password".len())
+            .any(|w| w == b"carols password"),
+        "a password itself is in the store's files"
+    );
+
+    // From standard input, with --json; a short password is accepted with a warning.
+    let report = d.run(
+        &["user", "import", "-", "--json"],
+        Some("address,password\ndave@localhost,short\n"),
+    );
+    assert!(
+        stderr(&report).contains("fewer than 8 characters (line 2)"),
+        "{}",
+        stderr(&report)
+    );
+    let report = json(&report);
+    assert_eq!(report["imported"], 1);
+    assert_eq!(report["skipped"], 0);
+    assert_eq!(report["pool"], "default");
+    assert_eq!(report["weak_passwords"], 1);
+    assert!(d.user("dave@localhost").is_some());
+}
+
+#[test]
+fn import_reports_every_bad_row_and_changes_nothing() {
+    let d = Deployment::new();
+    d.add("erin@localhost", "erins password");
+    let head = d.changes();
+    let file = csv_file(
+        &d,
+        "bad.csv",
+        "address,password\n\
+         ok1@localhost,fine password\n\
+         not-an-address,fine password\n\
+         frank@elsewhere.example,fine password\n\
+         gina@localhost,\n\
+         ok1@localhost,another password\n\
+         erin@localhost,fine password\n\
+         hana@localhost,fine password,extra field\n\
+         ok2@localhost,fine password\n",
+        0o644,
+    );
+    let out = d.run(&["user", "import", file.to_str().expect("utf-8")], None);
+    assert_fails(&out, 1, "6 row(s) cannot be imported; nothing was changed");
+    let err = stderr(&out);
+    // The file is readable by others: a warning, before the refusal.
+    assert!(err.contains("chmod 600"), "{err}");
+    for (line, fragment) in [
+        (3, "write USER@DOMAIN"),
+        (4, "confab domain add elsewhere.example"),
+        (5, "the password cannot be used"),
+        (6, "first on line 2"),
+        (7, "exists already"),
+        (8, "3 field(s) where the header has 2"),
+    ] {
+        let want = format!("line {line}: ");
+        let found = err
+            .lines()
+            .find(|l| l.trim_start().starts_with(&want))
+            .unwrap_or_else(|| panic!("no {want:?} in {err}"));
+        assert!(found.contains(fragment), "line {line}: {found}");
+    }
+    assert!(
+        !err.contains("fine password"),
+        "a password in a message: {err}"
+    );
+    assert_eq!(d.changes(), head, "nothing changed");
+    assert!(d.user("ok1@localhost").is_none());
+    assert!(d.user("ok2@localhost").is_none());
+
+    // A pool that does not exist, and a file without its header.
+    let good = csv_file(
+        &d,
+        "good.csv",
+        "address,password\nok1@localhost,fine password\n",
+        0o600,
+    );
+    let good = good.to_str().expect("utf-8");
+    let out = d.run(&["user", "import", good, "--pool", "nowhere"], None);
+    assert_fails(&out, 1, "no pool 'nowhere'");
+    let out = d.run(
+        &["user", "import", "-"],
+        Some("ok1@localhost,fine password\n"),
+    );
+    assert_fails(
+        &out,
+        1,
+        "must be the header row address,password[,display_name]",
+    );
+    let out = d.run(&["user", "import", "-"], Some("address,password\n"));
+    assert_fails(&out, 1, "no users to import");
+    assert_eq!(d.changes(), head, "nothing changed");
+}
+
+#[test]
+fn import_with_skip_existing_leaves_existing_users_as_they_are() {
+    let d = Deployment::new();
+    d.add("alice@localhost", "alices first password");
+    let before = d.credentials("alice@localhost");
+    let out = d.run(
+        &["user", "import", "-", "--skip-existing"],
+        Some("address,password\nalice@localhost,another password\nbob@localhost,bobs password\n"),
+    );
+    assert_success(&out);
+    let text = stdout(&out);
+    assert!(text.contains("imported 1 users"), "{text}");
+    assert!(
+        text.contains("1 existing user(s) left as they were"),
+        "{text}"
+    );
+    assert_eq!(d.credentials("alice@localhost"), before);
+    assert!(d.user("bob@localhost").is_some());
+}
+
+#[test]
+fn import_stores_many_users_in_batches() {
+    let d = Deployment::new();
+    // More than two of the import's store transactions.
+    let mut text = String::from("address,password\n");
+    for n in 1..=2500 {
+        text.push_str(&format!("user{n}@localhost,pw-{n}-long-enough\n"));
+    }
+    let head = d.changes();
+    let report = json(&d.run(&["user", "import", "-", "--json"], Some(&text)));
+    assert_eq!(report["imported"], 2500);
+    // As `user add` one by one: user.added and user.credentials for each.
+    assert_eq!(d.changes(), head + 5000);
+    let listed = json(&d.run(&["user", "list", "--json"], None));
+    assert_eq!(listed.as_array().map(Vec::len), Some(2500));
+    for c in d.credentials("user2500@localhost") {
+        assert_eq!(c.ha1, expected_ha1(&c, "user2500", "pw-2500-long-enough"));
+    }
+}

@@ -60,7 +60,7 @@ macro_rules! store_suite {
             migrations_idempotent, concurrent_open, newer_schema_refused, reopen_keeps_data,
             defaults, domains_and_pools,
             users_add_and_find, users_list_filters, users_enable_disable, users_remove_cascades,
-            users_add_with_credentials, credentials_replace,
+            users_add_with_credentials, users_add_many_and_remove_many, credentials_replace,
             registrations_upsert_and_remove, registrations_purge, registrations_replaced_in_batches,
             offline_cap_and_age, offline_claim_ack_never_lost, offline_concurrent_claims,
             feed_every_mutation, feed_concurrent_writers, feed_watcher_within_a_second,

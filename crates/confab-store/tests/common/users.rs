@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use confab_store::{
-    Address, NewOfflineMessage, NewUser, Pool, PoolKind, Registration, StoreError, UserFilter,
+    Address, ChangeKind, Credential, NewOfflineMessage, NewUser, Pool, PoolKind, Registration,
+    StoreError, UserFilter,
 };
 
 use super::{add, addr, cred, Fixture};
@@ -397,4 +398,109 @@ pub fn registration(user: &Address, contact: &str, expires_at: i64) -> Registrat
         transport: "udp".into(),
         updated_at: 1_000,
     }
+}
+
+pub async fn users_add_many_and_remove_many(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    store.add_domain("b.example").await.expect("domain");
+    let new = |address: &str| NewUser {
+        address: addr(address),
+        display_name: Some(format!("Name of {address}")),
+        pool: "default".into(),
+        enabled: true,
+    };
+    // More rows than one multi-row INSERT holds, across two domains.
+    let batch: Vec<(NewUser, Vec<Credential>)> = (0..600)
+        .map(|i| {
+            let domain = if i % 2 == 0 {
+                "example.com"
+            } else {
+                "b.example"
+            };
+            let user = new(&format!("u{i}@{domain}"));
+            let fill = if i == 599 { 'f' } else { 'a' };
+            let credentials = vec![cred(domain, "MD5", fill), cred(domain, "SHA-256", fill)];
+            (user, credentials)
+        })
+        .collect();
+    let head = store.last_change_seq().await.expect("head");
+    let added = store.add_users_with_credentials(&batch).await;
+    assert_eq!(added.ok(), Some(600));
+    let all = store
+        .list_users(&UserFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 600);
+    let last = addr("u599@b.example");
+    let got = store.credentials(&last, "b.example").await.expect("creds");
+    assert_eq!(
+        got,
+        vec![
+            cred("b.example", "MD5", 'f'),
+            cred("b.example", "SHA-256", 'f')
+        ]
+    );
+    let user = store.get_user(&last).await.expect("user");
+    assert_eq!(user.display_name.as_deref(), Some("Name of u599@b.example"));
+    // The feed says what adding them one by one would, in order, without gaps.
+    let feed = store.changes_since(head, 2000).await.expect("feed");
+    assert_eq!(feed.len(), 1200);
+    for (i, change) in feed.iter().enumerate() {
+        assert_eq!(change.seq, head + 1 + i as i64);
+        let want = if i % 2 == 0 {
+            ChangeKind::UserAdded
+        } else {
+            ChangeKind::CredentialsSet
+        };
+        assert_eq!(change.kind, want);
+    }
+    assert_eq!(feed[1199].subject, "u599@b.example");
+
+    // All or nothing: one address taken, or one unknown domain, and no user is added.
+    let head = store.last_change_seq().await.expect("head");
+    let mut taken = vec![(new("fresh@example.com"), vec![])];
+    taken.push((new("u10@example.com"), vec![]));
+    match store.add_users_with_credentials(&taken).await {
+        Err(StoreError::AlreadyExists { name, .. }) => assert_eq!(name, "u10@example.com"),
+        other => panic!("{other:?}"),
+    }
+    let unknown = vec![
+        (new("fresh@example.com"), vec![]),
+        (new("x@nowhere.example"), vec![]),
+    ];
+    assert!(matches!(
+        store.add_users_with_credentials(&unknown).await,
+        Err(StoreError::NotFound {
+            what: "SIP domain",
+            ..
+        })
+    ));
+    assert!(store
+        .find_user(&addr("fresh@example.com"))
+        .await
+        .expect("find")
+        .is_none());
+    assert_eq!(store.last_change_seq().await.expect("head"), head);
+
+    // Removing many: all or nothing too.
+    let some: Vec<Address> = (0..10).map(|i| all[i].address.clone()).collect();
+    let mut with_unknown = some.clone();
+    with_unknown.push(addr("nobody@example.com"));
+    assert!(matches!(
+        store.remove_users(&with_unknown).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.last_change_seq().await.expect("head"), head);
+    store.remove_users(&some).await.expect("removed");
+    let left = store
+        .list_users(&UserFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(left.len(), 590);
+    assert!(store
+        .credentials(&some[0], some[0].domain())
+        .await
+        .expect("creds")
+        .is_empty());
+    assert_eq!(store.last_change_seq().await.expect("head"), head + 10);
 }
