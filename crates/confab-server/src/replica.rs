@@ -76,15 +76,37 @@ impl Inner {
 }
 
 /// The directory in memory (see the [module documentation](self)).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct DirectoryReplica {
     inner: RwLock<Inner>,
+    /// Asked about a user the replica does not know (see [`DirectoryReplica::with_fallback`]).
+    fallback: Option<Arc<dyn Directory>>,
+}
+
+impl std::fmt::Debug for DirectoryReplica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryReplica")
+            .field("users", &self.len())
+            .field("fallback", &self.fallback.is_some())
+            .finish()
+    }
 }
 
 impl DirectoryReplica {
     /// An empty replica: every user unknown until it is filled.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty replica that asks `fallback` (the store) about users it does not know: a user
+    /// added a moment ago, before the change feed has brought it, can sign in at once rather
+    /// than be refused for up to a feed interval. Known users never cost a round trip;
+    /// unknown ones cost what every user cost without a replica.
+    pub fn with_fallback(fallback: Arc<dyn Directory>) -> Self {
+        DirectoryReplica {
+            inner: RwLock::default(),
+            fallback: Some(fallback),
+        }
     }
 
     // A panic while the lock is held cannot leave a half-made entry: every change is one
@@ -130,6 +152,7 @@ impl DirectoryReplica {
         self.len() == 0
     }
 
+    /// `None` when the replica does not know the user.
     fn record(&self, address: &str) -> Option<UserRecord> {
         let inner = self.read();
         let (key, e) = inner.users.get_key_value(address)?;
@@ -140,9 +163,10 @@ impl DirectoryReplica {
         })
     }
 
-    fn credentials_for(&self, address: &str, realm: &str) -> Vec<Credential> {
+    /// `None` when the replica does not know the user.
+    fn credentials_for(&self, address: &str, realm: &str) -> Option<Vec<Credential>> {
         let inner = self.read();
-        inner.users.get(address).map_or_else(Vec::new, |e| {
+        inner.users.get(address).map(|e| {
             e.credentials
                 .iter()
                 .filter(|(r, _)| **r == *realm)
@@ -157,8 +181,10 @@ impl Directory for DirectoryReplica {
         &'a self,
         address: &'a str,
     ) -> BoxFuture<'a, Result<Option<UserRecord>, StoreError>> {
-        let found = self.record(address);
-        Box::pin(std::future::ready(Ok(found)))
+        match (self.record(address), &self.fallback) {
+            (None, Some(fallback)) => fallback.user(address),
+            (found, _) => Box::pin(std::future::ready(Ok(found))),
+        }
     }
 
     fn credentials<'a>(
@@ -166,8 +192,10 @@ impl Directory for DirectoryReplica {
         address: &'a str,
         realm: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Credential>, StoreError>> {
-        let found = self.credentials_for(address, realm);
-        Box::pin(std::future::ready(Ok(found)))
+        match (self.credentials_for(address, realm), &self.fallback) {
+            (None, Some(fallback)) => fallback.credentials(address, realm),
+            (found, _) => Box::pin(std::future::ready(Ok(found.unwrap_or_default()))),
+        }
     }
 }
 
@@ -239,6 +267,31 @@ mod tests {
         assert!(!r.remove("alice@example.com"));
         assert_eq!(now(r.user("alice@example.com")), Ok(None));
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_user_not_yet_in_the_replica_is_asked_of_the_fallback() {
+        let store = Arc::new(crate::memory::MemoryDirectory::new());
+        store.add_user("carol@example.com", "carol-pw");
+        let r = DirectoryReplica::with_fallback(store);
+        r.set(alice(true, "aaaa"));
+        // Known: answered from memory.
+        assert_eq!(
+            now(r.credentials("alice@example.com", "example.com")).expect("ok")[0].ha1,
+            "aaaa"
+        );
+        // Not known yet: the fallback answers.
+        let carol = now(r.user("carol@example.com"))
+            .expect("ok")
+            .expect("found");
+        assert!(carol.enabled);
+        assert_eq!(
+            now(r.credentials("carol@example.com", "example.com"))
+                .expect("ok")
+                .len(),
+            2
+        );
+        assert_eq!(now(r.user("nobody@example.com")), Ok(None));
     }
 
     #[test]

@@ -232,7 +232,7 @@ async fn build_router(
     }
     info!(domains = ?service.domains, "serving SIP domains");
     let backed = Arc::new(StoreBacked::new(store.clone()));
-    let replica = Arc::new(DirectoryReplica::new());
+    let replica = Arc::new(DirectoryReplica::with_fallback(backed.clone()));
     let loaded = async {
         let from = store.last_change_seq().await.map_err(|e| e.to_string())?;
         let users = backed
