@@ -60,7 +60,7 @@ pub use model::{
     OfflineMessage, Pool, PoolKind, Purged, Registration, StoredId, UnixTime, User, UserFilter,
     UserId, DEFAULT_POOL,
 };
-pub use replica::DirectoryEntry;
+pub use replica::{DirectoryEntry, DIRECTORY_PAGE};
 
 use db::Db;
 

@@ -61,6 +61,7 @@ macro_rules! store_suite {
             defaults, domains_and_pools,
             users_add_and_find, users_list_filters, users_enable_disable, users_remove_cascades,
             users_add_with_credentials, users_add_many_and_remove_many, credentials_replace,
+            directory_snapshot_in_pages,
             registrations_upsert_and_remove, registrations_purge, registrations_replaced_in_batches,
             offline_cap_and_age, offline_claim_ack_never_lost, offline_concurrent_claims,
             feed_every_mutation, feed_concurrent_writers, feed_watcher_within_a_second,

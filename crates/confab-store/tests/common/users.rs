@@ -504,3 +504,64 @@ pub async fn users_add_many_and_remove_many(fx: &Fixture) {
         .is_empty());
     assert_eq!(store.last_change_seq().await.expect("head"), head + 10);
 }
+
+/// The directory a front-end reads at start: every user with its credentials, read in pages,
+/// whatever the page size; one user alone; a removed user gone.
+pub async fn directory_snapshot_in_pages(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    let batch: Vec<(NewUser, Vec<Credential>)> = (0..7)
+        .map(|i| {
+            let user = NewUser {
+                address: addr(&format!("d{i}@example.com")),
+                display_name: None,
+                pool: "default".into(),
+                enabled: i != 3,
+            };
+            let creds = if i == 5 {
+                Vec::new()
+            } else {
+                vec![
+                    cred("example.com", "MD5", 'a'),
+                    cred("example.com", "SHA-256", 'b'),
+                ]
+            };
+            (user, creds)
+        })
+        .collect();
+    store
+        .add_users_with_credentials(&batch)
+        .await
+        .expect("added");
+    let whole = store.directory_snapshot().await.expect("snapshot");
+    for page in [1, 2, 3, 7, 100] {
+        let paged = store
+            .directory_snapshot_paged(page)
+            .await
+            .expect("paged snapshot");
+        assert_eq!(paged, whole, "page size {page}");
+    }
+    assert_eq!(whole.len(), 7);
+    let d3 = whole
+        .iter()
+        .find(|e| e.address.to_string() == "d3@example.com")
+        .expect("d3");
+    assert!(!d3.enabled);
+    assert_eq!(d3.credentials.len(), 2);
+    assert_eq!(d3.pool, "default");
+    let d5 = store
+        .directory_entry(&addr("d5@example.com"))
+        .await
+        .expect("read")
+        .expect("d5");
+    assert!(d5.credentials.is_empty());
+    store
+        .remove_user(&addr("d0@example.com"))
+        .await
+        .expect("removed");
+    assert!(store
+        .directory_entry(&addr("d0@example.com"))
+        .await
+        .expect("read")
+        .is_none());
+    assert_eq!(store.directory_snapshot().await.expect("snapshot").len(), 6);
+}
