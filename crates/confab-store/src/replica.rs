@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use crate::db::Arg;
 use crate::error::Context;
+use crate::users::credential;
 use crate::{Address, Credential, Store, StoreError};
 
 /// How many users [`Store::directory_snapshot`] reads per query.
@@ -85,11 +86,7 @@ impl Store {
             for row in &credentials {
                 // A credential whose user went between the two reads belongs to nobody now.
                 if let Some(&at) = by_id.get(&row.int("user_id")?) {
-                    entries[at].credentials.push(Credential {
-                        realm: row.text("realm")?,
-                        algorithm: row.text("algorithm")?,
-                        ha1: row.text("ha1")?,
-                    });
+                    entries[at].credentials.push(credential(row)?);
                 }
             }
             let read = entries.len() - base;
@@ -119,16 +116,7 @@ impl Store {
             )
             .await
             .ctx(CONTEXT)?;
-        let credentials = rows
-            .iter()
-            .map(|row| {
-                Ok(Credential {
-                    realm: row.text("realm")?,
-                    algorithm: row.text("algorithm")?,
-                    ha1: row.text("ha1")?,
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let credentials = rows.iter().map(credential).collect::<Result<_, _>>()?;
         Ok(Some(DirectoryEntry {
             address: user.address,
             enabled: user.enabled,

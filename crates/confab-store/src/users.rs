@@ -25,6 +25,15 @@ fn user(row: &Row) -> Result<User, StoreError> {
     })
 }
 
+/// A credential from a row with `realm`, `algorithm` and `ha1` columns.
+pub(crate) fn credential(row: &Row) -> Result<Credential, StoreError> {
+    Ok(Credential {
+        realm: row.text("realm")?,
+        algorithm: row.text("algorithm")?,
+        ha1: row.text("ha1")?,
+    })
+}
+
 pub(crate) fn user_not_found(address: &Address) -> StoreError {
     StoreError::NotFound {
         what: "user",
@@ -414,14 +423,6 @@ impl Store {
             )
             .await
             .ctx("reading credentials")?;
-        rows.iter()
-            .map(|row| {
-                Ok(Credential {
-                    realm: row.text("realm")?,
-                    algorithm: row.text("algorithm")?,
-                    ha1: row.text("ha1")?,
-                })
-            })
-            .collect()
+        rows.iter().map(credential).collect()
     }
 }

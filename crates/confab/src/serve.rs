@@ -199,7 +199,7 @@ async fn front_end(
 
 /// The front-end's replica of the directory, and where the change feed is to be followed
 /// from to keep it current.
-struct Directory {
+struct ReplicaFeed {
     replica: Arc<DirectoryReplica>,
     backed: Arc<StoreBacked>,
     /// The feed position read before the replica was filled: changes after it are applied
@@ -213,7 +213,7 @@ struct Directory {
 async fn build_router(
     settings: &ServeSettings,
     store: &Store,
-) -> Result<(Arc<Router>, Directory), ExitCode> {
+) -> Result<(Arc<Router>, ReplicaFeed), ExitCode> {
     let mut service = ServiceConfig::for_listeners(&settings.server.listen);
     service.digest_algorithms = settings.digest_algorithms.clone();
     match topology::domains(store).await {
@@ -260,7 +260,7 @@ async fn build_router(
     })?;
     Ok((
         router,
-        Directory {
+        ReplicaFeed {
             replica,
             backed,
             from,
@@ -290,7 +290,7 @@ fn is_user_change(kind: &ChangeKind) -> bool {
 /// credentials), and a user disabled or removed is signed out at once. After the feed could
 /// not be read, the whole replica is read again, since changes may have been missed. Domains
 /// added while running are served after a restart.
-async fn follow_changes(store: Store, router: Arc<Router>, directory: Directory) {
+async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFeed) {
     let mut watcher = store.watch_changes(directory.from).await;
     loop {
         let changes = match watcher.next().await {
@@ -339,7 +339,7 @@ async fn follow_changes(store: Store, router: Arc<Router>, directory: Directory)
 }
 
 /// Reads the whole directory into the replica, retrying until the store answers.
-async fn reload_directory(directory: &Directory) {
+async fn reload_directory(directory: &ReplicaFeed) {
     loop {
         match directory.backed.load_replica(&directory.replica).await {
             Ok(users) => {
