@@ -19,7 +19,7 @@
 //!   challenge, after the same work (both directory look-ups, one digest computation against
 //!   a stand-in HA1), and all count as failures for the throttle.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -84,15 +84,23 @@ pub enum Outcome {
     Failed(StoreError),
 }
 
+/// The nonce counts of the nonces in use, for replay detection: per nonce, in order of issue,
+/// the highest count seen, until the nonce expires; at most `max` nonces. A nonce is kept as
+/// its 32 octets ([`digest::nonce_octets`]) rather than its 64 hex digits, once, in one
+/// ordered map: about 60 bytes a nonce, which is memory per registered contact when every
+/// client signs in with a nonce of its own.
 #[derive(Debug)]
 struct NonceUses {
     max: usize,
-    /// Highest nonce count seen, and the issue time, per nonce.
-    seen: HashMap<String, (u32, u64)>,
-    by_issue: BTreeSet<(u64, String)>,
+    /// Highest nonce count seen, per nonce; the octets begin with the issue time
+    /// (big-endian), so the first entry is the oldest.
+    seen: BTreeMap<Nonce, u32>,
     /// The newest issue time of a nonce forgotten for lack of room.
     forgotten_up_to: Option<u64>,
 }
+
+/// A nonce's octets.
+type Nonce = [u8; digest::NONCE_BYTES];
 
 /// What [`NonceUses::record`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -104,43 +112,51 @@ enum Use {
 }
 
 impl NonceUses {
-    fn record(&mut self, nonce: &str, nc: u32, issued: u64, now: u64, lifetime: u64) -> Use {
-        while let Some((at, _)) = self.by_issue.first() {
-            if at.saturating_add(lifetime) >= now {
+    fn new(max: usize) -> Self {
+        NonceUses {
+            max,
+            seen: BTreeMap::new(),
+            forgotten_up_to: None,
+        }
+    }
+
+    fn record(&mut self, nonce: &Nonce, nc: u32, now: u64, lifetime: u64) -> Use {
+        while let Some((oldest, _)) = self.seen.first_key_value() {
+            if issue_time(oldest).saturating_add(lifetime) >= now {
                 break;
             }
-            if let Some((_, n)) = self.by_issue.pop_first() {
-                self.seen.remove(&n);
-            }
+            self.seen.pop_first();
         }
-        if let Some((highest, _)) = self.seen.get_mut(nonce) {
+        if let Some(highest) = self.seen.get_mut(nonce) {
             if nc <= *highest {
                 return Use::Replay;
             }
             *highest = nc;
             return Use::Fresh;
         }
+        let issued = issue_time(nonce);
         if self.forgotten_up_to.is_some_and(|f| issued <= f) {
             return Use::Unknown;
         }
         if self.seen.len() >= self.max {
-            if let Some((at, n)) = self.by_issue.pop_first() {
-                self.seen.remove(&n);
+            if let Some((oldest, _)) = self.seen.pop_first() {
+                let at = issue_time(&oldest);
                 self.forgotten_up_to = Some(self.forgotten_up_to.map_or(at, |f| f.max(at)));
             }
             if self.forgotten_up_to.is_some_and(|f| issued <= f) {
                 return Use::Unknown;
             }
         }
-        self.seen.insert(nonce.to_owned(), (nc, issued));
-        self.by_issue.insert((issued, nonce.to_owned()));
+        self.seen.insert(*nonce, nc);
         Use::Fresh
     }
 }
 
-/// The issue time written at the start of a nonce from [`NonceSecret::issue`].
-fn issue_time(nonce: &str) -> Option<u64> {
-    u64::from_str_radix(nonce.get(..16)?, 16).ok()
+/// The issue time at the start of a nonce's octets.
+fn issue_time(nonce: &Nonce) -> u64 {
+    let mut time = [0u8; 8];
+    time.copy_from_slice(&nonce[..8]);
+    u64::from_be_bytes(time)
 }
 
 /// Digest authentication for one front-end (see the module documentation).
@@ -176,12 +192,7 @@ impl Authenticator {
         Authenticator {
             secret: NonceSecret::new(key),
             lifetime,
-            nonces: Mutex::new(NonceUses {
-                max: max_tracked_nonces,
-                seen: HashMap::new(),
-                by_issue: BTreeSet::new(),
-                forgotten_up_to: None,
-            }),
+            nonces: Mutex::new(NonceUses::new(max_tracked_nonces)),
             throttle,
             directory,
             offered: crate::service_config::DEFAULT_DIGEST_ALGORITHMS.to_vec(),
@@ -323,8 +334,11 @@ impl Authenticator {
             return Outcome::Challenge { stale: true };
         }
         let nc = creds.nc().unwrap_or(0);
-        let issued = issue_time(&nonce).unwrap_or(0);
-        match self.nonces().record(&nonce, nc, issued, unix, lifetime) {
+        // The secret accepted it, so it has the form `issue` writes.
+        let Some(octets) = digest::nonce_octets(&nonce) else {
+            return fresh;
+        };
+        match self.nonces().record(&octets, nc, unix, lifetime) {
             Use::Fresh => {}
             Use::Replay => {
                 debug!(user = %username, %source, nc, "replayed nonce count refused");
@@ -353,31 +367,36 @@ fn covers_request_uri(digest_uri: Option<&str>, request: &Message) -> bool {
 mod tests {
     use super::*;
 
+    /// A nonce issued at `time`, told apart from others of that time by `n`.
+    fn nonce(time: u64, n: u8) -> Nonce {
+        let mut octets = [n; digest::NONCE_BYTES];
+        octets[..8].copy_from_slice(&time.to_be_bytes());
+        octets
+    }
+
     #[test]
     fn nonce_counts_must_rise_and_memory_is_bounded() {
-        let mut uses = NonceUses {
-            max: 2,
-            seen: HashMap::new(),
-            by_issue: BTreeSet::new(),
-            forgotten_up_to: None,
-        };
-        assert_eq!(uses.record("a", 1, 100, 100, 300), Use::Fresh);
-        assert_eq!(uses.record("a", 1, 100, 101, 300), Use::Replay);
-        assert_eq!(uses.record("a", 2, 100, 101, 300), Use::Fresh);
-        assert_eq!(uses.record("b", 1, 101, 101, 300), Use::Fresh);
-        // Full: "a" (the oldest) is forgotten, and with it everything issued up to 100.
-        assert_eq!(uses.record("c", 1, 102, 102, 300), Use::Fresh);
-        assert_eq!(uses.record("a", 3, 100, 102, 300), Use::Unknown);
+        let mut uses = NonceUses::new(2);
+        let (a, b, c, d) = (nonce(100, 1), nonce(101, 2), nonce(102, 3), nonce(500, 4));
+        assert_eq!(uses.record(&a, 1, 100, 300), Use::Fresh);
+        assert_eq!(uses.record(&a, 1, 101, 300), Use::Replay);
+        assert_eq!(uses.record(&a, 2, 101, 300), Use::Fresh);
+        assert_eq!(uses.record(&b, 1, 101, 300), Use::Fresh);
+        // Full: a (the oldest) is forgotten, and with it everything issued up to 100.
+        assert_eq!(uses.record(&c, 1, 102, 300), Use::Fresh);
+        assert_eq!(uses.record(&a, 3, 102, 300), Use::Unknown);
         assert!(uses.seen.len() <= 2);
         // Expired nonces are dropped as time passes.
-        assert_eq!(uses.record("d", 1, 500, 500, 300), Use::Fresh);
+        assert_eq!(uses.record(&d, 1, 500, 300), Use::Fresh);
         assert_eq!(uses.seen.len(), 1);
     }
 
     #[test]
     fn the_issue_time_is_read_back_from_a_nonce() {
         let secret = NonceSecret::new([1; 32]);
-        let nonce = secret.issue(1_700_000_123, [9; 8]);
-        assert_eq!(issue_time(&nonce), Some(1_700_000_123));
+        let issued = secret.issue(1_700_000_123, [9; 8]);
+        let octets = digest::nonce_octets(&issued).expect("a nonce of ours");
+        assert_eq!(issue_time(&octets), 1_700_000_123);
+        assert_eq!(digest::nonce_octets("not a nonce"), None);
     }
 }

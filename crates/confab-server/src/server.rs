@@ -9,7 +9,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, UdpSocket};
+use std::net::UdpSocket;
+
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -182,15 +184,20 @@ impl Server {
         // Not among the transports' tasks: on the way out it writes the registrations not
         // yet written, which may take longer than connections get to close.
         let router_task = router.map(|router| tokio::spawn(router.start(shared.shutdown.clone())));
+        // The UDP receive threads end when the token is cancelled; this future dropped
+        // unfinished (its runtime shutting down, which waits for those threads) cancels it.
+        let _stop_threads = shared.shutdown.clone().drop_guard();
         let workers = udp::workers();
         for (uri, listener) in listeners {
             match listener {
                 Listener::Udp(socket) => {
                     for _ in 0..workers {
-                        let task = udp::receive_loop(Arc::clone(&socket), Arc::clone(&shared));
-                        shared.tasks.spawn(task);
+                        let (socket, s) = (Arc::clone(&socket), Arc::clone(&shared));
+                        shared
+                            .tasks
+                            .spawn_blocking(move || udp::receive_loop(socket, s));
                     }
-                    info!(listener = %uri, receive_tasks = workers, "listening");
+                    info!(listener = %uri, receive_threads = workers, "listening");
                 }
                 Listener::Stream(listener) => {
                     spawn_accept_loop(listener, uri.transport, &shared, tls.clone());

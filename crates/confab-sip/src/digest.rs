@@ -405,7 +405,8 @@ fn is_hex_of_len(s: &str, len: usize) -> bool {
 pub const MAX_CLOCK_SKEW_SECS: u64 = 10;
 
 const TAG_LEN: usize = 16;
-const NONCE_BYTES: usize = 8 + 8 + TAG_LEN;
+/// Octets of a nonce from [`NonceSecret::issue`]: issue time, salt, tag.
+pub const NONCE_BYTES: usize = 8 + 8 + TAG_LEN;
 /// Length of the nonces [`NonceSecret::issue`] produces.
 pub const NONCE_LEN: usize = 2 * NONCE_BYTES;
 /// Keeps these tags apart from any other use of the same key.
@@ -510,6 +511,13 @@ impl fmt::Debug for NonceSecret {
 
 /// Decodes exactly `2 * N` lowercase hex digits; upper case is refused so that each nonce has
 /// one spelling.
+/// The octets of a nonce in the form [`NonceSecret::issue`] writes (64 lowercase hex digits),
+/// or `None` for anything else. They begin with the issue time, big-endian, so nonces sort
+/// by the time they were issued: a compact key for a server that tracks nonce counts.
+pub fn nonce_octets(nonce: &str) -> Option<[u8; NONCE_BYTES]> {
+    decode_lower_hex(nonce)
+}
+
 fn decode_lower_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     fn nibble(b: u8) -> Option<u8> {
         match b {

@@ -405,6 +405,37 @@ impl Row {
     }
 }
 
+/// The placeholders of a multi-row statement: `rows` groups of `columns` parameters,
+/// `($1, $2), ($3, $4)` on PostgreSQL and `(?, ?), (?, ?)` on SQLite, numbered in order.
+///
+/// SQLite gets anonymous `?`: sqlx asks SQLite for the name of every parameter it binds, and
+/// SQLite finds a named parameter (`$7`) by walking the list of all of them, so binding the
+/// 5,632 parameters of a 512-row statement cost some 16 million string comparisons — most of
+/// the server's CPU at 1,000 registrations/s. Anonymous parameters have no name to look up.
+pub(crate) fn value_rows(kind: BackendKind, rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 6);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            match kind {
+                BackendKind::Sqlite => out.push('?'),
+                BackendKind::Postgres => {
+                    out.push('$');
+                    out.push_str(&(r * columns + c + 1).to_string());
+                }
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
 fn decode(column: &str, error: sqlx::Error) -> StoreError {
     StoreError::corrupt(format!("column {column}: {error}"))
 }

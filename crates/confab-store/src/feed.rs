@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 
-use crate::db::{Arg, BackendKind, Db, Row, Tx};
+use crate::db::{value_rows, Arg, BackendKind, Db, Row, Tx};
 use crate::error::Context;
 use crate::model::UnixTime;
 use crate::{Store, StoreError};
@@ -182,14 +182,12 @@ pub(crate) async fn record_many(
         .int("seq")?;
     let mut seq = last - count;
     for chunk in entries.chunks(RECORD_ROWS) {
-        let mut sql = String::from("INSERT INTO changes (seq, kind, subject, at) VALUES ");
+        let sql = format!(
+            "INSERT INTO changes (seq, kind, subject, at) VALUES {}",
+            value_rows(tx.kind(), chunk.len(), 4)
+        );
         let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 4);
-        for (i, (kind, subject)) in chunk.iter().enumerate() {
-            let n = i * 4;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+        for (kind, subject) in chunk {
             seq += 1;
             args.extend([
                 Arg::Int(seq),

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use crate::db::{Arg, Row};
+use crate::db::{value_rows, Arg, Row};
 use crate::error::Context;
 use crate::model::UnixTime;
 use crate::users::user_not_found;
@@ -55,26 +55,6 @@ fn runs(len: usize) -> impl Iterator<Item = Range<usize>> {
         start += size;
         Some(start - size..start)
     })
-}
-
-/// `($1, $2), ($3, $4)` for `rows` rows of `columns` parameters.
-fn value_rows(rows: usize, columns: usize) -> String {
-    let mut out = String::with_capacity(rows * columns * 5);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 0..columns {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(r * columns + c + 1).to_string());
-        }
-        out.push(')');
-    }
-    out
 }
 
 const INSERT_COLUMNS: usize = 11;
@@ -127,7 +107,7 @@ impl Store {
             let some = &wanted[run];
             let sql = format!(
                 "SELECT id, user_part, domain FROM users WHERE (user_part, domain) IN (VALUES {})",
-                value_rows(some.len(), 2)
+                value_rows(tx.kind(), some.len(), 2)
             );
             let args: Vec<Arg<'_>> = some
                 .iter()
@@ -154,11 +134,8 @@ impl Store {
         for run in runs(user_ids.len()) {
             let some = &user_ids[run];
             let sql = format!(
-                "DELETE FROM registrations WHERE user_id IN ({})",
-                (1..=some.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "DELETE FROM registrations WHERE user_id IN {}",
+                value_rows(tx.kind(), 1, some.len())
             );
             let args: Vec<Arg<'_>> = some.iter().map(|&id| id.into()).collect();
             tx.execute(&sql, &args).await.ctx(CONTEXT)?;
@@ -186,7 +163,7 @@ impl Store {
                  expires_at = excluded.expires_at, call_id = excluded.call_id, \
                  cseq = excluded.cseq, path = excluded.path, source = excluded.source, \
                  transport = excluded.transport, updated_at = excluded.updated_at",
-                value_rows(some.len(), INSERT_COLUMNS)
+                value_rows(tx.kind(), some.len(), INSERT_COLUMNS)
             );
             let mut args: Vec<Arg<'_>> = Vec::with_capacity(some.len() * INSERT_COLUMNS);
             for (id, r) in some {

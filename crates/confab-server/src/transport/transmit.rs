@@ -5,11 +5,10 @@
 //! connections arrive with the proxy.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::net::UdpSocket;
 
 use super::connections::ConnectionTable;
 use super::{Source, Transport};
@@ -60,6 +59,8 @@ impl Transmitter {
             })
             .map(|(_, s)| s)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no UDP listener"))?;
-        socket.send_to(&bytes, target).await.map(drop)
+        // A blocking socket shared with the receive threads; a full send buffer makes this
+        // wait at most the socket's send timeout.
+        socket.send_to(&bytes, target).map(drop)
     }
 }
