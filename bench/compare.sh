@@ -14,6 +14,11 @@
 #     offered rates (SEARCH_RATES, doubling), stopping at the first run with any failure or
 #     achieving under 95 % of the offered rate, then two bisection steps between the last rate
 #     sustained and the first not; one search per server, alternating step by step;
+#   * CPU per operation and latency under load: after the search, per scenario, both
+#     servers at half of the lower of their two maximum rates (the same offered load, so
+#     that CPU per operation compares like with like), and a server whose own maximum is
+#     higher also at half of its own maximum (the latency target: p99 at half the maximum
+#     sustained rate); ROUNDS rounds, medians; HALF=0 skips it;
 #   * resident memory per registered contact: a fresh server, the proportional set size (PSS,
 #     /proc/PID/smaps_rollup) summed over its processes — Kamailio's shared memory is mapped in
 #     every child and PSS counts it once — before and after MEM_USERS distinct users register
@@ -73,6 +78,7 @@ KAMAILIO_PORT="${KAMAILIO_PORT:-25070}"
 SERVER_CPU="${SERVER_CPU:-1}"
 LOAD_CPU="${LOAD_CPU:-0}"
 MEMORY="${MEMORY:-1}"
+HALF="${HALF:-1}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 RESULTS="${RESULTS:-$root/bench/results/latest.json}"
 DOMAIN=localhost
@@ -359,6 +365,7 @@ done
 
 # ---- 2. maximum sustained rate ------------------------------------------------------------
 
+declare -A max_rate=()
 for scenario in $SCENARIOS; do
     declare -A best=() fail=()
     for rate in $SEARCH_RATES; do
@@ -380,10 +387,43 @@ for scenario in $SCENARIOS; do
             if [[ $verdict == pass ]]; then best[$server]=$rate; else fail[$server]=$rate; fi
         done
     done
+    for server in confab kamailio; do
+        max_rate[$scenario,$server]=${best[$server]:-0}
+    done
     unset best fail
 done
 
-# ---- 3. memory per registered contact -----------------------------------------------------
+# ---- 3. CPU and latency under load: at half of the maximum rates, ROUNDS rounds -------------
+
+# Per scenario, both servers at half of the lower of their two maximum rates (the same
+# offered load, so that CPU per operation compares like with like: it falls as the rate
+# rises); then each server whose own maximum is higher also at half of its own maximum, for
+# the latency target. Rates are rounded down to a multiple of 100.
+half_of() { echo $(($1 / 200 * 100)); }
+if [[ $HALF == 1 ]]; then
+    for round in $(seq "$ROUNDS"); do
+        for scenario in $SCENARIOS; do
+            c=${max_rate[$scenario,confab]:-0} k=${max_rate[$scenario,kamailio]:-0}
+            lower=$((c < k ? c : k))
+            common=$(half_of "$lower")
+            for server in confab kamailio; do
+                if ((common > 0)); then
+                    fresh_run "$server" half "$round" "$scenario" "$common" "$LAT_SECONDS" \
+                        "$USERS" "$((common * LAT_SECONDS))"
+                    say "round $round/$ROUNDS: $scenario on $server at $common/s (half the lower maximum): $verdict"
+                fi
+                own=$(half_of "${max_rate[$scenario,$server]:-0}")
+                if ((own > common)); then
+                    fresh_run "$server" own-half "$round" "$scenario" "$own" "$LAT_SECONDS" \
+                        "$USERS" "$((own * LAT_SECONDS))"
+                    say "round $round/$ROUNDS: $scenario on $server at $own/s (half its maximum): $verdict"
+                fi
+            done
+        done
+    done
+fi
+
+# ---- 4. memory per registered contact -----------------------------------------------------
 
 if [[ $MEMORY == 1 ]]; then
     mem_seconds=$(((MEM_USERS + MEM_RATE - 1) / MEM_RATE))

@@ -135,6 +135,31 @@ def ratio(a, b):
     return a / b
 
 
+def fixed_rate(runs, phase, server, scenario, setup):
+    """Medians of the runs of one phase at one fixed rate (the set-up's CPU subtracted), or
+    None when the phase did not run."""
+    runs = [
+        r
+        for r in runs
+        if r.get("phase") == phase and r.get("server") == server and r.get("scenario") == scenario
+    ]
+    if not runs:
+        return None
+    ok = [r for r in runs if r.get("load") and r["load"].get("succeeded")]
+    return {
+        "rate": median([r.get("rate") for r in runs]),
+        "cpu_us_per_op": median(
+            [max(0.0, r["server_cpu_s"] - (setup or 0.0)) / r["load"]["succeeded"] * 1e6 for r in ok]
+        ),
+        "latency_p50_us": median([(r["load"].get("latency") or {}).get("p50_us") for r in ok]),
+        "latency_p99_us": median([(r["load"].get("latency") or {}).get("p99_us") for r in ok]),
+        "runs": len(runs),
+        "runs_ok": len(ok),
+        "runs_not_sustained": sum(1 for r in runs if r["verdict"] != "pass"),
+        "failures": sum(sum((r.get("load") or {}).get("failures", {}).values()) for r in runs),
+    }
+
+
 def summarise(runs):
     meta = {}
     for r in runs:
@@ -190,6 +215,12 @@ def summarise(runs):
                 "fixed_rate_failures": failures,
                 "fixed_rate_runs_not_sustained": sum(1 for r in lat if r["verdict"] != "pass"),
             }
+            for phase, key in (("half", "half_lower_max"), ("own-half", "half_own_max")):
+                loaded = fixed_rate(runs, phase, server, scenario, setup)
+                if loaded is not None:
+                    rows[server][key] = loaded
+                    if not loaded["runs_ok"]:
+                        failed.append(f"{scenario} on {server} at {loaded['rate']}/s")
             if not ok:
                 failed.append(f"{scenario} on {server}")
         summary[scenario] = rows
@@ -249,6 +280,30 @@ def table(meta, summary):
         ):
             r = ratio(c[key], k[key])
             rows.append((scenario, label, fmt(c[key], digits), fmt(k[key], digits), fmt(r, 2)))
+        hc, hk = c.get("half_lower_max"), k.get("half_lower_max")
+        if hc or hk:
+            rate = fmt((hc or hk)["rate"])
+            for key, label, digits in (
+                ("cpu_us_per_op", f"server CPU per op @{rate}/s, ½ lower max (µs)", 1),
+                ("latency_p50_us", f"latency p50 @{rate}/s (µs)", 0),
+                ("latency_p99_us", f"latency p99 @{rate}/s (µs)", 0),
+            ):
+                a, b = (hc or {}).get(key), (hk or {}).get(key)
+                rows.append((scenario, label, fmt(a, digits), fmt(b, digits), fmt(ratio(a, b), 2)))
+        # p99 at half of each server's own maximum (the one above when that is the lower).
+        own = {}
+        for name, row in (("confab", c), ("kamailio", k)):
+            o = row.get("half_own_max") or row.get("half_lower_max")
+            if o:
+                own[name] = o
+        if own:
+            a, b = own.get("confab"), own.get("kamailio")
+            label = "latency p99 @½ own max: " + " / ".join(
+                f"{fmt(o['rate'])}/s" for o in (a, b) if o
+            ) + " (µs)"
+            pa = a and a.get("latency_p99_us")
+            pb = b and b.get("latency_p99_us")
+            rows.append((scenario, label, fmt(pa), fmt(pb), fmt(ratio(pa, pb), 2)))
     if "memory" in summary:
         c, k = summary["memory"]["confab"], summary["memory"]["kamailio"]
         n = meta.get("mem_users", "?")

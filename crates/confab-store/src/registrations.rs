@@ -42,7 +42,7 @@ fn registration(row: &Row) -> Result<Registration, StoreError> {
 }
 
 /// The rows of one multi-row statement: a batch is cut into runs of these sizes, largest
-/// first. 512 rows of the widest statement (11 columns) stay far below SQLite's limit of
+/// first. 512 rows of the widest statement (12 parameters a row) stay far below SQLite's limit of
 /// 32,766 parameters per statement (PostgreSQL allows 65,535).
 const SHAPES: [usize; 4] = [512, 64, 8, 1];
 
@@ -57,7 +57,9 @@ fn runs(len: usize) -> impl Iterator<Item = Range<usize>> {
     })
 }
 
-const INSERT_COLUMNS: usize = 11;
+/// Parameters per row of the batched insert: the user's address (two) and the row's ten
+/// other columns.
+const INSERT_COLUMNS: usize = 12;
 
 fn check_q(reg: &Registration) -> Result<(), StoreError> {
     if reg.q > 1000 {
@@ -101,74 +103,78 @@ impl Store {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
+        // Users are named by address and resolved to their ids inside each statement, so that
+        // a batch is a few statements whatever its size: SQLite's driver hands every result
+        // row from its worker thread to the caller's task through a channel, and a row per
+        // user cost a thread wake-up per registration.
         let mut tx = self.db.begin().await.ctx(CONTEXT)?;
-        let mut ids: HashMap<&Address, i64> = HashMap::with_capacity(wanted.len());
+        let kind = tx.kind();
+        let mut unknown = Vec::new();
         for run in runs(wanted.len()) {
             let some = &wanted[run];
-            let sql = format!(
-                "SELECT id, user_part, domain FROM users WHERE (user_part, domain) IN (VALUES {})",
-                value_rows(tx.kind(), some.len(), 2)
-            );
-            let args: Vec<Arg<'_>> = some
+            let names: Vec<Arg<'_>> = some
                 .iter()
                 .flat_map(|a| [a.user().into(), a.domain().into()])
                 .collect();
+            // Usually none: no row comes back.
+            let sql = format!(
+                "SELECT v.column1 AS user_part, v.column2 AS domain FROM (VALUES {}) AS v \
+                 WHERE NOT EXISTS (SELECT 1 FROM users u \
+                 WHERE u.user_part = v.column1 AND u.domain = v.column2)",
+                value_rows(kind, some.len(), 2)
+            );
             let by_name: HashMap<(&str, &str), &Address> =
                 some.iter().map(|a| ((a.user(), a.domain()), *a)).collect();
-            for row in tx.fetch_all(&sql, &args).await.ctx(CONTEXT)? {
+            for row in tx.fetch_all(&sql, &names).await.ctx(CONTEXT)? {
                 let (user_part, domain) = (row.text("user_part")?, row.text("domain")?);
                 if let Some(a) = by_name.get(&(user_part.as_str(), domain.as_str())) {
-                    ids.insert(*a, row.int("id")?);
+                    unknown.push((*a).clone());
                 }
             }
-        }
-        let unknown: Vec<Address> = wanted
-            .iter()
-            .filter(|a| !ids.contains_key(*a))
-            .map(|a| (*a).clone())
-            .collect();
-        // In id order, so that two front-ends writing the same users lock them in the same
-        // order (PostgreSQL).
-        let mut user_ids: Vec<i64> = ids.values().copied().collect();
-        user_ids.sort_unstable();
-        for run in runs(user_ids.len()) {
-            let some = &user_ids[run];
             let sql = format!(
-                "DELETE FROM registrations WHERE user_id IN {}",
-                value_rows(tx.kind(), 1, some.len())
+                "DELETE FROM registrations WHERE user_id IN (SELECT u.id FROM users u \
+                 JOIN (VALUES {}) AS v ON u.user_part = v.column1 AND u.domain = v.column2)",
+                value_rows(kind, some.len(), 2)
             );
-            let args: Vec<Arg<'_>> = some.iter().map(|&id| id.into()).collect();
-            tx.execute(&sql, &args).await.ctx(CONTEXT)?;
+            tx.execute(&sql, &names).await.ctx(CONTEXT)?;
         }
+        let gone: HashSet<&Address> = unknown.iter().collect();
         // The last of each (user, contact), in key order.
-        let mut rows: Vec<(i64, &Registration)> = Vec::with_capacity(registrations.len());
-        let mut seen: HashSet<(i64, &str)> = HashSet::with_capacity(registrations.len());
+        let mut rows: Vec<&Registration> = Vec::with_capacity(registrations.len());
+        let mut seen: HashSet<(&Address, &str)> = HashSet::with_capacity(registrations.len());
         for r in registrations.iter().rev() {
-            if let Some(&id) = ids.get(&r.user) {
-                if seen.insert((id, r.contact.as_str())) {
-                    rows.push((id, r));
-                }
+            if !gone.contains(&r.user) && seen.insert((&r.user, r.contact.as_str())) {
+                rows.push(r);
             }
         }
-        rows.sort_unstable_by(|a, b| (a.0, &a.1.contact).cmp(&(b.0, &b.1.contact)));
+        rows.sort_unstable_by(|a, b| (&a.user, &a.contact).cmp(&(&b.user, &b.contact)));
         for run in runs(rows.len()) {
             let some = &rows[run];
             // The rows were deleted above; ON CONFLICT covers another front-end writing the
-            // same user at the same time on PostgreSQL: the later transaction wins.
+            // same user at the same time on PostgreSQL: the later transaction wins. In user
+            // id order, so that two front-ends writing the same users lock them in the same
+            // order. `WHERE true` keeps SQLite's parser from reading ON CONFLICT as the
+            // join's constraint.
             let sql = format!(
                 "INSERT INTO registrations (user_id, contact, instance_id, q, expires_at, \
-                 call_id, cseq, path, source, transport, updated_at) VALUES {} \
+                 call_id, cseq, path, source, transport, updated_at) \
+                 SELECT u.id, v.column3, v.column4, v.column5, v.column6, v.column7, \
+                 v.column8, v.column9, v.column10, v.column11, v.column12 \
+                 FROM (VALUES {}) AS v \
+                 JOIN users u ON u.user_part = v.column1 AND u.domain = v.column2 \
+                 WHERE true ORDER BY u.id, v.column3 \
                  ON CONFLICT (user_id, contact) DO UPDATE SET \
                  instance_id = excluded.instance_id, q = excluded.q, \
                  expires_at = excluded.expires_at, call_id = excluded.call_id, \
                  cseq = excluded.cseq, path = excluded.path, source = excluded.source, \
                  transport = excluded.transport, updated_at = excluded.updated_at",
-                value_rows(tx.kind(), some.len(), INSERT_COLUMNS)
+                value_rows(kind, some.len(), INSERT_COLUMNS)
             );
             let mut args: Vec<Arg<'_>> = Vec::with_capacity(some.len() * INSERT_COLUMNS);
-            for (id, r) in some {
+            for r in some {
                 args.extend::<[Arg<'_>; INSERT_COLUMNS]>([
-                    (*id).into(),
+                    r.user.user().into(),
+                    r.user.domain().into(),
                     r.contact.as_str().into(),
                     r.instance_id.as_deref().into(),
                     i64::from(r.q).into(),
