@@ -68,12 +68,19 @@ impl Deployment {
         })
     }
 
-    /// Every octet of every file of the store (database, WAL, shared memory).
+    /// Every octet of every file of the store (database, WAL, shared memory). A file
+    /// listed but gone before it is read (SQLite removes the WAL when the last connection of
+    /// a store closes, which sqlx finishes on a thread of its own) is passed over: what it
+    /// held is in the database file by then.
     pub fn store_files(&self) -> Vec<u8> {
         let mut all = Vec::new();
         for entry in std::fs::read_dir(&self.data).expect("data dir") {
             let path = entry.expect("entry").path();
-            all.extend(std::fs::read(&path).expect("store file"));
+            match std::fs::read(&path) {
+                Ok(bytes) => all.extend(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("store file {}: {e}", path.display()),
+            }
         }
         all
     }
