@@ -21,8 +21,9 @@ import time
 
 
 def group(pgid):
-    """The pids of the processes whose process group is pgid."""
-    pids = []
+    """The processes whose process group is pgid: (pid, the fields of /proc/PID/stat after
+    the command name), each stat file read once."""
+    members = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -33,28 +34,20 @@ def group(pgid):
             continue
         fields = stat[stat.rfind(")") + 2 :].split()
         if int(fields[2]) == pgid:
-            pids.append(int(name))
-    return pids
+            members.append((int(name), fields))
+    return members
 
 
 def cpu(pgid):
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in group(pgid):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        # utime and stime: fields 14 and 15 of the line, 11 and 12 after the command name.
-        total += int(fields[11]) + int(fields[12])
+    # utime and stime: fields 14 and 15 of the line, 11 and 12 after the command name.
+    total = sum(int(fields[11]) + int(fields[12]) for _, fields in group(pgid))
     return total / ticks
 
 
 def mem(pgid):
     pss = rss = count = 0
-    for pid in group(pgid):
+    for pid, _ in group(pgid):
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 lines = f.readlines()

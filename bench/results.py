@@ -175,14 +175,6 @@ def summarise(runs):
     for scenario in scenarios:
         rows = {}
         for server in SERVERS:
-            lat = [
-                r
-                for r in runs
-                if r.get("phase") == "latency"
-                and r.get("server") == server
-                and r.get("scenario") == scenario
-            ]
-            ok = [r for r in lat if r.get("load") and r["load"].get("succeeded")]
             # What registering the users before a message or call run cost the server.
             setup = median(
                 [
@@ -194,26 +186,20 @@ def summarise(runs):
                     and r["verdict"] == "pass"
                 ]
             )
-            cpu = [
-                max(0.0, r["server_cpu_s"] - (setup or 0.0)) / r["load"]["succeeded"] * 1e6
-                for r in ok
-            ]
-            p50 = [(r["load"].get("latency") or {}).get("p50_us") for r in ok]
-            p99 = [(r["load"].get("latency") or {}).get("p99_us") for r in ok]
-            failures = sum(sum((r.get("load") or {}).get("failures", {}).values()) for r in lat)
+            lat = fixed_rate(runs, "latency", server, scenario, setup) or {}
             best, fail, fail_cores = search_best(runs, server, scenario)
             rows[server] = {
-                "cpu_us_per_op": median(cpu),
+                "cpu_us_per_op": lat.get("cpu_us_per_op"),
                 "setup_cpu_s": setup,
-                "latency_p50_us": median(p50),
-                "latency_p99_us": median(p99),
+                "latency_p50_us": lat.get("latency_p50_us"),
+                "latency_p99_us": lat.get("latency_p99_us"),
                 "max_sustained_rate": best,
                 "first_failing_rate": fail,
                 "generator_cores_at_first_failure": fail_cores,
-                "fixed_rate_runs": len(lat),
-                "fixed_rate_runs_ok": len(ok),
-                "fixed_rate_failures": failures,
-                "fixed_rate_runs_not_sustained": sum(1 for r in lat if r["verdict"] != "pass"),
+                "fixed_rate_runs": lat.get("runs", 0),
+                "fixed_rate_runs_ok": lat.get("runs_ok", 0),
+                "fixed_rate_failures": lat.get("failures", 0),
+                "fixed_rate_runs_not_sustained": lat.get("runs_not_sustained", 0),
             }
             for phase, key in (("half", "half_lower_max"), ("own-half", "half_own_max")):
                 loaded = fixed_rate(runs, phase, server, scenario, setup)
@@ -221,7 +207,7 @@ def summarise(runs):
                     rows[server][key] = loaded
                     if not loaded["runs_ok"]:
                         failed.append(f"{scenario} on {server} at {loaded['rate']}/s")
-            if not ok:
+            if not lat.get("runs_ok"):
                 failed.append(f"{scenario} on {server}")
         summary[scenario] = rows
     memory = {}
@@ -260,7 +246,9 @@ def fmt(v, digits=0):
         return "-"
     if isinstance(v, float):
         return f"{v:,.{digits}f}"
-    return f"{v:,}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
 
 
 def table(meta, summary):

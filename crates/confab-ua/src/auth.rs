@@ -271,13 +271,15 @@ fn answer(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bytes::Bytes;
     use confab_sip::auth::Credentials;
     use confab_sip::digest::Verification;
 
-    fn challenge_response(challenges: &[&str], status: u16) -> Message {
+    /// A 401 (WWW-Authenticate) or 407 (Proxy-Authenticate) carrying `challenges`; the load
+    /// generator's tests use it too.
+    pub(crate) fn challenge_response(challenges: &[&str], status: u16) -> Message {
         let name = if status == 401 {
             "WWW-Authenticate"
         } else {

@@ -21,7 +21,7 @@ use super::client_non_invite::ClientNonInvite;
 use super::machine::Machine;
 use super::server_invite::ServerInvite;
 use super::server_non_invite::ServerNonInvite;
-use super::table::{Due, Slot, Table};
+use super::table::{Due, Live, Slot, Table};
 use super::timers::{Note, Outbox};
 use super::{
     Config, Event, KeyError, Kind, Reliability, State, Timer, TransactionError, TransactionKey,
@@ -274,16 +274,7 @@ impl<P: Clone> TransactionLayer<P> {
         response: Bytes,
         now: Instant,
     ) -> Result<(), TransactionError> {
-        let live = match self.table.get_mut(key) {
-            Some(Slot::Live(live)) => live,
-            Some(Slot::Answered(_)) => {
-                let status = response_status(&response)?;
-                let state = State::Completed;
-                return Err(TransactionError::InvalidState { state, status });
-            }
-            Some(Slot::Absorbing) => return Err(TransactionError::WrongRole),
-            None => return Err(TransactionError::UnknownTransaction),
-        };
+        let live = answerable(&mut self.table, key, &response)?;
         let out = &mut self.out;
         let sent = match &mut live.machine {
             Machine::ServerInvite(s) => {
@@ -314,16 +305,7 @@ impl<P: Clone> TransactionLayer<P> {
         key: &TransactionKey,
         response: Bytes,
     ) -> Result<(), TransactionError> {
-        let live = match self.table.get_mut(key) {
-            Some(Slot::Live(live)) => live,
-            Some(Slot::Answered(_)) => {
-                let status = response_status(&response)?;
-                let state = State::Completed;
-                return Err(TransactionError::InvalidState { state, status });
-            }
-            Some(Slot::Absorbing) => return Err(TransactionError::WrongRole),
-            None => return Err(TransactionError::UnknownTransaction),
-        };
+        let live = answerable(&mut self.table, key, &response)?;
         let status = response_status(&response)?;
         let state = live.machine.core().state;
         let open = match &live.machine {
@@ -479,6 +461,25 @@ impl<P: Clone> TransactionLayer<P> {
         if let Some(ended) = self.table.update(key) {
             self.events.push_back(Event::Terminated { key: ended });
         }
+    }
+}
+
+/// The live transaction `key`, to which the TU gives `response`; the error a response to
+/// a transaction in any other slot gets.
+fn answerable<'t, P>(
+    table: &'t mut Table<P>,
+    key: &TransactionKey,
+    response: &Bytes,
+) -> Result<&'t mut Live<P>, TransactionError> {
+    match table.get_mut(key) {
+        Some(Slot::Live(live)) => Ok(live),
+        Some(Slot::Answered(_)) => {
+            let status = response_status(response)?;
+            let state = State::Completed;
+            Err(TransactionError::InvalidState { state, status })
+        }
+        Some(Slot::Absorbing) => Err(TransactionError::WrongRole),
+        None => Err(TransactionError::UnknownTransaction),
     }
 }
 

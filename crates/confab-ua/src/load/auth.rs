@@ -176,37 +176,20 @@ pub(crate) fn credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
+    use crate::auth::tests::challenge_response;
     use confab_sip::auth::Credentials;
     use confab_sip::digest::Verification;
 
-    fn challenged(status: u16, challenges: &[&str]) -> Message {
-        let name = if status == 401 {
-            "WWW-Authenticate"
-        } else {
-            "Proxy-Authenticate"
-        };
-        let mut text = format!(
-            "SIP/2.0 {status} Challenge\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
-             From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 MESSAGE\r\n"
-        );
-        for c in challenges {
-            text.push_str(&format!("{name}: {c}\r\n"));
-        }
-        text.push_str("Content-Length: 0\r\n\r\n");
-        Message::parse(Bytes::from(text)).expect("parses")
-    }
-
     #[test]
     fn the_first_usable_challenge_wins_in_the_servers_order() {
-        let r = challenged(
-            407,
+        let r = challenge_response(
             &[
                 "Basic realm=\"r\"",
                 "Digest realm=\"r\", nonce=\"n0\", algorithm=SHA-256, qop=\"auth-int\"",
                 "Digest realm=\"r\", nonce=\"n1\", algorithm=MD5, qop=\"auth,auth-int\"",
                 "Digest realm=\"r\", nonce=\"n2\", algorithm=SHA-256, qop=\"auth\"",
             ],
+            407,
         );
         let (c, stale) = pick(&r, 407).expect("usable");
         assert_eq!(
@@ -216,13 +199,10 @@ mod tests {
         // The other kind's header is not looked at.
         assert!(pick(&r, 401).is_none());
 
-        let r = challenged(
-            401,
-            &[
+        let r = challenge_response(&[
                 "Digest realm=\"r\", nonce=\"s\", algorithm=SHA-256, qop=\"auth\", stale=true, opaque=\"o\"",
                 "Digest realm=\"r\", nonce=\"m\", algorithm=MD5, qop=\"auth\"",
-            ],
-        );
+            ], 401);
         let (c, stale) = pick(&r, 401).expect("usable");
         assert_eq!(
             (&*c.nonce, c.algorithm, stale),
@@ -230,13 +210,13 @@ mod tests {
         );
         assert_eq!(c.opaque.as_deref(), Some("o"));
 
-        let none = challenged(
-            407,
+        let none = challenge_response(
             &[
                 "Digest realm=\"r\", nonce=\"n\", algorithm=SHA-999",
                 "Digest realm=\"r\", nonce=\"n\", algorithm=MD5-sess",
                 "Digest nonce=\"n\", qop=\"auth\"",
             ],
+            407,
         );
         assert!(pick(&none, 407).is_none());
     }
