@@ -11,9 +11,11 @@
 #     and its CPU time is subtracted;
 #   * latency p50 and p99 at that rate, as the load generator measures it; medians;
 #   * maximum sustained rate with zero failures: open-loop runs of STEP_SECONDS at rising
-#     offered rates (SEARCH_RATES, doubling), stopping at the first run with any failure or
-#     achieving under 95 % of the offered rate, then two bisection steps between the last rate
-#     sustained and the first not; one search per server, alternating step by step;
+#     offered rates (SEARCH_RATES, doubling), stopping at the first run with any failure,
+#     achieving under 95 % of the offered rate, or with a median latency over 10 ms (a
+#     standing queue: the server's saturation point, not a rate it sustains), then two
+#     bisection steps between the last rate sustained and the first not; one search per
+#     server, alternating step by step;
 #   * CPU per operation and latency under load: after the search, per scenario, both
 #     servers at half of the lower of their two maximum rates (the same offered load, so
 #     that CPU per operation compares like with like), and a server whose own maximum is

@@ -17,8 +17,14 @@
 //!   every branch, and branches still silent 32 s after a CANCEL count as 408, so the
 //!   INVITE is always answered.
 //!
-//! The task ends when every client transaction has terminated (for INVITE, Timer M after a
-//! 2xx), so that late 2xx retransmissions are still relayed.
+//! The task ends once it has answered upstream and every branch is settled — has its final
+//! response, timed out or failed — or has terminated. What a settled client transaction
+//! still does is absorb retransmissions, which needs no task: the task detaches from it
+//! ([`crate::transactions::TransactionDriver::detach`]), and an INVITE branch answered 2xx
+//! leaves the driver the upstream server transaction, to which it relays that branch's
+//! 2xx retransmissions (RFC 6026, Accepted). The task, and everything it holds, so lives
+//! for the exchange, not for Timer K's 5 s or Timer M's 32 s after it — at thousands of
+//! requests a second that was most of the server's memory.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,8 +50,13 @@ const CANCEL_GRACE: Duration = Duration::from_secs(32);
 #[derive(Debug, Default)]
 struct Branch {
     provisional: bool,
+    /// Counts as finished for the best response (it may still be waiting for a CANCEL).
     done: bool,
     cancel_wanted: bool,
+    /// Its client transaction has nothing left to report but retransmissions.
+    settled: bool,
+    /// It was answered 2xx.
+    accepted: bool,
 }
 
 /// A final response of one branch; `None` when it was made up (timeout, transport error).
@@ -168,7 +179,8 @@ impl Proxy {
             if !cx.final_sent && cx.branches.values().all(|b| b.done) {
                 cx.answer_best().await;
             }
-            if cx.branches.is_empty() {
+            if cx.final_sent && cx.branches.values().all(|b| b.settled) {
+                cx.detach_all();
                 break;
             }
             let deadline = cx.deadline;
@@ -205,6 +217,18 @@ impl Proxy {
 }
 
 impl Context<'_> {
+    /// Leaves the settled branches to the driver (see the module documentation).
+    fn detach_all(&mut self) {
+        let driver = self.proxy.responder.driver();
+        let upstream = self
+            .invite
+            .then(|| TransactionKey::for_request(self.req).ok())
+            .flatten();
+        for (key, b) in self.branches.drain() {
+            driver.detach(&key, upstream.clone().filter(|_| b.accepted));
+        }
+    }
+
     async fn relay(&self, response: &Message) {
         match upstream(response) {
             Some(bytes) => {
@@ -234,6 +258,8 @@ impl Context<'_> {
                     }
                 } else if status < 300 {
                     branch.done = true;
+                    branch.settled = true;
+                    branch.accepted = true;
                     if self.invite || !self.final_sent {
                         self.relay(&resp).await;
                     }
@@ -241,7 +267,11 @@ impl Context<'_> {
                         self.final_sent = true;
                         self.cancel_branches(Some(&key));
                     }
-                } else if !branch.done {
+                } else {
+                    branch.settled = true;
+                    if branch.done {
+                        return;
+                    }
                     branch.done = true;
                     self.finals.push(Final {
                         status,
@@ -252,8 +282,14 @@ impl Context<'_> {
                     }
                 }
             }
-            ClientEvent::Timeout => self.finish(&key, 408),
-            ClientEvent::TransportError => self.finish(&key, 503),
+            ClientEvent::Timeout => {
+                self.finish(&key, 408);
+                self.settle(&key);
+            }
+            ClientEvent::TransportError => {
+                self.finish(&key, 503);
+                self.settle(&key);
+            }
             ClientEvent::Terminated => {
                 self.finish(&key, 408);
                 self.branches.remove(&key);
@@ -271,6 +307,12 @@ impl Context<'_> {
                     response: None,
                 });
             }
+        }
+    }
+
+    fn settle(&mut self, key: &TransactionKey) {
+        if let Some(b) = self.branches.get_mut(key) {
+            b.settled = true;
         }
     }
 

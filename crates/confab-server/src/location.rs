@@ -51,7 +51,7 @@ mod table;
 #[path = "location_writer.rs"]
 mod writer;
 
-use table::{Clock, Entry, SlotId, Table};
+use table::{Change, Clock, Entry, SlotId, Table};
 pub use writer::{MAX_BATCH, WRITE_DELAY};
 
 /// One registered contact, as handed out by [`Location::update`] and [`Location::lookup`].
@@ -260,13 +260,25 @@ impl Location {
         let counter = t.refresh_counter;
         let id = existing.unwrap_or_else(|| t.find_or_add(&u.aor));
         let mut entries = t.take(id);
+        let taken = entries.len();
         entries.retain(|e| e.expires > now_s);
-        if u.remove_all {
+        let change = if u.remove_all {
             entries.clear();
+            Change::Material
         } else {
+            let before = (entries.len() == taken).then(|| entries.clone());
             self.apply(&mut t, &u, &mut entries, now_s, counter);
-        }
-        t.put(id, entries, true);
+            let refreshed = before.is_some_and(|before| {
+                before.len() == entries.len()
+                    && before.iter().zip(&entries).all(|(b, a)| b.refreshed_as(a))
+            });
+            if refreshed {
+                Change::Refresh
+            } else {
+                Change::Material
+            }
+        };
+        t.put(id, entries, change);
         let bindings = t.entries(id).iter().map(|e| self.binding(&t, e)).collect();
         drop(t);
         self.dirty.notify_one();
@@ -369,7 +381,7 @@ impl Location {
         let n = t.entries(id).len();
         if n > 0 {
             t.take(id);
-            t.put(id, Vec::new(), true);
+            t.put(id, Vec::new(), Change::Material);
         }
         drop(t);
         if n > 0 {
@@ -387,11 +399,14 @@ impl Location {
             let mut entries = t.take(id);
             let before = entries.len();
             entries.retain(|e| e.expires > now_s);
-            if entries.len() != before {
+            let change = if entries.len() != before {
                 changed += 1;
                 debug!(aor = %t.name(id), expired = before - entries.len(), "bindings expired");
-            }
-            t.put(id, entries, true);
+                Change::Material
+            } else {
+                Change::None
+            };
+            t.put(id, entries, change);
         }
         drop(t);
         if changed > 0 {
@@ -437,7 +452,7 @@ impl Location {
         for (aor, entries) in by_aor {
             let id = t.find_or_add(&aor);
             t.take(id);
-            t.put(id, entries, false);
+            t.put(id, entries, Change::None);
         }
         loaded
     }

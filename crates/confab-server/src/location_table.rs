@@ -82,7 +82,7 @@ impl Clock {
 }
 
 /// One registered contact, as kept.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Entry {
     /// The contact URI followed by the Call-ID, in one block shared with the bindings
     /// handed out.
@@ -109,6 +109,18 @@ pub(super) struct Entry {
 impl Entry {
     pub(super) fn contact(&self) -> &str {
         self.text.get(..self.contact_len as usize).unwrap_or("")
+    }
+
+    /// True when `later` is this binding refreshed: the same contact, Call-ID, flow, Path,
+    /// User-Agent, q and first registration — only expiry, CSeq and refresh order moved.
+    pub(super) fn refreshed_as(&self, later: &Entry) -> bool {
+        self.text == later.text
+            && self.path == later.path
+            && self.user_agent == later.user_agent
+            && self.peer == later.peer
+            && self.local == later.local
+            && self.q == later.q
+            && self.registered_at == later.registered_at
     }
 
     pub(super) fn call_id(&self) -> &str {
@@ -151,6 +163,17 @@ impl Entries {
     }
 }
 
+/// What a change to an AOR's bindings means for the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Change {
+    /// Nothing to write (the bindings came from the store).
+    None,
+    /// Bindings added, removed or altered: written within the write delay.
+    Material,
+    /// Bindings refreshed and nothing else: written with the next round of refreshes.
+    Refresh,
+}
+
 #[derive(Debug)]
 struct Slot {
     name: Box<str>,
@@ -161,6 +184,9 @@ struct Slot {
     next: SlotId,
     /// Changed since last written to the store; listed in [`Table::dirty`].
     dirty: bool,
+    /// Refreshed since last written, and nothing else changed (expiry, CSeq and refresh
+    /// order moved on); listed in [`Table::stale`], written later than a dirty slot.
+    stale: bool,
 }
 
 /// A hasher for keys that are hashes already.
@@ -203,6 +229,8 @@ pub(super) struct Table {
     purge_user_agents_at: usize,
     /// The dirty slots, each once.
     dirty: Vec<SlotId>,
+    /// The stale slots (see [`Slot::stale`]), each once; some may have been written since.
+    stale: Vec<SlotId>,
     /// AORs with at least one binding.
     live: usize,
     /// Refresh order of the last binding written.
@@ -253,6 +281,7 @@ impl Table {
             due: NEVER,
             next,
             dirty: false,
+            stale: false,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -289,7 +318,7 @@ impl Table {
     /// Frees an empty slot that is not dirty.
     fn release(&mut self, id: SlotId) {
         let Some(slot) = self.slot(id) else { return };
-        if !slot.entries.as_slice().is_empty() || slot.dirty {
+        if !slot.entries.as_slice().is_empty() || slot.dirty || slot.stale {
             return;
         }
         let (h, next) = (self.hash(&slot.name), slot.next);
@@ -355,9 +384,9 @@ impl Table {
         entries
     }
 
-    /// Puts bindings (taken from `id` and changed) back, indexes them and, if `dirty`,
-    /// marks the AOR for writing.
-    pub(super) fn put(&mut self, id: SlotId, entries: Vec<Entry>, dirty: bool) {
+    /// Puts bindings (taken from `id` and changed) back, indexes them and marks the AOR for
+    /// writing as `change` says.
+    pub(super) fn put(&mut self, id: SlotId, entries: Vec<Entry>, change: Change) {
         let due = entries.iter().map(|e| e.expires).min().unwrap_or(NEVER);
         if !entries.is_empty() {
             self.live += 1;
@@ -375,12 +404,34 @@ impl Table {
         };
         slot.entries = Entries::from_vec(entries);
         slot.due = due;
-        let newly_dirty = dirty && !slot.dirty;
-        slot.dirty |= dirty;
-        if newly_dirty {
-            self.dirty.push(id);
+        match change {
+            Change::Material if !slot.dirty => {
+                slot.dirty = true;
+                self.dirty.push(id);
+            }
+            Change::Refresh if !slot.dirty && !slot.stale => {
+                slot.stale = true;
+                self.stale.push(id);
+            }
+            _ => {}
         }
         self.release(id);
+    }
+
+    /// Marks every stale slot dirty, for the next write; returns how many were.
+    pub(super) fn promote_stale(&mut self) -> usize {
+        let mut n = 0;
+        for id in std::mem::take(&mut self.stale) {
+            let Some(slot) = self.slot_mut(id) else {
+                continue;
+            };
+            if std::mem::take(&mut slot.stale) && !slot.dirty {
+                slot.dirty = true;
+                self.dirty.push(id);
+                n += 1;
+            }
+        }
+        n
     }
 
     fn flow_key(&self, contact: &str) -> Option<u64> {
@@ -459,6 +510,8 @@ impl Table {
         match self.slot_mut(id) {
             Some(slot) if slot.dirty => {
                 slot.dirty = false;
+                // What is written now includes the refreshes.
+                slot.stale = false;
                 true
             }
             _ => false,

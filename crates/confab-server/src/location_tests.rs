@@ -227,6 +227,83 @@ async fn dirty_aors_are_written_in_one_batch_removals_included() {
 }
 
 #[tokio::test]
+async fn refreshes_wait_for_the_refresh_round_material_changes_do_not() {
+    let loc = Location::new(8);
+    let now = Instant::now();
+    let store = Recording::default();
+    let mut a = update_of("a@example.com", &[("sip:x@h1", 60)]);
+    loc.update(a.clone(), now).expect("registered");
+    assert!(loc.flush(&store).await);
+    assert_eq!(store.batches().len(), 1, "a new binding is written at once");
+    let expiry = |s: &Recording| s.kept.get("a@example.com")[0].expires_at;
+    let first = expiry(&store);
+
+    // A refresh: only the expiry (and CSeq) moves. Not written by the next flush…
+    a.cseq = 2;
+    a.contacts[0].expires = 3600;
+    loc.update(a.clone(), now).expect("refreshed");
+    assert!(loc.flush(&store).await);
+    assert_eq!(store.batches().len(), 1, "a refresh waits for its round");
+    // … but by the refresh round (or at shutdown), with the new expiry.
+    assert_eq!(loc.lock().promote_stale(), 1);
+    assert!(loc.flush(&store).await);
+    assert_eq!(store.batches().len(), 2);
+    assert!(expiry(&store) > first, "the refreshed expiry is stored");
+    assert_eq!(loc.lock().promote_stale(), 0, "written once");
+
+    // The same contact from another flow, or a second contact, is material: written at once.
+    a.cseq = 3;
+    a.flow.peer = "192.0.2.8:5060".parse().expect("addr");
+    loc.update(a.clone(), now).expect("moved");
+    assert!(loc.flush(&store).await);
+    assert_eq!(store.batches().len(), 3);
+    a.cseq = 4;
+    a.contacts.push(ContactUpdate {
+        contact: "sip:y@h2".to_owned(),
+        expires: 60,
+        q: None,
+    });
+    loc.update(a.clone(), now).expect("second contact");
+    assert!(loc.flush(&store).await);
+    assert_eq!(store.batches().len(), 4);
+    assert_eq!(store.contacts("a@example.com"), ["sip:x@h1", "sip:y@h2"]);
+
+    // A refresh, then a material change before the round: one write carries both.
+    a.cseq = 5;
+    loc.update(a.clone(), now).expect("refreshed");
+    a.cseq = 6;
+    a.contacts.truncate(1);
+    a.contacts[0].expires = 0;
+    loc.update(a, now).expect("one removed");
+    assert!(loc.flush(&store).await);
+    assert_eq!(store.batches().len(), 5);
+    assert_eq!(store.contacts("a@example.com"), ["sip:y@h2"]);
+    assert_eq!(loc.lock().promote_stale(), 0, "nothing left to write");
+}
+
+#[tokio::test]
+async fn the_writer_writes_pending_refreshes_at_shutdown() {
+    let loc = Arc::new(Location::new(8));
+    let now = Instant::now();
+    let store = Arc::new(Recording::default());
+    let mut a = update_of("a@example.com", &[("sip:x@h1", 60)]);
+    loc.update(a.clone(), now).expect("registered");
+    assert!(loc.flush(store.as_ref()).await);
+    a.cseq = 2;
+    a.contacts[0].expires = 3600;
+    loc.update(a, now).expect("refreshed");
+    let shutdown = CancellationToken::new();
+    let writer = tokio::spawn(Arc::clone(&loc).write_behind(
+        Arc::clone(&store) as Arc<dyn RegistrationStore>,
+        shutdown.clone(),
+    ));
+    shutdown.cancel();
+    writer.await.expect("the writer ends");
+    assert_eq!(store.batches().len(), 2, "the refresh written at shutdown");
+    assert!(store.kept.get("a@example.com")[0].expires_at > crate::ids::unix_now() + 3000);
+}
+
+#[tokio::test]
 async fn a_failed_write_is_retried_and_a_refused_aor_holds_back_no_other() {
     let loc = Location::new(8);
     let now = Instant::now();
@@ -234,6 +311,8 @@ async fn a_failed_write_is_retried_and_a_refused_aor_holds_back_no_other() {
         let mut u = update_of(aor, &[("sip:x@h1", 60)]);
         u.cseq = cseq;
         loc.update(u, now).expect("registered");
+        // A refresh waits for the refresh round; this test is about how writes fail.
+        loc.lock().promote_stale();
     };
     for aor in ["a@example.com", "b@example.com", "c@example.com"] {
         register(aor, 1);

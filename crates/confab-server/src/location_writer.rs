@@ -1,10 +1,21 @@
 //! The location service's writer: the dirty AORs go to the [`RegistrationStore`] in
 //! batches, one store transaction each (see the [module documentation](super) for what a
 //! crash can lose).
+//!
+//! Two cadences. A material change — a binding added, removed, moved to another flow or
+//! Call-ID — is written [`WRITE_DELAY`] after it. A refresh that changed nothing but the
+//! expiry (and CSeq) is written with the next round of refreshes, every
+//! [`REFRESH_WRITE_INTERVAL`], and at shutdown: refreshes are nearly all of a registrar's
+//! traffic, and writing each within half a second cost the store a transaction per AOR per
+//! refresh (at 16,000 REGISTER/s, bursts of SQLite work every half second that delayed the
+//! REGISTERs queued behind them by several milliseconds). What a crash loses of them is
+//! the extension of an expiry by at most that interval, which the client's next refresh
+//! restores.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::{interval_at, Instant as TokioInstant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -16,6 +27,10 @@ use crate::directory::{AorBindings, RegistrationStore};
 /// registration changes (clients repeat them at their next refresh); short next to any
 /// registration interval, long next to one store transaction.
 pub const WRITE_DELAY: Duration = Duration::from_millis(500);
+
+/// How often refreshes that changed only an expiry are written (see the module
+/// documentation): short next to any registration interval (a minute at the least).
+pub const REFRESH_WRITE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// The most AORs written in one store transaction: bounds the memory of one batch and the
 /// time the store is locked by it.
@@ -31,10 +46,17 @@ impl Location {
         store: Arc<dyn RegistrationStore>,
         shutdown: CancellationToken,
     ) {
+        let first = TokioInstant::now() + REFRESH_WRITE_INTERVAL;
+        let mut refreshes = interval_at(first, REFRESH_WRITE_INTERVAL);
+        refreshes.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let mut stop = tokio::select! {
                 _ = shutdown.cancelled() => true,
                 _ = self.dirty.notified() => false,
+                _ = refreshes.tick() => {
+                    self.lock().promote_stale();
+                    false
+                }
             };
             if !stop {
                 // Collect the rest of a burst.
@@ -42,6 +64,10 @@ impl Location {
                     _ = shutdown.cancelled() => true,
                     _ = tokio::time::sleep(WRITE_DELAY) => false,
                 };
+            }
+            if stop {
+                // The refreshes not written yet go too.
+                self.lock().promote_stale();
             }
             let written = self.flush(store.as_ref()).await;
             if stop {

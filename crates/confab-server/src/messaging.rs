@@ -142,17 +142,24 @@ impl Messaging {
         }
     }
 
+    /// Notes that `aor` has a message waiting in the store (kept by another front-end: the
+    /// change feed said so).
+    pub fn waiting_for(&self, aor: &str) {
+        self.waiting().insert(aor.to_owned());
+    }
+
     /// Delivers `aor`'s waiting messages to `binding`, one by one, oldest first, after a
-    /// REGISTER made or refreshed it. Returns how many were delivered (and deleted).
+    /// REGISTER made or refreshed it, or a message was kept while it is signed in. Returns
+    /// how many were delivered (and deleted).
     ///
-    /// The store is asked only when there may be something to deliver, so that a REGISTER
-    /// refresh — by far the most frequent request — costs no store round trip: when the
-    /// REGISTER made a new binding (`new_binding`: a device coming online; a message kept by
-    /// another front-end sharing the store is found this way too), or when `aor` is among
-    /// the recipients this front-end knows to have messages waiting (read at start, added to
-    /// when a message is kept or a round stops short).
-    pub async fn deliver(&self, aor: &str, binding: &Binding, new_binding: bool) -> usize {
-        if !new_binding && !self.waiting().contains(aor) {
+    /// The store is asked only when `aor` is among the recipients this front-end knows to
+    /// have messages waiting — read at start, added to when a message is kept here, when
+    /// the change feed says one was kept elsewhere, or when a round stops short — so that a
+    /// REGISTER costs no store round trip otherwise: not a refresh, by far the most
+    /// frequent request, and not the first REGISTER of every device when a whole site
+    /// signs in again at once.
+    pub async fn deliver(&self, aor: &str, binding: &Binding) -> usize {
+        if !self.waiting().contains(aor) {
             return 0;
         }
         if !self.delivering().insert(aor.to_owned()) {
@@ -219,27 +226,29 @@ impl Messaging {
     async fn send_one(&self, aor: &str, binding: &Binding, m: &OfflineMessage) -> bool {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let request = self.request(aor, binding, m);
-        if let Err(e) = self.driver.send_request(request, binding.flow, tx) {
-            warn!(%aor, error = %e, "offline message could not be sent");
-            return false;
-        }
+        let key = match self.driver.send_request(request, binding.flow, tx) {
+            Ok(key) => key,
+            Err(e) => {
+                warn!(%aor, error = %e, "offline message could not be sent");
+                return false;
+            }
+        };
         // Bounded by the client transaction's own Timer F.
+        let mut delivered = false;
         while let Some((_, event)) = rx.recv().await {
             match event {
                 ClientEvent::Response(r) => match r.status() {
                     Some(s) if s < 200 => continue,
-                    Some(s) if s < 300 => return true,
-                    s => {
-                        debug!(%aor, status = ?s, "offline message refused by the client");
-                        return false;
-                    }
+                    Some(s) if s < 300 => delivered = true,
+                    s => debug!(%aor, status = ?s, "offline message refused by the client"),
                 },
-                ClientEvent::Timeout | ClientEvent::TransportError | ClientEvent::Terminated => {
-                    return false
-                }
+                ClientEvent::Timeout | ClientEvent::TransportError | ClientEvent::Terminated => {}
             }
+            break;
         }
-        false
+        // What the transaction still does (absorb retransmitted responses) needs nobody.
+        self.driver.detach(&key, None);
+        delivered
     }
 }
 

@@ -51,8 +51,6 @@ pub enum Registration {
         aor: String,
         /// Bindings made or refreshed by it.
         fresh: Vec<Binding>,
-        /// Whether it made a binding that did not exist before (not only refreshed).
-        new_binding: bool,
     },
 }
 
@@ -196,7 +194,6 @@ impl Registrar {
             }
         }
         let now = Instant::now();
-        let unix_now = crate::ids::unix_now();
         let bindings = if contacts.is_empty() {
             self.location.lookup(&aor, now)
         } else {
@@ -237,16 +234,8 @@ impl Registrar {
             })
             .cloned()
             .collect();
-        // A refreshed binding keeps the time it was first made; one made now has this
-        // second's (a refresh within the second it was made counts as new: harmless).
-        let new_binding = fresh.iter().any(|b| b.registered_at >= unix_now);
         debug!(%aor, bindings = bindings.len(), "registered");
-        Registration::Done {
-            answer,
-            aor,
-            fresh,
-            new_binding,
-        }
+        Registration::Done { answer, aor, fresh }
     }
 }
 

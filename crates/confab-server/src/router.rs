@@ -251,6 +251,18 @@ impl Router {
         n
     }
 
+    /// An offline message was kept for `aor` (by any front-end sharing the store: the change
+    /// feed says so). If the user is signed in here, it is delivered to the best binding now;
+    /// else at the user's next REGISTER.
+    pub async fn offline_stored(&self, aor: &str) -> usize {
+        self.messaging.waiting_for(aor);
+        let bindings = self.location.lookup(aor, Instant::now());
+        match bindings.first() {
+            Some(binding) => self.messaging.deliver(aor, binding).await,
+            None => 0,
+        }
+    }
+
     /// Loads the registrations kept in the store, and who has offline messages waiting;
     /// returns how many bindings are live.
     pub async fn load(&self) -> Result<usize, StoreError> {
@@ -426,15 +438,10 @@ impl Router {
     async fn register(self: Arc<Self>, req: Message, source: Source) {
         match self.registrar.register(&req, &source).await {
             Registration::Refused(answer) => self.responder.send(&req, answer, &source).await,
-            Registration::Done {
-                answer,
-                aor,
-                fresh,
-                new_binding,
-            } => {
+            Registration::Done { answer, aor, fresh } => {
                 self.responder.send(&req, answer, &source).await;
                 if let Some(binding) = fresh.first() {
-                    self.messaging.deliver(&aor, binding, new_binding).await;
+                    self.messaging.deliver(&aor, binding).await;
                 }
             }
         }

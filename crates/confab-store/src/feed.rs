@@ -51,6 +51,9 @@ pub enum ChangeKind {
     UserRemoved,
     /// A user's credentials were replaced.
     CredentialsSet,
+    /// An offline message was kept for a user (the subject): a front-end where the user is
+    /// signed in delivers it.
+    OfflineMessageStored,
     /// A kind written by a newer build; the subject says which record.
     Other(String),
 }
@@ -68,12 +71,13 @@ impl ChangeKind {
             ChangeKind::UserDisabled => "user.disabled",
             ChangeKind::UserRemoved => "user.removed",
             ChangeKind::CredentialsSet => "user.credentials",
+            ChangeKind::OfflineMessageStored => "offline.stored",
             ChangeKind::Other(name) => name,
         }
     }
 
     fn from_stored(name: String) -> Self {
-        const KNOWN: [ChangeKind; 9] = [
+        const KNOWN: [ChangeKind; 10] = [
             ChangeKind::DomainAdded,
             ChangeKind::DomainRemoved,
             ChangeKind::PoolAdded,
@@ -83,6 +87,7 @@ impl ChangeKind {
             ChangeKind::UserDisabled,
             ChangeKind::UserRemoved,
             ChangeKind::CredentialsSet,
+            ChangeKind::OfflineMessageStored,
         ];
         KNOWN
             .into_iter()

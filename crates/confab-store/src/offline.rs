@@ -10,11 +10,16 @@
 //! conditional `UPDATE`. What remains is the window between a client accepting a message and
 //! the ack being written; a deliverer that derives the request's identity (e.g. its Call-ID)
 //! from the message's [`StoredId`] lets the client recognise the resend there.
+//!
+//! Keeping a message appends `offline.stored` to the change feed, in the same transaction:
+//! every front-end learns that the user has something waiting, without asking the store at
+//! each sign-in.
 
 use std::time::Duration;
 
 use crate::db::{BackendKind, Row};
 use crate::error::Context;
+use crate::feed::{self, ChangeKind};
 use crate::model::{check_token, UnixTime};
 use crate::users::user_not_found;
 use crate::{Address, NewOfflineMessage, OfflineMessage, QuotaError, Store, StoreError, StoredId};
@@ -59,6 +64,9 @@ impl Store {
         let expires_at = msg.received_at.saturating_add(secs(max_age));
         let user = &msg.to_user;
         let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        // The feed's lock first, as every writer that appends to it takes it (a consistent
+        // order: no deadlock with an administrative write to the same user).
+        feed::lock(&mut tx).await?;
         // Lock the recipient's row so that concurrent stores for one user count in turn;
         // SQLite's BEGIN IMMEDIATE already did.
         let lookup = match tx.kind() {
@@ -111,6 +119,14 @@ impl Store {
             .await
             .ctx(CONTEXT)?
             .int("id")?;
+        // Front-ends learn from the feed that the user has a message waiting.
+        feed::record(
+            &mut tx,
+            ChangeKind::OfflineMessageStored,
+            &user.to_string(),
+            msg.received_at,
+        )
+        .await?;
         tx.commit().await.ctx(CONTEXT)?;
         Ok(StoredId(stored))
     }

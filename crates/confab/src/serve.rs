@@ -287,7 +287,8 @@ fn is_user_change(kind: &ChangeKind) -> bool {
 /// change takes effect here within a second (the feed is polled every
 /// `confab_store::POLL_INTERVAL`, or woken by PostgreSQL's NOTIFY): the replica of the
 /// directory takes every change of a user (added, enabled, disabled, removed, new
-/// credentials), and a user disabled or removed is signed out at once. After the feed could
+/// credentials), a user disabled or removed is signed out at once, and a user for whom an
+/// offline message was kept (by any front-end) gets it if signed in here. After the feed could
 /// not be read, the whole replica is read again, since changes may have been missed. Domains
 /// added while running are served after a restart.
 async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFeed) {
@@ -327,6 +328,12 @@ async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFee
             match change.kind {
                 ChangeKind::UserDisabled | ChangeKind::UserRemoved => {
                     router.drop_user(&change.subject);
+                }
+                // Delivered at once if the user is signed in here, in a task of its own:
+                // the round waits on the client, and the feed must not.
+                ChangeKind::OfflineMessageStored => {
+                    let router = Arc::clone(&router);
+                    tokio::spawn(async move { router.offline_stored(&change.subject).await });
                 }
                 ChangeKind::DomainAdded => info!(
                     domain = %change.subject,

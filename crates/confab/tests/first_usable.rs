@@ -8,8 +8,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::store::{assert_success, run};
+use common::store::{assert_success, run, with_store};
 use common::{confab, Running, WAIT};
+use confab_store::{Address, NewOfflineMessage};
 use confab_ua::{CallOutcome, InviteAnswer, Secret, UaConfig, UserAgent};
 
 fn add_user(data: &std::path::Path, address: &str, password: &str) {
@@ -136,4 +137,51 @@ async fn users_register_message_call_and_are_disabled_through_the_binary() {
         bob.register(300).await.is_err(),
         "a disabled user cannot register"
     );
+}
+
+/// A message kept by another front-end sharing the store (here: written to the store
+/// directly) reaches a user signed in to this one, through the change feed, without waiting
+/// for the user's next REGISTER.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_kept_elsewhere_reaches_a_signed_in_user() {
+    let server = Running::start(&["--listen", "udp://127.0.0.1:0"], 1);
+    let data = server.data_dir();
+    add_user(&data, "carol@localhost", "carol-secret-3");
+    let carol = ua(
+        server.addr("udp"),
+        "carol",
+        "carol-secret-3",
+        InviteAnswer::Manual,
+    )
+    .await;
+    assert_eq!(
+        carol.register(300).await.expect("carol registers").status,
+        200
+    );
+    let received_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let dir = data.clone();
+    tokio::task::spawn_blocking(move || {
+        with_store(&dir, |store| async move {
+            let message = NewOfflineMessage {
+                to_user: Address::new("carol", "localhost").expect("an address"),
+                from_uri: "<sip:dave@localhost>;tag=elsewhere".to_owned(),
+                content_type: "text/plain".to_owned(),
+                body: b"kept by another front-end".to_vec(),
+                received_at,
+            };
+            store
+                .store_offline_message(&message, 10, Duration::from_secs(3600))
+                .await
+                .expect("kept")
+        })
+    })
+    .await
+    .expect("the store task runs");
+    let kept = carol
+        .next_incoming_of("MESSAGE", WAIT)
+        .await
+        .expect("the kept message is delivered while carol is signed in");
+    assert_eq!(kept.body(), b"kept by another front-end");
 }

@@ -45,18 +45,54 @@ pub enum ClientEvent {
 /// Where a client transaction's events go.
 pub type ClientSink = mpsc::UnboundedSender<(TransactionKey, ClientEvent)>;
 
+/// Who a client transaction reports to.
+#[derive(Debug)]
+pub(super) enum Sink {
+    /// The core that started it, until it detaches ([`TransactionDriver::detach`]).
+    Core(ClientSink),
+    /// Nobody any more, but a 2xx retransmission of this proxied INVITE branch (RFC 6026,
+    /// Accepted) is relayed upstream through this server transaction.
+    Relay(TransactionKey),
+}
+
 impl Inner {
-    /// Sends `event` to the sink of client transaction `key`; false when it has none.
+    /// Sends `event` to the core awaiting client transaction `key`; false when none does.
     pub(super) fn send_to_sink(&mut self, key: &TransactionKey, event: ClientEvent) -> bool {
         match self.sinks.get(key) {
-            Some(sink) => {
+            Some(Sink::Core(sink)) => {
                 if sink.send((key.clone(), event)).is_err() {
                     // The core is gone; the transaction runs out on its own.
                     self.sinks.remove(key);
                 }
                 true
             }
-            None => false,
+            Some(Sink::Relay(_)) | None => false,
+        }
+    }
+
+    /// A response to client transaction `key` whose core has detached: a 2xx is relayed
+    /// upstream if the core asked for it (its top Via, ours, removed); true when it was.
+    pub(super) fn relay_detached(&mut self, key: &TransactionKey, response: &Message) -> bool {
+        let Some(Sink::Relay(upstream)) = self.sinks.get(key) else {
+            return false;
+        };
+        if !response.status().is_some_and(|s| (200..300).contains(&s)) {
+            return false;
+        }
+        let Some(bytes) = crate::forward::upstream(response) else {
+            debug!(?key, "a 2xx without our Via dropped");
+            return false;
+        };
+        let upstream = upstream.clone();
+        match self.layer.send_response(&upstream, bytes, Instant::now()) {
+            Ok(()) => {
+                self.defer_transmits();
+                true
+            }
+            Err(e) => {
+                debug!(?key, error = %e, "a late 2xx could not be relayed upstream");
+                false
+            }
         }
     }
 }
@@ -80,11 +116,28 @@ impl TransactionDriver {
         let key = inner
             .layer
             .send_request(request, peer, reliability(&flow), now)?;
-        inner.sinks.insert(key.clone(), sink);
+        inner.sinks.insert(key.clone(), Sink::Core(sink));
         inner.defer_transmits();
         inner.drain_events();
         self.release(inner);
         Ok(key)
+    }
+
+    /// The core is done with client transaction `key`: its events go nowhere from now on,
+    /// and it runs out on its own timers. With `relay_2xx_to` (the upstream INVITE server
+    /// transaction of a proxied INVITE branch that was answered 2xx), 2xx retransmissions
+    /// that reach it in the Accepted state (RFC 6026) are relayed there, as the proxy's
+    /// response context would have — without keeping that context for Timer M's 32 s.
+    pub fn detach(&self, key: &TransactionKey, relay_2xx_to: Option<TransactionKey>) {
+        let mut inner = self.lock();
+        match relay_2xx_to {
+            Some(upstream) if inner.layer.contains(key) => {
+                inner.sinks.insert(key.clone(), Sink::Relay(upstream));
+            }
+            _ => {
+                inner.sinks.remove(key);
+            }
+        }
     }
 
     /// Cancels client INVITE transaction `invite` (RFC 3261 §9.1); refused before it has a

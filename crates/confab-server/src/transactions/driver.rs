@@ -64,14 +64,14 @@
 //! mutex, so that the other transactions are still served rather than every transport task
 //! failing on the lock, at the risk of one transaction left half-updated.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use confab_sip::transaction::{
-    Config, Event, Reliability, TransactionError, TransactionKey, TransactionLayer, Transmit,
+    Config, Event, KeyMap, Reliability, TransactionError, TransactionKey, TransactionLayer,
+    Transmit,
 };
 use confab_sip::{Message, Method};
 use tokio::sync::Notify;
@@ -117,7 +117,7 @@ pub struct DriverStats {
 struct Inner {
     layer: TransactionLayer<Peer>,
     /// Where the events of each client transaction go (see `client.rs`).
-    sinks: HashMap<TransactionKey, ClientSink>,
+    sinks: KeyMap<Sink>,
     /// Transmissions for the timer task to send.
     deferred: Vec<Transmit<Peer>>,
     /// The deadline the timer task sleeps until.
@@ -156,7 +156,7 @@ impl TransactionDriver {
         TransactionDriver {
             inner: Mutex::new(Inner {
                 layer: TransactionLayer::new(Config::new(config.timers)),
-                sinks: HashMap::new(),
+                sinks: KeyMap::default(),
                 deferred: Vec::new(),
                 armed: None,
                 stats: DriverStats::default(),
@@ -303,12 +303,14 @@ impl Inner {
             }
             Event::Terminated { key } => {
                 trace!(?key, "transaction terminated");
-                if let Some(sink) = self.sinks.remove(&key) {
+                if let Some(Sink::Core(sink)) = self.sinks.remove(&key) {
                     let _ = sink.send((key, ClientEvent::Terminated));
                 }
             }
             Event::Response { key, response } => {
-                if !self.send_to_sink(&key, ClientEvent::Response(Box::new(response))) {
+                if self.relay_detached(&key, &response) {
+                    trace!(?key, "a late 2xx relayed upstream");
+                } else if !self.send_to_sink(&key, ClientEvent::Response(Box::new(response))) {
                     debug!(?key, "response for a client transaction nobody awaits");
                 }
             }
@@ -498,6 +500,7 @@ impl TransactionHook for TransactionDriver {
 
 #[path = "client.rs"]
 mod client;
+use client::Sink;
 pub use client::{ClientEvent, ClientSink};
 
 #[cfg(test)]

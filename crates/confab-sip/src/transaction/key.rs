@@ -17,7 +17,8 @@
 //!   checks the tag against the response it sent.
 
 use std::fmt;
-use std::sync::Arc;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, LazyLock};
 
 use smallvec::SmallVec;
 
@@ -41,9 +42,44 @@ pub enum Role {
 /// allocation when a key is made, none when it is cloned. The transaction map, the timer
 /// queues and the events of one transaction all share the buffer, so a transaction's key is
 /// stored once however many places name it.
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// The key also carries a hash of the encoding, made when the key is, with a per-process
+/// random key: [`Hash`] writes only that, so maps re-read it as they grow rather than
+/// hashing the encoding again (`shards.rs`), and unequal keys usually differ at the first
+/// comparison.
+#[derive(Clone)]
 pub struct TransactionKey {
     repr: Arc<[u8]>,
+    hash: u64,
+}
+
+impl PartialEq for TransactionKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.repr == other.repr
+    }
+}
+
+impl Eq for TransactionKey {}
+
+impl std::hash::Hash for TransactionKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// The per-process key of the keys' hashes.
+static HASH_KEY: LazyLock<RandomState> = LazyLock::new(RandomState::new);
+
+impl TransactionKey {
+    fn from_encoding(repr: Arc<[u8]>) -> TransactionKey {
+        let hash = HASH_KEY.hash_one(&*repr);
+        TransactionKey { repr, hash }
+    }
+
+    /// The hash the key carries.
+    pub(crate) fn hash_value(&self) -> u64 {
+        self.hash
+    }
 }
 
 /// The first octet of a key's encoding.
@@ -120,9 +156,7 @@ impl Encoder {
 
     fn finish(mut self, method: &[u8]) -> TransactionKey {
         self.buf.extend_from_slice(method);
-        TransactionKey {
-            repr: Arc::from(&self.buf[..]),
-        }
+        TransactionKey::from_encoding(Arc::from(&self.buf[..]))
     }
 }
 
@@ -332,9 +366,7 @@ impl TransactionKey {
         let mut repr = Vec::with_capacity(prefix.len() + method.len());
         repr.extend_from_slice(prefix);
         repr.extend_from_slice(method.as_bytes());
-        TransactionKey {
-            repr: Arc::from(repr),
-        }
+        TransactionKey::from_encoding(Arc::from(repr))
     }
 
     /// For RFC 2543 keys: the key without its To tag, under which an ACK finds its INVITE.
@@ -354,9 +386,7 @@ impl TransactionKey {
         repr.extend_from_slice(head);
         repr.push(0);
         repr.extend_from_slice(rest);
-        Some(TransactionKey {
-            repr: Arc::from(repr),
-        })
+        Some(TransactionKey::from_encoding(Arc::from(repr)))
     }
 
     /// For RFC 2543 keys: the To tag of the request.

@@ -51,6 +51,7 @@ mod layer;
 mod machine;
 mod server_invite;
 mod server_non_invite;
+mod shards;
 mod table;
 mod timers;
 
@@ -63,6 +64,7 @@ use crate::message::{Message, ParseErrorKind};
 
 pub use key::{KeyError, Role, TransactionKey};
 pub use layer::TransactionLayer;
+pub use shards::{KeyHasher, KeyHashing, KeyMap};
 
 /// The RFC 3261 timer base values (§17.1.1.1, Table 4). Every transaction timer derives from
 /// these three. Built once, validated, then immutable.

@@ -16,11 +16,15 @@
 //!
 //! Live transactions (every other state, and every INVITE transaction) keep their machine
 //! and their next deadline in an ordered timer queue, as before they complete.
+//!
+//! The map is split into shards and the queues into chunks (`shards.rs`), so that no growth
+//! of either stops the layer for more than a fraction of a millisecond, whatever it holds.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::machine::Machine;
+use super::shards::{Chunked, KeyMap, Sharded};
 use super::{Kind, State, Timer, TransactionKey};
 
 /// Internal handle of a live transaction; orders the timer queue deterministically.
@@ -112,22 +116,22 @@ pub(crate) enum Due {
 /// Every transaction of a layer, and their deadlines.
 #[derive(Debug)]
 pub(crate) struct Table<P> {
-    transactions: HashMap<TransactionKey, Slot<P>>,
+    transactions: Sharded<Slot<P>>,
     /// RFC 2543 INVITE server transactions by their key without To tag.
-    acks_2543: HashMap<TransactionKey, TransactionKey>,
+    acks_2543: KeyMap<TransactionKey>,
     /// Live transactions' next deadlines.
     timers: BTreeMap<(Instant, TxId), TransactionKey>,
     /// Compact transactions' deadlines, by [`Linger`]. The key is the map's own (the same
     /// buffer), which tells a transaction from a later one with an equal key.
-    lingering: [VecDeque<(Instant, TransactionKey)>; 2],
+    lingering: [Chunked<(Instant, TransactionKey)>; 2],
     next_id: u64,
 }
 
 impl<P> Default for Table<P> {
     fn default() -> Self {
         Table {
-            transactions: HashMap::new(),
-            acks_2543: HashMap::new(),
+            transactions: Sharded::default(),
+            acks_2543: KeyMap::default(),
             timers: BTreeMap::new(),
             lingering: Default::default(),
             next_id: 0,
@@ -232,8 +236,7 @@ impl<P> Table<P> {
                 let queue = &mut self.lingering[linger as usize];
                 // In order by construction, bar callers whose clocks were read a moment
                 // apart: then the place is found near the back.
-                let pos = queue.partition_point(|(t, _)| *t <= at);
-                queue.insert(pos, (at, live.key.clone()));
+                queue.insert_ordered((at, live.key.clone()), |(t, _)| *t <= at);
                 if let Some(entry) = self.transactions.get_mut(key) {
                     *entry = slot;
                 }
@@ -262,25 +265,7 @@ impl<P> Table<P> {
                 }
             }
         }
-        self.reclaim();
         Some((key, slot))
-    }
-
-    /// Gives back the memory of a burst once most of it has drained: the map and the queues
-    /// keep their capacity otherwise, and a burst that filled the layer would hold it for
-    /// good. Halving only below a quarter keeps the cost amortised.
-    fn reclaim(&mut self) {
-        fn shrink(len: usize, capacity: usize) -> Option<usize> {
-            (capacity > 1024 && len < capacity / 4).then_some(len * 2)
-        }
-        if let Some(to) = shrink(self.transactions.len(), self.transactions.capacity()) {
-            self.transactions.shrink_to(to);
-        }
-        for queue in &mut self.lingering {
-            if let Some(to) = shrink(queue.len(), queue.capacity()) {
-                queue.shrink_to(to);
-            }
-        }
     }
 
     /// The earliest deadline of any transaction.

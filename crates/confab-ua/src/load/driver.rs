@@ -187,6 +187,7 @@ fn report(
 ) -> LoadReport {
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut latencies = Vec::new();
+    let mut windows: Vec<u64> = Vec::new();
     let (mut attempted, mut succeeded, mut retransmissions, mut stray) = (0, 0, 0, 0);
     let mut last = t0;
     for s in all {
@@ -196,6 +197,15 @@ fn report(
         stray += s.stray;
         for (f, n) in s.failures {
             *failures.entry(f.key()).or_default() += n;
+        }
+        for (us, at) in s.latencies.iter().zip(&s.finished) {
+            let w = (at.saturating_duration_since(t0).as_millis() / 100) as usize;
+            if windows.len() <= w {
+                windows.resize(w + 1, 0);
+            }
+            if let Some(max) = windows.get_mut(w) {
+                *max = (*max).max(*us);
+            }
         }
         latencies.extend(s.latencies);
         if let Some(done) = s.last_done {
@@ -228,6 +238,7 @@ fn report(
         latency: Latency::of(latencies),
         cpu_s,
         cpu_cores: cpu_s.filter(|_| elapsed_s > 0.0).map(|c| c / elapsed_s),
+        max_us_per_100ms: windows,
     }
 }
 

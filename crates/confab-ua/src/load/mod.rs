@@ -274,6 +274,10 @@ pub struct LoadReport {
     pub cpu_s: Option<f64>,
     /// `cpu_s / elapsed_s`: how many cores the generator kept busy.
     pub cpu_cores: Option<f64>,
+    /// The largest latency of the operations that finished in each tenth of a second of
+    /// the run, in µs (0 where none did): where the tail of the distribution sits in time —
+    /// one stall, or a steady backlog.
+    pub max_us_per_100ms: Vec<u64>,
 }
 
 impl LoadReport {

@@ -66,6 +66,8 @@ pub(crate) struct Stats {
     pub(crate) first_failure: Option<String>,
     /// Latency of each success, in µs.
     pub(crate) latencies: Vec<u64>,
+    /// When each of `latencies` finished.
+    pub(crate) finished: Vec<Instant>,
     pub(crate) retransmissions: u64,
     pub(crate) stray: u64,
     pub(crate) last_done: Option<Instant>,
@@ -442,6 +444,7 @@ impl Worker {
                 self.stats
                     .latencies
                     .push(u64::try_from(us).unwrap_or(u64::MAX));
+                self.stats.finished.push(now);
             }
             Err(failure) => {
                 *self.stats.failures.entry(failure).or_default() += 1;
