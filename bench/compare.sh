@@ -49,9 +49,9 @@
 #   SKIP_BUILD=1 bench/compare.sh        # use the binaries already built
 #   ROUNDS=5 SCENARIOS="register message" bench/compare.sh
 #
-# Time on the 2-core sandbox with nothing else running: the benchmark about 9 minutes (with
-# 100,000 users provisioned in both stores in under 10 s); a release build from a clean
-# checkout (fat LTO) about 3 minutes more, so about 12 minutes in all. When other builds
+# Time on the 2-core sandbox with nothing else running: the benchmark about 11.5 minutes
+# (with 100,000 users provisioned in both stores in under 10 s); a release build from a clean
+# checkout (fat LTO) about 3.3 minutes more: 14 min 51 s in all, measured from a clean clone. When other builds
 # compete for the two cores the build alone took over 7 minutes: build first (`cargo build
 # --release -p confab -p confab-ua --bins`) and run with SKIP_BUILD=1 to time the benchmark
 # alone. The script prints both times. Load generator: target/release/confab-load

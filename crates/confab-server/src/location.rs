@@ -19,7 +19,10 @@
 //!   a failed write leaves every AOR of it as the store had it before, and a failed batch
 //!   is retried a second later. A crash loses at most the changes of the last
 //!   [`WRITE_DELAY`] and of the write under way; clients repeat them at their next
-//!   refresh. A batch the store refuses is retried AOR by AOR, and an AOR refused on its
+//!   refresh. A refresh that changed nothing but an expiry (same contact, Call-ID, flow,
+//!   Path, User-Agent, q) marks its AOR stale instead: stale AORs are written every
+//!   [`REFRESH_WRITE_INTERVAL`] and at shutdown, or with a material change that comes
+//!   first — refreshes are nearly all of a registrar's traffic. A batch the store refuses is retried AOR by AOR, and an AOR refused on its
 //!   own is written alone from then on, so that one AOR the store cannot take does not
 //!   hold back the others.
 //! - **Flows**: a binding remembers the transport, peer address and listener its REGISTER
@@ -52,7 +55,7 @@ mod table;
 mod writer;
 
 use table::{Change, Clock, Entry, SlotId, Table};
-pub use writer::{MAX_BATCH, WRITE_DELAY};
+pub use writer::{MAX_BATCH, REFRESH_WRITE_INTERVAL, WRITE_DELAY};
 
 /// One registered contact, as handed out by [`Location::update`] and [`Location::lookup`].
 /// Its strings are shared with the location service, not copied.

@@ -1,7 +1,10 @@
 //! Page-mode instant messages (RFC 3428) for users who are offline: a MESSAGE to a local
 //! user with no registration is stored ([`OfflineMessages`]) and answered `202 Accepted`;
 //! when the user next registers, each stored message is sent to the contact that
-//! registered, by the server as a UAC, with the original From, Content-Type and body.
+//! registered, by the server as a UAC, with the original From, Content-Type and body. A
+//! message kept by another front-end sharing the store is announced on the change feed
+//! (`offline.stored`): delivered at once if the user is signed in here, else at the next
+//! REGISTER.
 //! (A MESSAGE to a registered user is proxied like any other request.)
 //!
 //! - **Limits**: at most [`OfflineLimits::max_per_user`] messages wait per user; one more is
