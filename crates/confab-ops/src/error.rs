@@ -61,6 +61,66 @@ pub enum OpsError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The user's contact list has no group of that name.
+    #[error(
+        "{user} has no contact group '{group}'; add it with `confab contacts group add {user} {group:?}`, or see the groups with `confab contacts list {user}`"
+    )]
+    UnknownContactGroup {
+        /// Whose list.
+        user: Address,
+        /// The group asked for.
+        group: String,
+    },
+    /// The user's contact list has a group of that name already.
+    #[error("{user} has a contact group '{group}' already; choose another name")]
+    ContactGroupExists {
+        /// Whose list.
+        user: Address,
+        /// The group.
+        group: String,
+    },
+    /// The group still holds contacts.
+    #[error(
+        "contact group '{group}' of {user} still holds {contacts} contact(s); remove them or add them to another group with `confab contacts add {user} CONTACT --update --group GROUP`, or give --move-to-no-group to keep them in no group"
+    )]
+    ContactGroupNotEmpty {
+        /// Whose list.
+        user: Address,
+        /// The group.
+        group: String,
+        /// How many contacts it holds.
+        contacts: usize,
+    },
+    /// The user's contact list holds that address already.
+    #[error(
+        "{contact} is in the contact list of {user} already; give --update to change its name or group, or remove it first with `confab contacts remove {user} {contact}`"
+    )]
+    ContactExists {
+        /// Whose list.
+        user: Address,
+        /// The contact.
+        contact: Address,
+    },
+    /// The user's contact list does not hold that address.
+    #[error(
+        "{contact} is not in the contact list of {user}; see the list with `confab contacts list {user}` (the domain matches in any case, the user part exactly)"
+    )]
+    UnknownContact {
+        /// Whose list.
+        user: Address,
+        /// The contact.
+        contact: Address,
+    },
+    /// The user has no presence rule for that watcher.
+    #[error(
+        "{user} has no presence rule for {watcher}; see the rules with `confab presence-rules list {user}`"
+    )]
+    UnknownPresenceRule {
+        /// Whose rules.
+        user: Address,
+        /// The watcher, `user@domain` or `@domain`.
+        watcher: String,
+    },
     /// The management store refused or failed; its message says what to do.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -12,9 +12,10 @@
 //! Nothing else writes to the management store around it. It reaches SIP only through
 //! `confab-ua`.
 //!
-//! Built so far: [`users`] (add, list, show, set a password, disable, enable, remove) and the
-//! SIP domains of [`topology`], with the defaults of a first start. Change records and the
-//! audit log arrive with their issue; each module says where they hook in.
+//! Built so far: [`users`] (add, list, show, set a password, disable, enable, remove), users'
+//! [`contacts`] (contact lists, groups and presence rules) and the SIP domains of
+//! [`topology`], with the defaults of a first start. Change records and the audit log arrive
+//! with their issue; each module says where they hook in.
 //!
 //! ```no_run
 //! # async fn demo(store: &confab_store::Store) -> Result<(), confab_ops::OpsError> {
@@ -35,6 +36,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod contacts;
 mod error;
 mod password;
 pub mod topology;

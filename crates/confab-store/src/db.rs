@@ -73,6 +73,7 @@ pub(crate) enum Row {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Arg<'a> {
     Int(i64),
+    OptInt(Option<i64>),
     Text(&'a str),
     OptText(Option<&'a str>),
     Bool(bool),
@@ -82,6 +83,12 @@ pub(crate) enum Arg<'a> {
 impl From<i64> for Arg<'_> {
     fn from(v: i64) -> Self {
         Arg::Int(v)
+    }
+}
+
+impl From<Option<i64>> for Arg<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Arg::OptInt(v)
     }
 }
 
@@ -116,6 +123,7 @@ macro_rules! bind {
         for arg in $args {
             query = match *arg {
                 Arg::Int(v) => query.bind(v),
+                Arg::OptInt(v) => query.bind(v),
                 Arg::Text(v) => query.bind(v),
                 Arg::OptText(v) => query.bind(v),
                 Arg::Bool(v) => query.bind(v),

@@ -1,7 +1,8 @@
-//! The change feed: every mutation of domains, pools, users and credentials appends an entry
-//! `(seq, kind, subject, at)` in the same transaction as the mutation, so a running front-end
-//! that polls [`Store::changes_since`] (or waits on [`ChangeWatcher`]) learns of a user
-//! disabled or removed from the CLI and drops what it holds for that user.
+//! The change feed: every mutation of domains, pools, users, credentials, contact lists and
+//! presence rules appends an entry `(seq, kind, subject, at)` in the same transaction as the
+//! mutation, so a running front-end that polls [`Store::changes_since`] (or waits on
+//! [`ChangeWatcher`]) learns of a user disabled or removed from the CLI and drops what it
+//! holds for that user.
 //!
 //! Sequence numbers come from the single row of `change_head`, bumped inside the writing
 //! transaction: numbers have no gaps and commit in order, so a poller that remembers the last
@@ -54,6 +55,11 @@ pub enum ChangeKind {
     /// An offline message was kept for a user (the subject): a front-end where the user is
     /// signed in delivers it.
     OfflineMessageStored,
+    /// A user's contact list (its groups or entries) changed; the subject is the user's
+    /// address.
+    ContactsChanged,
+    /// A user's presence rules changed; the subject is the user's address.
+    PresenceRulesChanged,
     /// A kind written by a newer build; the subject says which record.
     Other(String),
 }
@@ -72,12 +78,14 @@ impl ChangeKind {
             ChangeKind::UserRemoved => "user.removed",
             ChangeKind::CredentialsSet => "user.credentials",
             ChangeKind::OfflineMessageStored => "offline.stored",
+            ChangeKind::ContactsChanged => "contacts.changed",
+            ChangeKind::PresenceRulesChanged => "presence_rules.changed",
             ChangeKind::Other(name) => name,
         }
     }
 
     fn from_stored(name: String) -> Self {
-        const KNOWN: [ChangeKind; 10] = [
+        const KNOWN: [ChangeKind; 12] = [
             ChangeKind::DomainAdded,
             ChangeKind::DomainRemoved,
             ChangeKind::PoolAdded,
@@ -88,6 +96,8 @@ impl ChangeKind {
             ChangeKind::UserRemoved,
             ChangeKind::CredentialsSet,
             ChangeKind::OfflineMessageStored,
+            ChangeKind::ContactsChanged,
+            ChangeKind::PresenceRulesChanged,
         ];
         KNOWN
             .into_iter()

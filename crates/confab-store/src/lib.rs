@@ -5,7 +5,8 @@
 //! and PostgreSQL, selected by a `postgres://` store URL and shared by the front-ends of many
 //! pools. It holds the SIP domains and pools, users and their home pools, credentials (digest
 //! HA1 values per realm and algorithm, never plain text), the registrar's write-behind of
-//! registrations, offline messages, and a change feed that running front-ends follow.
+//! registrations, offline messages, users' contact lists and presence rules, and a change
+//! feed that running front-ends follow.
 //!
 //! It knows no SIP: an address is a `user@domain` string, a credential an opaque hex string,
 //! a contact or a path is text. Their meaning belongs to the layers above. It is not where
@@ -31,13 +32,14 @@
 //!
 //! Modules: `location` (where a store is), `db` (the two backends behind one interface),
 //! `migrate` (schema versions), `model` (records and their checks), `topology` (domains and
-//! pools), `users` (users and credentials), `registrations` (write-behind), `offline`
-//! (offline messages), `feed` (the change feed), `replica` (the directory as a front-end keeps
-//! it in memory), `error` (what goes wrong).
+//! pools), `users` (users and credentials), `contacts` (contact lists and presence rules),
+//! `registrations` (write-behind), `offline` (offline messages), `feed` (the change feed),
+//! `replica` (the directory as a front-end keeps it in memory), `error` (what goes wrong).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod contacts;
 mod db;
 mod error;
 mod feed;
@@ -50,6 +52,10 @@ mod replica;
 mod topology;
 mod users;
 
+pub use contacts::{
+    ContactEntry, ContactGroup, ContactList, GroupEntries, IfContactExists, NewContact,
+    PresenceLevel, PresenceRule, Watcher, MAX_GROUP_NAME,
+};
 pub use db::{BackendKind, SQLITE_BUSY_TIMEOUT};
 pub use error::{BackendError, QuotaError, StoreError};
 pub use feed::{Change, ChangeKind, ChangeWatcher, NOTIFY_CHANNEL, POLL_INTERVAL};
@@ -127,6 +133,7 @@ fn futures_are_spawnable(store: Store, who: Address, user: NewUser, reg: Registr
     };
     let s = store.clone();
     let w = who.clone();
+    let c = who.clone();
     tokio::spawn(async move {
         let location = s.location().clone();
         let _ = Store::open(&location).await;
@@ -179,5 +186,27 @@ fn futures_are_spawnable(store: Store, who: Address, user: NewUser, reg: Registr
         let _ = s.prune_changes(0).await;
         let mut watcher = s.watch_changes(0).await;
         let _ = watcher.next().await;
+    });
+    let s = store.clone();
+    tokio::spawn(async move {
+        let new = NewContact {
+            address: c.clone(),
+            display_name: None,
+            group: None,
+        };
+        let watcher = Watcher::Domain("x".into());
+        let _ = s.contact_groups(&c).await;
+        let _ = s.contacts(&c).await;
+        let _ = s.presence_rules(&c).await;
+        let _ = s.contact_list(&c).await;
+        let _ = s.add_contact_group(&c, "g").await;
+        let _ = s.rename_contact_group(&c, "g", "h").await;
+        let _ = s.remove_contact_group(&c, "h", GroupEntries::Refuse).await;
+        let _ = s.add_contact(&c, &new, IfContactExists::Refuse).await;
+        let _ = s.remove_contact(&c, &c).await;
+        let _ = s
+            .set_presence_rule(&c, &watcher, PresenceLevel::Blocked)
+            .await;
+        let _ = s.remove_presence_rule(&c, &watcher).await;
     });
 }

@@ -20,15 +20,23 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
-    postgres: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+        postgres: include_str!("../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "contacts",
+        sqlite: include_str!("../migrations/sqlite/0002_contacts.sql"),
+        postgres: include_str!("../migrations/postgres/0002_contacts.sql"),
+    },
+];
 
 /// The schema version this build creates and expects.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key that serialises migrations on PostgreSQL ("confab" and 1).
 const POSTGRES_LOCK_KEY: i64 = 0x0063_6f6e_6661_6201;
@@ -159,6 +167,7 @@ mod tests {
     #[test]
     fn newer_or_foreign_history_is_refused() {
         assert!(check_applied(&[(1, "initial".into())]).is_ok());
+        assert!(check_applied(&[(1, "initial".into()), (2, "contacts".into())]).is_ok());
         let newer = check_applied(&[(1, "initial".into()), (SCHEMA_VERSION + 1, "x".into())]);
         assert!(
             matches!(newer, Err(StoreError::Migration { message }) if message.contains("upgrade confab"))

@@ -1,6 +1,6 @@
 //! Users and their credentials. A user is `user@domain` in one of the deployment's domains,
 //! homed on one pool; removing a user removes, in the same transaction, their credentials,
-//! registrations and offline messages. Every mutation appends to the change feed.
+//! registrations, offline messages, contact list and presence rules. Every mutation appends to the change feed.
 
 use crate::db::{Arg, Row, Tx};
 use crate::error::Context;
@@ -362,6 +362,9 @@ impl Store {
                 "DELETE FROM credentials WHERE user_id = $1",
                 "DELETE FROM registrations WHERE user_id = $1",
                 "DELETE FROM offline_messages WHERE user_id = $1",
+                "DELETE FROM contacts WHERE user_id = $1",
+                "DELETE FROM contact_groups WHERE user_id = $1",
+                "DELETE FROM presence_rules WHERE user_id = $1",
                 "DELETE FROM users WHERE id = $1",
             ] {
                 tx.execute(sql, &[id.into()]).await.ctx(CONTEXT)?;

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use confab_store::Address;
+use confab_store::{Address, PresenceLevel, Watcher};
 
 const ABOUT: &str = "Confab: an open unified-communications (SIP) server";
 
@@ -69,6 +69,23 @@ pub enum Command {
     /// SIP domains of the deployment: add, list
     #[command(subcommand)]
     Domain(DomainCommand),
+
+    /// A user's server-side contact list: list, add, remove, and its groups
+    ///
+    /// A contact is any SIP address USER@DOMAIN, a user of this deployment or of another
+    /// one, with an optional name and group. Works on the management store of --data-dir or
+    /// --store; running servers learn of every change. Exit status: 0 done, 1 refused or
+    /// failed (nothing was changed), 2 a usage error.
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
+
+    /// A user's presence rules: what a watcher may see of the user's presence
+    ///
+    /// A WATCHER is one user, USER@DOMAIN, or every user of a domain, @DOMAIN; a rule for a
+    /// user wins over one for their domain. A LEVEL is, from least to most, blocked,
+    /// colleagues, workgroup or friends-and-family.
+    #[command(subcommand, name = "presence-rules")]
+    PresenceRules(PresenceRulesCommand),
 
     /// TLS certificates for the tls:// and wss:// listeners
     #[command(subcommand)]
@@ -334,6 +351,152 @@ pub struct UserRemoveArgs {
     pub yes: bool,
 }
 
+/// A watcher, checked when the command line is parsed.
+fn watcher(text: &str) -> Result<Watcher, String> {
+    Watcher::parse(text).map_err(|e| e.to_string())
+}
+
+/// A presence level, checked when the command line is parsed.
+fn level(text: &str) -> Result<PresenceLevel, String> {
+    text.parse()
+        .map_err(|e: confab_store::StoreError| e.to_string())
+}
+
+/// `confab contacts …`
+#[derive(Debug, Subcommand)]
+pub enum ContactsCommand {
+    /// List a user's contact groups and contacts, as a table or with --json
+    List(UserArg),
+
+    /// Add a contact to a user's list
+    ///
+    /// The group must exist (`confab contacts group add`). A contact the list holds already
+    /// is refused, unless --update, which gives it the name and group given (none when left
+    /// out).
+    Add(ContactAddArgs),
+
+    /// Remove a contact from a user's list
+    Remove(ContactArgs),
+
+    /// A user's contact groups: add, rename, remove
+    #[command(subcommand)]
+    Group(ContactGroupCommand),
+}
+
+/// A user and one of their contacts.
+#[derive(Debug, Args)]
+pub struct ContactArgs {
+    /// Whose list, e.g. alice@example.com
+    #[arg(value_name = "USER@DOMAIN", value_parser = address)]
+    pub user: Address,
+
+    /// The contact's SIP address, e.g. bob@example.com or carol@partner.example
+    #[arg(value_name = "CONTACT", value_parser = address)]
+    pub contact: Address,
+}
+
+/// `confab contacts add`.
+#[derive(Debug, Args)]
+pub struct ContactAddArgs {
+    #[command(flatten)]
+    pub target: ContactArgs,
+
+    /// The name shown for the contact, e.g. "Bob Builder"
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// One of the user's contact groups to show it in
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// Change the contact's name and group if the list holds it already
+    #[arg(long)]
+    pub update: bool,
+}
+
+/// `confab contacts group …`
+#[derive(Debug, Subcommand)]
+pub enum ContactGroupCommand {
+    /// Add a group at the end of the user's list
+    Add(ContactGroupArgs),
+
+    /// Rename a group; its contacts and place stay
+    Rename(ContactGroupRenameArgs),
+
+    /// Remove a group; one that holds contacts needs --move-to-no-group
+    Remove(ContactGroupRemoveArgs),
+}
+
+/// A user and one of their contact groups.
+#[derive(Debug, Args)]
+pub struct ContactGroupArgs {
+    /// Whose list
+    #[arg(value_name = "USER@DOMAIN", value_parser = address)]
+    pub user: Address,
+
+    /// The group's name: 1 to 64 printable characters
+    #[arg(value_name = "GROUP")]
+    pub group: String,
+}
+
+/// `confab contacts group rename`.
+#[derive(Debug, Args)]
+pub struct ContactGroupRenameArgs {
+    #[command(flatten)]
+    pub target: ContactGroupArgs,
+
+    /// The new name
+    #[arg(value_name = "NEW")]
+    pub new: String,
+}
+
+/// `confab contacts group remove`.
+#[derive(Debug, Args)]
+pub struct ContactGroupRemoveArgs {
+    #[command(flatten)]
+    pub target: ContactGroupArgs,
+
+    /// Keep the group's contacts in the list, in no group
+    #[arg(long)]
+    pub move_to_no_group: bool,
+}
+
+/// `confab presence-rules …`
+#[derive(Debug, Subcommand)]
+pub enum PresenceRulesCommand {
+    /// List a user's presence rules, as a table or with --json
+    List(UserArg),
+
+    /// Set what WATCHER may see of the user, replacing the watcher's rule
+    Set(PresenceRuleSetArgs),
+
+    /// Remove the user's rule for WATCHER
+    Remove(PresenceRuleArgs),
+}
+
+/// A user and a watcher.
+#[derive(Debug, Args)]
+pub struct PresenceRuleArgs {
+    /// Whose presence
+    #[arg(value_name = "USER@DOMAIN", value_parser = address)]
+    pub user: Address,
+
+    /// USER@DOMAIN for one watcher, @DOMAIN for every user of a domain
+    #[arg(value_name = "WATCHER", value_parser = watcher)]
+    pub watcher: Watcher,
+}
+
+/// `confab presence-rules set`.
+#[derive(Debug, Args)]
+pub struct PresenceRuleSetArgs {
+    #[command(flatten)]
+    pub target: PresenceRuleArgs,
+
+    /// blocked, colleagues, workgroup or friends-and-family
+    #[arg(value_name = "LEVEL", value_parser = level)]
+    pub level: PresenceLevel,
+}
+
 /// `confab domain …`
 #[derive(Debug, Subcommand)]
 pub enum DomainCommand {
@@ -497,6 +660,82 @@ mod tests {
                 "x",
             ][..],
             &["confab", "domain", "add"][..],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn contacts_and_presence_rules_parse() {
+        let cli = Cli::try_parse_from([
+            "confab",
+            "contacts",
+            "add",
+            "alice@example.com",
+            "bob@Partner.Example",
+            "--name",
+            "Bob",
+            "--group",
+            "Team",
+            "--update",
+        ])
+        .expect("valid command line");
+        let Command::Contacts(ContactsCommand::Add(add)) = cli.command else {
+            panic!("contacts add expected");
+        };
+        assert_eq!(add.target.contact.to_string(), "bob@partner.example");
+        assert_eq!(add.group.as_deref(), Some("Team"));
+        assert!(add.update);
+
+        let cli = Cli::try_parse_from([
+            "confab",
+            "contacts",
+            "group",
+            "rename",
+            "alice@example.com",
+            "Team",
+            "Work",
+        ])
+        .expect("valid command line");
+        assert!(matches!(
+            cli.command,
+            Command::Contacts(ContactsCommand::Group(ContactGroupCommand::Rename(ref r)))
+                if r.target.group == "Team" && r.new == "Work"
+        ));
+
+        let cli = Cli::try_parse_from([
+            "confab",
+            "presence-rules",
+            "set",
+            "alice@example.com",
+            "@Partner.Example",
+            "Blocked",
+        ])
+        .expect("valid command line");
+        let Command::PresenceRules(PresenceRulesCommand::Set(set)) = cli.command else {
+            panic!("presence-rules set expected");
+        };
+        assert_eq!(set.target.watcher.to_string(), "@partner.example");
+        assert_eq!(set.level, PresenceLevel::Blocked);
+
+        for bad in [
+            &["confab", "contacts", "add", "alice@example.com", "bob"][..],
+            &[
+                "confab",
+                "presence-rules",
+                "set",
+                "alice@example.com",
+                "bob",
+                "blocked",
+            ][..],
+            &[
+                "confab",
+                "presence-rules",
+                "set",
+                "alice@example.com",
+                "@example.com",
+                "public",
+            ][..],
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }

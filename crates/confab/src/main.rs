@@ -3,13 +3,15 @@
 //! This crate owns the command line (clap); `confab serve`, which opens the management store
 //! (creating it and the defaults on a first start) and composes a front-end from
 //! `confab-server` (and later the admin HTTP API, the web console and metrics); and the
-//! management commands (`confab user …`, `confab domain …`), which call `confab-ops`. It wires
+//! management commands (`confab user …`, `confab domain …`, `confab contacts …`,
+//! `confab presence-rules …`), which call `confab-ops`. It wires
 //! the library crates together and must not hold business rules: those live in `confab-sip`,
 //! `confab-store`, `confab-server`, `confab-ops` and `confab-ua`.
 
 #![forbid(unsafe_code)]
 
 mod cli;
+mod contacts;
 mod domain;
 mod first_start;
 mod manage;
@@ -56,6 +58,10 @@ fn main() -> ExitCode {
         }
         Command::User(command) => user::run(&cli.deployment, command, cli.json),
         Command::Domain(command) => domain::run(&cli.deployment, command, cli.json),
+        Command::Contacts(command) => contacts::run(&cli.deployment, command, cli.json),
+        Command::PresenceRules(command) => {
+            contacts::run_presence_rules(&cli.deployment, command, cli.json)
+        }
         Command::Tls(TlsCommand::Generate(args)) => tls_generate::run(args, cli.json),
     }
 }

@@ -4,11 +4,13 @@
 
 use confab_store::{Address, Credential, NewUser, Store, StoreLocation};
 
+mod contacts;
 mod feed;
 mod hot;
 mod schema;
 mod users;
 
+pub use contacts::*;
 pub use feed::*;
 pub use hot::*;
 pub use schema::*;
@@ -65,7 +67,11 @@ macro_rules! store_suite {
             registrations_upsert_and_remove, registrations_purge, registrations_replaced_in_batches,
             offline_cap_and_age, offline_claim_ack_never_lost, offline_concurrent_claims,
             feed_every_mutation, feed_concurrent_writers, feed_watcher_within_a_second,
-            two_handles_see_each_other);
+            two_handles_see_each_other,
+            contacts_add_list_remove, contacts_groups, contacts_duplicates_and_update,
+            contacts_unknown_user, contacts_cascade_on_user_removal,
+            presence_rules_per_user_and_domain, contacts_feed_entries,
+            contacts_validation_changes_nothing);
     };
     (@each $attrs:tt $fixture:path; $($name:ident),* $(,)?) => {
         $( store_suite!(@one $attrs $fixture, $name); )*
