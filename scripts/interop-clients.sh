@@ -4,7 +4,10 @@
 #   - baresip (Debian package baresip-core), headless, driven through its ctrl_tcp JSON port,
 #     registers with its password and receives a MESSAGE;
 #   - PJSIP's Python binding (PyPI pjsua2-python, a binary wheel) registers two accounts that
-#     send and receive MESSAGEs (crates/confab/tests/interop/pjsua2_im.py).
+#     send and receive MESSAGEs (crates/confab/tests/interop/pjsua2_im.py), and publish and
+#     watch presence (crates/confab/tests/interop/pjsua2_presence.py);
+#   - JsSIP (npm jssip) under Node with the ws package, over the WebSocket transport: REGISTER,
+#     MESSAGE, SUBSCRIBE/NOTIFY for presence (crates/confab/tests/interop/jssip/).
 # Installs baresip with apt-get when it is missing (root, or sudo, needed then) and pjsua2-python
 # into a virtual environment under target/ (or $INTEROP_VENV). Starts nothing itself; the tests
 # start confab serve and the clients, and every wait in them is bounded. The whole run is bounded
@@ -16,21 +19,39 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-if ! command -v baresip >/dev/null 2>&1; then
-    echo "interop-clients: installing baresip-core"
-    sudo=()
+# Installs Debian packages when a program is missing (root, or sudo, needed then).
+install_packages() {
+    local sudo=()
     if [[ $(id -u) -ne 0 ]]; then
         if ! command -v sudo >/dev/null 2>&1; then
-            echo "interop-clients: baresip is missing; install it as root: apt-get install baresip-core" >&2
+            echo "interop-clients: missing; install as root: apt-get install $*" >&2
             exit 1
         fi
         sudo=(sudo)
     fi
+    echo "interop-clients: installing $*"
     export DEBIAN_FRONTEND=noninteractive
     "${sudo[@]}" apt-get update
-    "${sudo[@]}" apt-get install -y --no-install-recommends baresip-core
+    "${sudo[@]}" apt-get install -y --no-install-recommends "$@"
+}
+
+if ! command -v baresip >/dev/null 2>&1; then
+    install_packages baresip-core
 fi
 baresip -h 2>&1 | head -n 1 || true
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    install_packages nodejs npm
+fi
+echo "node $(node --version), npm $(npm --version 2>/dev/null)"
+
+# JsSIP and ws, at the versions of the committed lock file, under the target directory.
+jssip_dir="${JSSIP_DIR:-${CARGO_TARGET_DIR:-$root/target}/interop-jssip}"
+mkdir -p "$jssip_dir"
+cp crates/confab/tests/interop/jssip/package.json crates/confab/tests/interop/jssip/package-lock.json "$jssip_dir/"
+if ! (cd "$jssip_dir" && node -e 'require("jssip"); require("ws")') >/dev/null 2>&1; then
+    (cd "$jssip_dir" && npm ci --no-audit --no-fund)
+fi
+export JSSIP_DIR="$jssip_dir"
 
 python="${PYTHON:-python3}"
 venv="${INTEROP_VENV:-${CARGO_TARGET_DIR:-$root/target}/interop-venv}"

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 pub use crate::service_config::{
-    OfflineLimits, ServiceConfig, ThrottleConfig, DEFAULT_DIGEST_ALGORITHMS,
+    OfflineLimits, PresenceConfig, ServiceConfig, ThrottleConfig, DEFAULT_DIGEST_ALGORITHMS,
 };
 use crate::transactions::TimerConfig;
 use crate::transport::Transport;

@@ -187,3 +187,90 @@ pub trait OfflineMessages: Send + Sync + 'static {
     /// start, so that messages kept before a restart are delivered at the next REGISTER.
     fn recipients(&self, not_before: u64) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
 }
+
+/// A presentity's presence rules and contact list, as the store keeps them: what presence
+/// authorization reads ([`crate::presence::policy`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PresencePolicyRecord {
+    /// `(watcher, level)`: the watcher `user@domain` or `@domain`, the level's stored name
+    /// (`blocked`, `colleagues`, `workgroup`, `friends-and-family`).
+    pub rules: Vec<(String, String)>,
+    /// The addresses on the presentity's contact list, `user@domain`.
+    pub contacts: Vec<String>,
+}
+
+/// One live publication, as written behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPublication {
+    /// The presentity, `user@domain`.
+    pub aor: String,
+    /// Its entity-tag.
+    pub etag: String,
+    /// When it expires, in Unix seconds.
+    pub expires_at: u64,
+    /// The document's content type.
+    pub content_type: String,
+    /// The document as published.
+    pub body: Vec<u8>,
+}
+
+/// One subscription, as written behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSubscription {
+    /// Its id (our tag and the Call-ID).
+    pub id: String,
+    /// The presentity, `user@domain`.
+    pub presentity: String,
+    /// `presence` or `presence.winfo`.
+    pub event: String,
+    /// The watcher, `user@domain`.
+    pub watcher: String,
+    /// When it expires, in Unix seconds.
+    pub expires_at: u64,
+    /// The dialog in [`crate::presence::dialog::Dialog::to_stored`]'s form.
+    pub dialog: String,
+}
+
+/// One batch of presence writes (or everything loaded at start, with nothing removed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PresenceBatch {
+    /// Publications to write (replacing one with the same presentity and entity-tag).
+    pub publications: Vec<StoredPublication>,
+    /// Publications gone: `(presentity, entity-tag)`.
+    pub removed_publications: Vec<(String, String)>,
+    /// Subscriptions to write (replacing one with the same id).
+    pub subscriptions: Vec<StoredSubscription>,
+    /// Subscriptions gone, by id.
+    pub removed_subscriptions: Vec<String>,
+}
+
+impl PresenceBatch {
+    /// True when there is nothing in it.
+    pub fn is_empty(&self) -> bool {
+        self.publications.is_empty()
+            && self.removed_publications.is_empty()
+            && self.subscriptions.is_empty()
+            && self.removed_subscriptions.is_empty()
+    }
+}
+
+/// What presence needs from the store: each presentity's rules and contact list (read when a
+/// watcher subscribes, and again when the change feed says they changed), and the
+/// write-behind of publications and subscriptions.
+pub trait PresenceStore: Send + Sync + 'static {
+    /// The rules and contact list of `aor`; empty for an unknown user.
+    fn policy<'a>(
+        &'a self,
+        aor: &'a str,
+    ) -> BoxFuture<'a, Result<PresencePolicyRecord, StoreError>>;
+
+    /// Applies one batch in one store transaction: all or nothing. Rows of users the store
+    /// does not have are skipped.
+    fn save_presence<'a>(
+        &'a self,
+        batch: &'a PresenceBatch,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Every stored publication and subscription (expired ones included), at start.
+    fn load_presence(&self) -> BoxFuture<'_, Result<PresenceBatch, StoreError>>;
+}

@@ -105,6 +105,16 @@ impl Listeners {
         )
     }
 
+    /// Our Contact for a dialog whose requests come and go by `flow` (a notifier's 2xx and
+    /// NOTIFYs).
+    pub fn contact(&self, flow: &Source) -> String {
+        format!(
+            "<sip:{};transport={}>",
+            self.sent_by(flow.local),
+            flow.transport.scheme()
+        )
+    }
+
     /// Our Record-Route value for a request that came in by `source`.
     pub fn record_route(&self, source: &Source) -> String {
         format!(

@@ -33,8 +33,7 @@
 //!    §9.2 would answer a CANCEL matching it 200, which arrives with the proxy.)
 //! 9. Other methods: 405 with Allow for the methods of RFC 3261 and its extensions that the
 //!    server will handle but does not yet (REGISTER with the registrar, INVITE and BYE with
-//!    the proxy, MESSAGE with messaging, SUBSCRIBE, NOTIFY and PUBLISH with presence: later
-//!    issues); 501 for methods it does not know (RFC 3261 §8.2.1).
+//!    the proxy, MESSAGE with messaging, SUBSCRIBE and PUBLISH with presence); 501 for methods it does not know (RFC 3261 §8.2.1).
 //!
 //! Final responses carry a To-tag derived from the request (RFC 3261 §8.2.7: a stateless
 //! UAS gives a retransmission the same tag).
@@ -60,8 +59,7 @@ use crate::transport::Source;
 /// The methods the server answers itself (RFC 3261 §20.5 Allow).
 pub const ALLOW: &str = "OPTIONS, ACK, CANCEL";
 /// The methods the server handles with the router installed.
-pub const ALLOW_ROUTED: &str =
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, REFER, NOTIFY, PRACK";
+pub const ALLOW_ROUTED: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, INFO, UPDATE, REFER, NOTIFY, PRACK, SUBSCRIBE, PUBLISH";
 /// The bodies the server understands (RFC 3261 §20.1 Accept).
 pub const ACCEPT: &str = "application/sdp";
 /// The option tags the server supports: `path` (RFC 3327, stored by the registrar).

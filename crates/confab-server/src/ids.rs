@@ -47,6 +47,11 @@ pub fn token() -> String {
     format!("{:016x}", u64::from_le_bytes(random_bytes()))
 }
 
+/// A random number.
+pub fn random_u32() -> u32 {
+    u32::from_le_bytes(random_bytes())
+}
+
 /// A fresh RFC 3261 branch: the magic cookie and 16 random hex digits.
 pub fn branch() -> String {
     format!("{MAGIC_COOKIE}{}", token())

@@ -28,10 +28,12 @@
 //!   [`authenticate`] (digest challenges, nonce expiry and replay) with the
 //!   [`throttle`] against password guessing; the stateful proxy ([`forward`]: rewriting and
 //!   routing one copy, [`fork`]: parallel forking, best response, CANCEL); [`messaging`]
-//!   (RFC 3428 offline messages); [`respond`] (answers sent after the handler returned);
+//!   (RFC 3428 offline messages); [`presence`] (PUBLISH, SUBSCRIBE/NOTIFY for presence and
+//!   watcher information, privacy levels, write-behind); [`respond`] (answers sent after
+//!   the handler returned);
 //!   configured by [`ServiceConfig`];
-//! - [`directory`]: the three store traits the router needs ([`Directory`],
-//!   [`RegistrationStore`], [`OfflineMessages`]), implemented over the management store by
+//! - [`directory`]: the four store traits the router needs ([`Directory`],
+//!   [`RegistrationStore`], [`OfflineMessages`], [`PresenceStore`]), implemented over the management store by
 //!   [`store_backed`] and in memory by [`memory`]; [`replica`]: the directory kept in memory
 //!   by a front-end, so that authentication needs no store round trip;
 //! - [`Server`]: binds a [`ServerConfig`] and runs it until shutdown;
@@ -64,6 +66,7 @@ mod ids;
 pub mod location;
 pub mod memory;
 pub mod messaging;
+pub mod presence;
 pub mod registrar;
 pub mod replica;
 pub mod respond;
@@ -79,12 +82,13 @@ pub mod transport;
 /// A digest algorithm, as offered in challenges ([`ServiceConfig::digest_algorithms`]).
 pub use confab_sip::digest::Algorithm as DigestAlgorithm;
 pub use config::{
-    Limits, ListenUri, OfflineLimits, ServerConfig, ServiceConfig, ThrottleConfig, TlsFiles,
-    DEFAULT_DIGEST_ALGORITHMS,
+    Limits, ListenUri, OfflineLimits, PresenceConfig, ServerConfig, ServiceConfig, ThrottleConfig,
+    TlsFiles, DEFAULT_DIGEST_ALGORITHMS,
 };
 pub use directory::{
     AorBindings, BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
-    RegistrationStore, StoreError, StoredBinding, UserRecord,
+    PresenceBatch, PresencePolicyRecord, PresenceStore, RegistrationStore, StoreError,
+    StoredBinding, UserRecord,
 };
 pub use error::{ConfigError, ServerError, TransportError};
 pub use replica::{DirectoryReplica, ReplicaUser};

@@ -1,8 +1,8 @@
 //! In-memory implementations of the store traits of [`crate::directory`]: for tests, and for
 //! a front-end run without a management store. [`MemoryDirectory`] computes HA1 values from
 //! passwords given to it (MD5 and SHA-256, realm = the user's domain) and keeps only those;
-//! [`MemoryRegistrations`] and [`MemoryOfflineMessages`] keep what they are given, and can be
-//! shared between two routers to play a restart.
+//! [`MemoryRegistrations`], [`MemoryOfflineMessages`] and [`MemoryPresence`] keep what they
+//! are given, and can be shared between two routers to play a restart.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,7 +11,8 @@ use confab_sip::digest::{self, Algorithm};
 
 use crate::directory::{
     AorBindings, BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
-    RegistrationStore, StoreError, StoredBinding, UserRecord,
+    PresenceBatch, PresencePolicyRecord, PresenceStore, RegistrationStore, StoreError,
+    StoredBinding, StoredPublication, StoredSubscription, UserRecord,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -234,6 +235,80 @@ pub struct MemoryStores {
     pub registrations: Arc<MemoryRegistrations>,
     /// Offline messages.
     pub offline: Arc<MemoryOfflineMessages>,
+    /// Presence rules, contact lists and the presence write-behind.
+    pub presence: Arc<MemoryPresence>,
+}
+
+#[derive(Debug, Default)]
+struct PresenceRows {
+    policies: HashMap<String, PresencePolicyRecord>,
+    publications: BTreeMap<(String, String), StoredPublication>,
+    subscriptions: BTreeMap<String, StoredSubscription>,
+}
+
+/// Presence rules and contact lists set by the test, and the publications and subscriptions
+/// a router writes behind.
+#[derive(Debug, Default)]
+pub struct MemoryPresence {
+    rows: Mutex<PresenceRows>,
+}
+
+impl MemoryPresence {
+    /// Sets `aor`'s rules and contact list (the router reads them again when told:
+    /// `Router::presence_policy_changed`).
+    pub fn set_policy(&self, aor: &str, policy: PresencePolicyRecord) {
+        lock(&self.rows).policies.insert(aor.to_owned(), policy);
+    }
+
+    /// What is written behind now.
+    pub fn stored(&self) -> PresenceBatch {
+        let rows = lock(&self.rows);
+        PresenceBatch {
+            publications: rows.publications.values().cloned().collect(),
+            subscriptions: rows.subscriptions.values().cloned().collect(),
+            ..PresenceBatch::default()
+        }
+    }
+}
+
+impl PresenceStore for MemoryPresence {
+    fn policy<'a>(
+        &'a self,
+        aor: &'a str,
+    ) -> BoxFuture<'a, Result<PresencePolicyRecord, StoreError>> {
+        let policy = lock(&self.rows)
+            .policies
+            .get(aor)
+            .cloned()
+            .unwrap_or_default();
+        Box::pin(async move { Ok(policy) })
+    }
+
+    fn save_presence<'a>(
+        &'a self,
+        batch: &'a PresenceBatch,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut rows = lock(&self.rows);
+        for key in &batch.removed_publications {
+            rows.publications.remove(key);
+        }
+        for id in &batch.removed_subscriptions {
+            rows.subscriptions.remove(id);
+        }
+        for p in &batch.publications {
+            rows.publications
+                .insert((p.aor.clone(), p.etag.clone()), p.clone());
+        }
+        for s in &batch.subscriptions {
+            rows.subscriptions.insert(s.id.clone(), s.clone());
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn load_presence(&self) -> BoxFuture<'_, Result<PresenceBatch, StoreError>> {
+        let batch = self.stored();
+        Box::pin(async move { Ok(batch) })
+    }
 }
 
 #[cfg(test)]

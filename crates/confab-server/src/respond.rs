@@ -97,7 +97,8 @@ impl Responder {
         self.driver.relay(request, response, source).await;
     }
 
-    fn to_tag(&self, req: &Message) -> String {
+    /// The To tag the answers to `req` carry when it has none.
+    pub fn to_tag(&self, req: &Message) -> String {
         let key = (
             req.header_bytes(HeaderName::CallId),
             req.from().ok().and_then(|f| f.tag()),

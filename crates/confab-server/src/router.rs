@@ -22,7 +22,12 @@
 //!    but not be routed onwards (403).
 //!
 //! REGISTER goes to the registrar; after its 200, waiting offline messages are delivered to
-//! the contact that registered. CANCEL of an INVITE being proxied gets 200 and cancels its
+//! the contact that registered, and watchers of the user learn whether it is signed in.
+//! SUBSCRIBE and PUBLISH go to [`crate::presence`]: an initial one must be for a user of a
+//! local domain (404 unknown or disabled, 403 for other domains: presence is not relayed),
+//! a local sender must authenticate (PUBLISH only for itself), a sender of another domain
+//! may subscribe and the presentity's rules decide; one inside a subscription is matched
+//! to it (481 when it matches none). CANCEL of an INVITE being proxied gets 200 and cancels its
 //! branches; other CANCELs are the handler's (481). An ACK that is ours to forward (for a
 //! 2xx, through our Record-Route) is forwarded statelessly; any other is dropped.
 //!
@@ -41,7 +46,7 @@ use tracing::{debug, info, warn};
 
 use crate::authenticate::{Asker, Authenticator, Outcome as Auth};
 use crate::config::{ListenUri, ServerConfig, ServiceConfig};
-use crate::directory::{Directory, OfflineMessages, RegistrationStore, StoreError};
+use crate::directory::{Directory, OfflineMessages, PresenceStore, RegistrationStore, StoreError};
 use crate::error::ConfigError;
 use crate::fork::Proxy;
 use crate::forward::{self, Listeners, Target};
@@ -49,6 +54,7 @@ use crate::ids;
 use crate::location::{contact_key, Location};
 use crate::memory::MemoryStores;
 use crate::messaging::Messaging;
+use crate::presence::{Outgoing, Presence, PresenceStats, Subscribing};
 use crate::registrar::{Registrar, Registration};
 use crate::respond::{Answer, Responder};
 use crate::throttle::{Throttle, ThrottleStats};
@@ -73,6 +79,8 @@ fn run_or_spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
 
 /// How often expired bindings are swept.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// How often presence expires subscriptions and publications and writes behind.
+const PRESENCE_EVERY: Duration = Duration::from_secs(1);
 
 /// The store-facing parts the router needs; the binary gives adapters over
 /// `confab-store`, tests give [`Stores::memory`].
@@ -84,6 +92,8 @@ pub struct Stores {
     pub registrations: Arc<dyn RegistrationStore>,
     /// Offline messages.
     pub offline: Arc<dyn OfflineMessages>,
+    /// Presence rules and contact lists; the presence write-behind.
+    pub presence: Arc<dyn PresenceStore>,
 }
 
 impl Stores {
@@ -99,6 +109,7 @@ impl Stores {
             directory: m.directory.clone(),
             registrations: m.registrations.clone(),
             offline: m.offline.clone(),
+            presence: m.presence.clone(),
         }
     }
 }
@@ -112,6 +123,8 @@ pub struct RouterStats {
     pub active_invites: usize,
     /// The password-guessing throttle.
     pub throttle: ThrottleStats,
+    /// Presence.
+    pub presence: PresenceStats,
 }
 
 /// What to do with a request.
@@ -140,6 +153,7 @@ pub struct Router {
     registrar: Registrar,
     proxy: Proxy,
     messaging: Messaging,
+    presence: Arc<Presence>,
     stores: Stores,
     listeners: Arc<Listeners>,
     loop_key: RandomState,
@@ -207,6 +221,13 @@ impl Router {
                 Arc::clone(&driver),
                 Arc::clone(&listeners),
             ),
+            presence: Arc::new(Presence::new(
+                config.presence,
+                Arc::clone(&driver),
+                Arc::clone(&listeners),
+                Arc::clone(&location),
+                Arc::clone(&stores.presence),
+            )),
             config,
             driver,
             responder,
@@ -234,6 +255,7 @@ impl Router {
             registered: self.location.len(),
             active_invites: self.proxy.active_invites(),
             throttle: self.auth.throttle().stats(),
+            presence: self.presence.stats(),
         }
     }
 
@@ -248,6 +270,7 @@ impl Router {
         if n > 0 {
             info!(%aor, bindings = n, "user signed out by an operator's change");
         }
+        self.presence.user_gone(aor);
         n
     }
 
@@ -263,8 +286,20 @@ impl Router {
         }
     }
 
-    /// Loads the registrations kept in the store, and who has offline messages waiting;
-    /// returns how many bindings are live.
+    /// `aor`'s presence rules or contact list changed (the change feed says so): its
+    /// watchers are decided anew.
+    pub async fn presence_policy_changed(&self, aor: &str) -> Result<(), StoreError> {
+        self.presence.policy_changed(aor).await
+    }
+
+    /// The presence agent.
+    pub fn presence(&self) -> &Arc<Presence> {
+        &self.presence
+    }
+
+    /// Loads the registrations kept in the store, who has offline messages waiting, and the
+    /// presence state (whose subscribers get a fresh NOTIFY); returns how many bindings are
+    /// live.
     pub async fn load(&self) -> Result<usize, StoreError> {
         let stored = self.stores.registrations.load().await?;
         let n = self.location.load(stored, Instant::now());
@@ -274,6 +309,7 @@ impl Router {
             recipients = waiting,
             "recipients with offline messages waiting"
         );
+        self.presence.load().await?;
         Ok(n)
     }
 
@@ -281,8 +317,9 @@ impl Router {
         self.listeners.set(bound);
     }
 
-    /// The router's background work until `shutdown`: the expiry sweeper and the
-    /// registration writer (which writes once more on the way out).
+    /// The router's background work until `shutdown`: the expiry sweeper, the registration
+    /// writer (which writes once more on the way out), presence expiry and its write-behind
+    /// (written once more on the way out too).
     pub fn start(self: Arc<Self>, shutdown: CancellationToken) -> HookTask {
         Box::pin(async move {
             let writer = tokio::spawn(
@@ -290,13 +327,23 @@ impl Router {
                     .write_behind(Arc::clone(&self.stores.registrations), shutdown.clone()),
             );
             let mut tick = tokio::time::interval(SWEEP_EVERY);
+            let mut presence_tick = tokio::time::interval(PRESENCE_EVERY);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tick.tick() => {
                         self.location.sweep(Instant::now());
                     }
+                    _ = presence_tick.tick() => {
+                        self.presence.tick();
+                        if let Err(e) = self.presence.flush().await {
+                            warn!(error = %e, "presence not written to the store; retrying");
+                        }
+                    }
                 }
+            }
+            if let Err(e) = self.presence.flush().await {
+                warn!(error = %e, "presence not written to the store at shutdown");
             }
             if writer.await.is_err() {
                 warn!("the registration writer ended abnormally");
@@ -314,6 +361,11 @@ impl Router {
             Method::Register => {
                 let (this, req, source) = (Arc::clone(self), req.clone(), *source);
                 run_or_spawn(async move { this.register(req, source).await });
+                return true;
+            }
+            Method::Subscribe | Method::Publish => {
+                let (this, req, source) = (Arc::clone(self), req.clone(), *source);
+                run_or_spawn(async move { this.presence_request(req, source).await });
                 return true;
             }
             Method::Cancel => {
@@ -440,11 +492,97 @@ impl Router {
             Registration::Refused(answer) => self.responder.send(&req, answer, &source).await,
             Registration::Done { answer, aor, fresh } => {
                 self.responder.send(&req, answer, &source).await;
+                self.presence.registration_changed(&aor);
                 if let Some(binding) = fresh.first() {
                     self.messaging.deliver(&aor, binding).await;
                 }
             }
         }
+    }
+
+    async fn presence_request(self: Arc<Self>, req: Message, source: Source) {
+        let (answer, out) = self.presence_answer(&req, &source).await;
+        self.responder.send(&req, answer, &source).await;
+        self.presence.send(out);
+    }
+
+    /// The answer to a SUBSCRIBE or PUBLISH, and the NOTIFYs to send after it.
+    async fn presence_answer(&self, req: &Message, source: &Source) -> (Answer, Vec<Outgoing>) {
+        let none = Vec::new;
+        let publish = req.method() == Some(Method::Publish);
+        if !Self::is_initial(req) {
+            if publish {
+                return (Answer::new(481, "Call/Transaction Does Not Exist"), none());
+            }
+            return self
+                .presence
+                .resubscribe(req, source)
+                .unwrap_or_else(|| (Answer::new(481, "Subscription Does Not Exist"), none()));
+        }
+        if matches!(req.max_forwards(), Ok(Some(0))) {
+            return (Answer::new(483, "Too Many Hops"), none());
+        }
+        let Some(Ok(ruri)) = req.request_uri() else {
+            return (Answer::new(400, "Bad Request-URI"), none());
+        };
+        let host = ruri.host_str().unwrap_or_default().to_ascii_lowercase();
+        if !matches!(ruri.scheme(), Scheme::Sip | Scheme::Sips)
+            || !self.config.is_local_domain(&host)
+        {
+            return (Answer::new(403, "Forbidden"), none());
+        }
+        let Some(user) = ruri.user().filter(|u| !u.is_empty()) else {
+            return (Answer::new(404, "Not Found"), none());
+        };
+        let aor = format!("{user}@{host}");
+        let local = match self.authorize(req, source).await {
+            Ok(local) => local,
+            Err(answer) => return (answer, none()),
+        };
+        let watcher = match req.from() {
+            Ok(from) => format!(
+                "{}@{}",
+                from.uri().user().unwrap_or_default(),
+                from.uri()
+                    .host_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            ),
+            Err(_) => return (Answer::new(400, "Bad From Header"), none()),
+        };
+        if publish && (!local || watcher != aor) {
+            return (Answer::new(403, "Publisher Is Not The Presentity"), none());
+        }
+        match self.stores.directory.user(&aor).await {
+            Ok(Some(u)) if u.enabled => {}
+            Ok(_) => return (Answer::new(404, "Not Found"), none()),
+            Err(e) => {
+                warn!(error = %e, "presence cannot read the directory");
+                return (Answer::new(500, "Server Internal Error"), none());
+            }
+        }
+        if publish {
+            return self.presence.publish(req, &aor);
+        }
+        let asked = match self.presence.check_subscribe(req) {
+            Ok(asked) => asked,
+            Err(answer) => return (answer, none()),
+        };
+        let policy = match self.presence.policy(&aor).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "presence cannot read the presentity's rules");
+                return (Answer::new(500, "Server Internal Error"), none());
+            }
+        };
+        let local_tag = self.responder.to_tag(req);
+        let who = Subscribing {
+            presentity: &aor,
+            watcher: &watcher,
+            asked,
+            local_tag: &local_tag,
+        };
+        self.presence.subscribe(req, source, who, &policy)
     }
 
     /// An initial request from a user of a local domain must authenticate as that user.

@@ -1,7 +1,7 @@
 //! [`ServiceConfig`]: what the registrar, the proxy and messaging of one front-end do — the
 //! SIP domains it is authoritative for, digest nonces, registration expiry and the contact
-//! cap, the password-guessing throttle ([`ThrottleConfig`]) and offline messages
-//! ([`OfflineLimits`]). Built with defaults, adjusted by the binary from its settings, then
+//! cap, the password-guessing throttle ([`ThrottleConfig`]), offline messages
+//! ([`OfflineLimits`]) and presence ([`PresenceConfig`]). Built with defaults, adjusted by the binary from its settings, then
 //! checked once by [`ServiceConfig::validate`] when [`crate::Router::new`] takes it.
 
 use std::net::IpAddr;
@@ -11,6 +11,7 @@ use confab_sip::digest::Algorithm;
 
 use crate::config::ListenUri;
 use crate::error::ConfigError;
+use crate::presence::policy::WatcherDefault;
 
 /// How repeated authentication failures are slowed down (see [`crate::throttle`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,39 @@ impl Default for OfflineLimits {
     }
 }
 
+/// Presence (RFC 3856 subscriptions, RFC 3903 publications) and who may watch whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceConfig {
+    /// What a watcher with no rule, and not on the presentity's contact list, gets: pending
+    /// (the presentity is asked through watcher information) or an access level.
+    pub unknown_watchers: WatcherDefault,
+    /// The shortest subscription or publication accepted; shorter ones get 423 with
+    /// Min-Expires.
+    pub min_expires: u32,
+    /// The longest granted; longer ones are shortened to this.
+    pub max_expires: u32,
+    /// The time granted when the request names none (RFC 3856 §6.4, RFC 3903 §4.1: 3600).
+    pub default_expires: u32,
+    /// Subscriptions per presentity (watchers and watcher information together); one more
+    /// is refused 503 with Retry-After.
+    pub max_watchers: usize,
+    /// Live publications per presentity (devices); one more replaces the oldest.
+    pub max_publications: usize,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            unknown_watchers: WatcherDefault::Pending,
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            max_watchers: 1000,
+            max_publications: 16,
+        }
+    }
+}
+
 /// The digest algorithms a challenge offers by default, most preferred first.
 pub const DEFAULT_DIGEST_ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
 
@@ -100,6 +134,8 @@ pub struct ServiceConfig {
     pub digest_algorithms: Vec<Algorithm>,
     /// Offline messages.
     pub offline: OfflineLimits,
+    /// Presence.
+    pub presence: PresenceConfig,
 }
 
 impl ServiceConfig {
@@ -130,6 +166,7 @@ impl ServiceConfig {
             throttle: ThrottleConfig::default(),
             digest_algorithms: DEFAULT_DIGEST_ALGORITHMS.to_vec(),
             offline: OfflineLimits::default(),
+            presence: PresenceConfig::default(),
         }
     }
 
@@ -239,6 +276,28 @@ impl ServiceConfig {
                 "base_backoff",
                 format!("{} ms", self.throttle.base_backoff.as_millis()),
                 "use more than zero and at most max_backoff",
+            );
+        }
+        let p = &self.presence;
+        if p.min_expires == 0 || p.min_expires > p.max_expires {
+            return limit(
+                "presence min_expires",
+                p.min_expires.to_string(),
+                "use at least 1 second and at most presence max_expires",
+            );
+        }
+        if p.default_expires < p.min_expires || p.default_expires > p.max_expires {
+            return limit(
+                "presence default_expires",
+                p.default_expires.to_string(),
+                "use a value between presence min_expires and max_expires",
+            );
+        }
+        if p.max_watchers == 0 || p.max_publications == 0 {
+            return limit(
+                "presence max_watchers",
+                "0".to_owned(),
+                "allow at least one subscription and one publication per presentity",
             );
         }
         if self.offline.max_per_user == 0 {

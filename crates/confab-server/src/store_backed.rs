@@ -1,4 +1,4 @@
-//! The registrar's, proxy's and messaging's store traits ([`crate::directory`]) implemented
+//! The registrar's, proxy's, messaging's and presence's store traits ([`crate::directory`]) implemented
 //! over the management store (`confab-store`, SQLite or PostgreSQL): [`StoreBacked`] wraps
 //! one [`confab_store::Store`] handle and translates records both ways. The translation is
 //! the whole job: no SIP is parsed here and no business rule is added.
@@ -17,7 +17,8 @@ use tracing::{debug, warn};
 
 use crate::directory::{
     AorBindings, BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
-    RegistrationStore, StoreError, StoredBinding, UserRecord,
+    PresenceBatch, PresencePolicyRecord, PresenceStore, RegistrationStore, StoreError,
+    StoredBinding, StoredPublication, StoredSubscription, UserRecord,
 };
 use crate::replica::{DirectoryReplica, ReplicaUser};
 
@@ -308,6 +309,113 @@ impl OfflineMessages for StoreBacked {
                 .await
                 .map_err(err)?;
             Ok(())
+        })
+    }
+}
+
+impl PresenceStore for StoreBacked {
+    fn policy<'a>(
+        &'a self,
+        aor: &'a str,
+    ) -> BoxFuture<'a, Result<PresencePolicyRecord, StoreError>> {
+        Box::pin(async move {
+            let Ok(user) = Address::parse(aor) else {
+                return Ok(PresencePolicyRecord::default());
+            };
+            match self.store.contact_list(&user).await {
+                Ok(list) => Ok(PresencePolicyRecord {
+                    rules: list
+                        .presence_rules
+                        .into_iter()
+                        .map(|r| (r.watcher.to_string(), r.level.as_str().to_owned()))
+                        .collect(),
+                    contacts: list
+                        .contacts
+                        .into_iter()
+                        .map(|c| c.address.to_string())
+                        .collect(),
+                }),
+                Err(DbError::NotFound { .. }) => Ok(PresencePolicyRecord::default()),
+                Err(e) => Err(err(e)),
+            }
+        })
+    }
+
+    fn save_presence<'a>(
+        &'a self,
+        batch: &'a PresenceBatch,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut writes = confab_store::PresenceWrites::default();
+            // An AOR that is no address the store can hold has nothing stored either.
+            for p in &batch.publications {
+                let Ok(user) = Address::parse(&p.aor) else {
+                    continue;
+                };
+                writes.publications.push(confab_store::StoredPublication {
+                    user,
+                    etag: p.etag.clone(),
+                    expires_at: unix(p.expires_at),
+                    content_type: p.content_type.clone(),
+                    body: p.body.clone(),
+                });
+            }
+            for (aor, etag) in &batch.removed_publications {
+                if let Ok(user) = Address::parse(aor) {
+                    writes.removed_publications.push((user, etag.clone()));
+                }
+            }
+            for s in &batch.subscriptions {
+                let Ok(presentity) = Address::parse(&s.presentity) else {
+                    continue;
+                };
+                writes.subscriptions.push(confab_store::StoredSubscription {
+                    id: s.id.clone(),
+                    presentity,
+                    event: s.event.clone(),
+                    watcher: s.watcher.clone(),
+                    expires_at: unix(s.expires_at),
+                    dialog: s.dialog.clone(),
+                });
+            }
+            writes.removed_subscriptions = batch.removed_subscriptions.clone();
+            let unknown = self.store.write_presence(&writes).await.map_err(err)?;
+            for user in unknown {
+                debug!(%user, "presence of a user the store no longer has not written");
+            }
+            Ok(())
+        })
+    }
+
+    fn load_presence(&self) -> BoxFuture<'_, Result<PresenceBatch, StoreError>> {
+        Box::pin(async move {
+            let state = self.store.presence_state().await.map_err(err)?;
+            Ok(PresenceBatch {
+                publications: state
+                    .publications
+                    .into_iter()
+                    .map(|p| StoredPublication {
+                        aor: p.user.to_string(),
+                        etag: p.etag,
+                        expires_at: unsigned(p.expires_at),
+                        content_type: p.content_type,
+                        body: p.body,
+                    })
+                    .collect(),
+                subscriptions: state
+                    .subscriptions
+                    .into_iter()
+                    .map(|s| StoredSubscription {
+                        id: s.id,
+                        presentity: s.presentity.to_string(),
+                        event: s.event,
+                        watcher: s.watcher,
+                        expires_at: unsigned(s.expires_at),
+                        dialog: s.dialog,
+                    })
+                    .collect(),
+                ..PresenceBatch::default()
+            })
         })
     }
 }

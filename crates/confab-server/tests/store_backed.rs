@@ -55,7 +55,8 @@ async fn start(store: &Store) -> (TestServer, Arc<Router>) {
     let stores = Stores {
         directory: backed.clone(),
         registrations: backed.clone(),
-        offline: backed,
+        offline: backed.clone(),
+        presence: backed,
     };
     let config = server_config();
     let router = Router::new(&config, service_config(), stores).expect("router");

@@ -5,7 +5,8 @@
 //! and PostgreSQL, selected by a `postgres://` store URL and shared by the front-ends of many
 //! pools. It holds the SIP domains and pools, users and their home pools, credentials (digest
 //! HA1 values per realm and algorithm, never plain text), the registrar's write-behind of
-//! registrations, offline messages, users' contact lists and presence rules, and a change
+//! registrations, offline messages, users' contact lists and presence rules, the presence
+//! write-behind (publications and subscriptions), and a change
 //! feed that running front-ends follow.
 //!
 //! It knows no SIP: an address is a `user@domain` string, a credential an opaque hex string,
@@ -33,8 +34,9 @@
 //! Modules: `location` (where a store is), `db` (the two backends behind one interface),
 //! `migrate` (schema versions), `model` (records and their checks), `topology` (domains and
 //! pools), `users` (users and credentials), `contacts` (contact lists and presence rules),
-//! `registrations` (write-behind), `offline` (offline messages), `feed` (the change feed),
-//! `replica` (the directory as a front-end keeps it in memory), `error` (what goes wrong).
+//! `registrations` (write-behind), `presence` (presence write-behind), `offline` (offline
+//! messages), `feed` (the change feed), `replica` (the directory as a front-end keeps it in
+//! memory), `error` (what goes wrong).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -47,6 +49,7 @@ mod location;
 mod migrate;
 mod model;
 mod offline;
+mod presence;
 mod registrations;
 mod replica;
 mod topology;
@@ -66,6 +69,7 @@ pub use model::{
     OfflineMessage, Pool, PoolKind, Purged, Registration, StoredId, UnixTime, User, UserFilter,
     UserId, DEFAULT_POOL,
 };
+pub use presence::{PresenceState, PresenceWrites, StoredPublication, StoredSubscription};
 pub use replica::{DirectoryEntry, DIRECTORY_PAGE};
 
 use db::Db;

@@ -1,6 +1,6 @@
 //! Users and their credentials. A user is `user@domain` in one of the deployment's domains,
 //! homed on one pool; removing a user removes, in the same transaction, their credentials,
-//! registrations, offline messages, contact list and presence rules. Every mutation appends to the change feed.
+//! registrations, offline messages, contact list, presence rules and presence state. Every mutation appends to the change feed.
 
 use crate::db::{Arg, Row, Tx};
 use crate::error::Context;
@@ -365,6 +365,8 @@ impl Store {
                 "DELETE FROM contacts WHERE user_id = $1",
                 "DELETE FROM contact_groups WHERE user_id = $1",
                 "DELETE FROM presence_rules WHERE user_id = $1",
+                "DELETE FROM presence_publications WHERE user_id = $1",
+                "DELETE FROM presence_subscriptions WHERE user_id = $1",
                 "DELETE FROM users WHERE id = $1",
             ] {
                 tx.execute(sql, &[id.into()]).await.ctx(CONTEXT)?;

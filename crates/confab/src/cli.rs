@@ -195,6 +195,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "LIST", env = "CONFAB_DIGEST_ALGORITHMS")]
     pub digest_algorithms: Option<String>,
 
+    /// What a presence watcher with no rule, not on the user's contact list, gets [default: pending]
+    ///
+    /// `pending`: the subscription waits, and the user sees the watcher in its watcher
+    /// information (presence.winfo) until a rule (`confab presence-rules set`) or a contact
+    /// list entry decides; or an access level: blocked, colleagues, workgroup,
+    /// friends-and-family.
+    #[arg(long, value_name = "LEVEL", env = "CONFAB_PRESENCE_UNKNOWN_WATCHERS")]
+    pub presence_unknown_watchers: Option<String>,
+
     /// The SIP domain a first start creates, when the store has none yet [default: localhost]
     ///
     /// Users are USER@DOMAIN in one of the deployment's domains, and a domain is also the

@@ -216,6 +216,7 @@ async fn build_router(
 ) -> Result<(Arc<Router>, ReplicaFeed), ExitCode> {
     let mut service = ServiceConfig::for_listeners(&settings.server.listen);
     service.digest_algorithms = settings.digest_algorithms.clone();
+    service.presence.unknown_watchers = settings.presence_unknown_watchers;
     match topology::domains(store).await {
         Ok(domains) => {
             for d in domains {
@@ -253,6 +254,7 @@ async fn build_router(
         directory: replica.clone(),
         registrations: backed.clone(),
         offline: backed.clone(),
+        presence: backed.clone(),
     };
     let router = Router::new(&settings.server, service, stores).map_err(|e| {
         report(&settings.explain(e));
@@ -334,6 +336,16 @@ async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFee
                 ChangeKind::OfflineMessageStored => {
                     let router = Arc::clone(&router);
                     tokio::spawn(async move { router.offline_stored(&change.subject).await });
+                }
+                // Watchers of the user are decided anew, in a task of its own (it reads the
+                // store).
+                ChangeKind::ContactsChanged | ChangeKind::PresenceRulesChanged => {
+                    let router = Arc::clone(&router);
+                    tokio::spawn(async move {
+                        if let Err(e) = router.presence_policy_changed(&change.subject).await {
+                            warn!(user = %change.subject, error = %e, "presence rules not read again");
+                        }
+                    });
                 }
                 ChangeKind::DomainAdded => info!(
                     domain = %change.subject,

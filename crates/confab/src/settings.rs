@@ -13,6 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use confab_server::presence::policy::WatcherDefault;
 use confab_server::transactions::{TimerConfig, TimerError};
 use confab_server::{ConfigError, Limits, ListenUri, ServerConfig, TlsFiles};
 use serde::Deserialize;
@@ -169,6 +170,7 @@ struct FileSettings {
     pool: Option<String>,
     domain: Option<String>,
     digest_algorithms: Option<Scalar>,
+    presence_unknown_watchers: Option<Scalar>,
     listen: Option<Vec<String>>,
     admin_listen: Option<Scalar>,
     tls_cert: Option<PathBuf>,
@@ -200,6 +202,8 @@ pub struct ServeSettings {
     pub domain: String,
     /// Digest algorithms offered in challenges, most preferred first.
     pub digest_algorithms: Vec<confab_server::DigestAlgorithm>,
+    /// What presence watchers with no rule get.
+    pub presence_unknown_watchers: WatcherDefault,
     /// The admin API address.
     pub admin_listen: SocketAddr,
     /// The tracing filter.
@@ -360,6 +364,17 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
         parse_algorithms,
         confab_server::DEFAULT_DIGEST_ALGORITHMS.to_vec(),
     )?;
+    let presence_unknown_watchers = r.value(
+        "presence_unknown_watchers",
+        serve.presence_unknown_watchers.as_ref(),
+        |f| f.presence_unknown_watchers.as_ref(),
+        |text| {
+            WatcherDefault::parse(text).ok_or_else(|| {
+                "write pending, blocked, colleagues, workgroup or friends-and-family".to_owned()
+            })
+        },
+        WatcherDefault::Pending,
+    )?;
     let listen_given = (!serve.listen.is_empty()).then(|| serve.listen.clone());
     let listen = match r.pick("listen", listen_given, |f| f.listen.clone()) {
         Some((uris, origin)) => uris
@@ -468,6 +483,7 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
         pool,
         domain,
         digest_algorithms,
+        presence_unknown_watchers,
         admin_listen,
         log_level,
         server: ServerConfig {

@@ -8,6 +8,7 @@ fn serve_args() -> ServeArgs {
         pool: None,
         domain: None,
         digest_algorithms: None,
+        presence_unknown_watchers: None,
         listen: Vec::new(),
         admin_listen: None,
         tls_cert: None,

@@ -177,6 +177,11 @@ impl TransactionDriver {
         }
     }
 
+    /// True once [`TransactionDriver::run`] has started: requests can be sent.
+    pub fn is_running(&self) -> bool {
+        self.transmitter.get().is_some()
+    }
+
     /// The timer task: runs the layer's timers and sends what they yield through
     /// `transmitter`, until `shutdown` is cancelled. [`crate::Server::run`] runs it.
     pub async fn run(self: Arc<Self>, transmitter: Transmitter, shutdown: CancellationToken) {

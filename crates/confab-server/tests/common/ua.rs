@@ -75,6 +75,30 @@ impl Deployment {
         }
     }
 
+    /// The same, listening on `addr` (a restart in the same place).
+    pub async fn start_at(
+        service: ServiceConfig,
+        stores: MemoryStores,
+        addr: SocketAddr,
+    ) -> Deployment {
+        for user in ["alice", "bob", "carol"] {
+            stores
+                .directory
+                .add_user(&format!("{user}@{DOMAIN}"), &format!("{user}-pw"));
+        }
+        let mut server_config = server_config();
+        server_config.listen = vec![format!("udp://{addr}").parse().expect("listen URI")];
+        let router = Router::new(&server_config, service, Stores::from_memory(&stores))
+            .expect("valid service config");
+        let server = TestServer::start_router(server_config, Arc::clone(&router)).await;
+        Deployment {
+            server,
+            router,
+            stores,
+            addr,
+        }
+    }
+
     /// A UA for `user` (password `<user>-pw`).
     pub async fn ua(&self, user: &str) -> Ua {
         Ua::new(self.addr, user, &format!("{user}-pw")).await

@@ -7,12 +7,14 @@ use confab_store::{Address, Credential, NewUser, Store, StoreLocation};
 mod contacts;
 mod feed;
 mod hot;
+mod presence;
 mod schema;
 mod users;
 
 pub use contacts::*;
 pub use feed::*;
 pub use hot::*;
+pub use presence::*;
 pub use schema::*;
 pub use users::*;
 
@@ -71,7 +73,8 @@ macro_rules! store_suite {
             contacts_add_list_remove, contacts_groups, contacts_duplicates_and_update,
             contacts_unknown_user, contacts_cascade_on_user_removal,
             presence_rules_per_user_and_domain, contacts_feed_entries,
-            contacts_validation_changes_nothing);
+            contacts_validation_changes_nothing,
+            presence_write_read_replace, presence_goes_with_its_user);
     };
     (@each $attrs:tt $fixture:path; $($name:ident),* $(,)?) => {
         $( store_suite!(@one $attrs $fixture, $name); )*
