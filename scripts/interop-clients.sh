@@ -7,9 +7,11 @@
 #     send and receive MESSAGEs (crates/confab/tests/interop/pjsua2_im.py), and publish and
 #     watch presence (crates/confab/tests/interop/pjsua2_presence.py);
 #   - JsSIP (npm jssip) under Node with the ws package, over the WebSocket transport: REGISTER,
-#     MESSAGE, SUBSCRIBE/NOTIFY for presence (crates/confab/tests/interop/jssip/).
-# Installs baresip with apt-get when it is missing (root, or sudo, needed then) and pjsua2-python
-# into a virtual environment under target/ (or $INTEROP_VENV). Starts nothing itself; the tests
+#     MESSAGE, PUBLISH and SUBSCRIBE/NOTIFY for presence (crates/confab/tests/interop/jssip/).
+# Installs baresip, and Node with npm, with apt-get when they are missing (root, or sudo, needed
+# then; a Node already on the machine is used as it is), JsSIP and ws with `npm ci` from the
+# committed lock file under target/ (or $JSSIP_DIR), and pjsua2-python into a virtual
+# environment under target/ (or $INTEROP_VENV). Starts nothing itself; the tests
 # start confab serve and the clients, and every wait in them is bounded. The whole run is bounded
 # by INTEROP_TIMEOUT seconds (default 900).
 #
@@ -44,13 +46,20 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 echo "node $(node --version), npm $(npm --version 2>/dev/null)"
 
-# JsSIP and ws, at the versions of the committed lock file, under the target directory.
+# JsSIP and ws, at the versions of the committed lock file, under the target directory; installed
+# again whenever that lock file changes (installed.lock is the copy the last `npm ci` used).
+jssip_src=crates/confab/tests/interop/jssip
 jssip_dir="${JSSIP_DIR:-${CARGO_TARGET_DIR:-$root/target}/interop-jssip}"
 mkdir -p "$jssip_dir"
-cp crates/confab/tests/interop/jssip/package.json crates/confab/tests/interop/jssip/package-lock.json "$jssip_dir/"
-if ! (cd "$jssip_dir" && node -e 'require("jssip"); require("ws")') >/dev/null 2>&1; then
-    (cd "$jssip_dir" && npm ci --no-audit --no-fund)
+if ! cmp -s "$jssip_src/package-lock.json" "$jssip_dir/installed.lock" \
+    || ! (cd "$jssip_dir" && node -e 'require("jssip"); require("ws")') >/dev/null 2>&1; then
+    echo "interop-clients: installing JsSIP and ws into $jssip_dir"
+    rm -f "$jssip_dir/installed.lock"
+    cp "$jssip_src/package.json" "$jssip_src/package-lock.json" "$jssip_dir/"
+    (cd "$jssip_dir" && timeout 300 npm ci --no-audit --no-fund)
+    cp "$jssip_src/package-lock.json" "$jssip_dir/installed.lock"
 fi
+(cd "$jssip_dir" && node -p '"jssip " + require("jssip/package.json").version + ", ws " + require("ws/package.json").version')
 export JSSIP_DIR="$jssip_dir"
 
 python="${PYTHON:-python3}"
