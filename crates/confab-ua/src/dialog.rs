@@ -167,6 +167,12 @@ impl Dialog {
         }
     }
 
+    /// Makes the next request's CSeq follow `seq` (a subscription's dialog made by a NOTIFY
+    /// learns our SUBSCRIBE's CSeq from its 2xx).
+    pub(crate) fn raise_local_cseq(&mut self, seq: u32) {
+        self.local_cseq = self.local_cseq.max(seq);
+    }
+
     /// Where requests in this dialog go: the first route, else the remote target, else
     /// `fallback` when that is a host name.
     pub(crate) fn next_hop(&self, fallback: Option<SocketAddr>) -> Option<SocketAddr> {

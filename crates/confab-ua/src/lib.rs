@@ -2,7 +2,8 @@
 //!
 //! This crate owns a SIP user agent built on `confab-sip`: it registers (with digest
 //! authentication), sends and receives OPTIONS and instant messages (RFC 3428 page mode),
-//! places and answers calls (INVITE, ACK, BYE, CANCEL), and hands every request it receives
+//! places and answers calls (INVITE, ACK, BYE, CANCEL), publishes event state (RFC 3903
+//! PUBLISH) and subscribes to it (RFC 6665 SUBSCRIBE/NOTIFY), and hands every request it receives
 //! to the application with a way to answer it. It serves Confab's integration tests, the
 //! synthetic transactions an operator runs (`confab test registration|im|presence`), the
 //! real-SIP checks of each migration phase, and the load generator (`confab-load`).
@@ -29,6 +30,11 @@
 //! if call.wait_final().await?.is_answered() {
 //!     call.bye().await?;
 //! }
+//! let mut watching = alice
+//!     .subscribe("sip:bob@example.com", "presence", "application/pidf+xml", 600)
+//!     .await?;
+//! let notify = watching.next_notify(Duration::from_secs(5)).await?;
+//! println!("bob: {:?} {:?}", notify.state, notify.body_str());
 //! let incoming = alice.next_incoming(Duration::from_secs(5)).await?;
 //! println!("{} from {}", incoming.method_str(), incoming.source());
 //! # Ok(()) }
@@ -48,8 +54,9 @@
 //! | `error` | [`UaError`] |
 //! | `ua` | [`UserAgent`]: bind, REGISTER, OPTIONS, MESSAGE, any request, INVITE, receiving, shutdown |
 //! | `call` | [`Call`]: one INVITE session from either side: responses, CANCEL, BYE, its state |
+//! | `subscription` | [`Subscription`], [`Notify`]: a subscription, its NOTIFYs, refresh and end; [`Publication`], [`PublishRequest`]: PUBLISH and its entity-tag |
 //! | `incoming` | [`Incoming`]: a received request and its answer; answered for the application if dropped |
-//! | `core` | the background task: transaction layer, ACK for 2xx, dialogs, automatic answers, 2xx retransmission |
+//! | `core` | the background task: transaction layer, ACK for 2xx, dialogs (of calls and subscriptions), automatic answers, NOTIFYs of subscriptions, 2xx retransmission |
 //! | `dialog` | dialog state (RFC 3261 §12) and the requests sent inside one |
 //! | `auth` | answering digest challenges: choice of algorithm, nonce counts, stale, refusal |
 //! | `request` | what every message says about this user agent (Via, Contact, From), next hop |
@@ -58,7 +65,9 @@
 //! | `shared`, `ids` | what handles share with the core; branches, tags, Call-IDs, cnonces |
 //!
 //! Not supported (yet): TLS and WebSocket, DNS (every address is an IP), strict routing,
-//! PRACK and reliable provisional responses, SUBSCRIBE/NOTIFY dialogs, `auth-int`.
+//! PRACK and reliable provisional responses, the notifier side of SUBSCRIBE (a SUBSCRIBE
+//! received is the application's, as an [`Incoming`]), automatic refresh of subscriptions
+//! and publications, `auth-int`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -74,6 +83,7 @@ mod incoming;
 pub mod load;
 mod request;
 mod shared;
+mod subscription;
 mod transport;
 mod ua;
 
@@ -86,6 +96,7 @@ pub use config::{InviteAnswer, Secret, Transport, UaConfig};
 pub use dialog::{CallState, EndReason};
 pub use error::UaError;
 pub use incoming::Incoming;
+pub use subscription::{Notify, Publication, PublishRequest, Subscription, SubscriptionState};
 pub use ua::{Registration, UaStats, UserAgent};
 
 /// The digest arithmetic behind the credentials the management store keeps (an HA1 per realm

@@ -21,6 +21,7 @@ use crate::ids;
 use crate::incoming::Incoming;
 use crate::request::{check_target, Local, Outgoing};
 use crate::shared::{Counters, Shared};
+use crate::subscription::{Publication, PublishRequest, Subscription};
 use crate::transport::Sockets;
 
 /// Commands queued to the core before senders wait.
@@ -277,6 +278,61 @@ impl UserAgent {
             .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
             .collect();
         out.body = body.map(|(ct, b)| (ct.to_owned(), b.to_vec()));
+        self.shared.send_out(&mut out).await
+    }
+
+    /// Subscribes to `event` (e.g. `presence`, `presence.winfo`) of `target` for `expires`
+    /// seconds (RFC 6665 §4.1.2.1), naming what bodies it takes in Accept (none when empty),
+    /// authenticating on 401/407. A 2xx gives a [`Subscription`] whose NOTIFYs arrive
+    /// through [`Subscription::next_notify`]; any other final response is
+    /// [`UaError::Rejected`]. `expires` 0 is a fetch: one NOTIFY (terminated) and no more.
+    pub async fn subscribe(
+        &self,
+        target: &str,
+        event: &str,
+        accept: &str,
+        expires: u32,
+    ) -> Result<Subscription, UaError> {
+        check_target(target)?;
+        Subscription::start(self.shared.clone(), target, event, accept, expires).await
+    }
+
+    /// Publishes event state for this user agent's own address-of-record (RFC 3903):
+    /// an initial publication (no `if_match`, a body), a refresh (`if_match`, no body), a
+    /// modification (`if_match` and a body) or a removal (`if_match`, `expires` 0).
+    /// Authenticates on 401/407; a `423 Interval Too Brief` is retried once with the
+    /// server's Min-Expires. Any final response is returned (a 412 says the entity-tag is
+    /// unknown: publish again without one).
+    pub async fn publish(&self, request: PublishRequest<'_>) -> Result<Publication, UaError> {
+        let mut expires = request.expires;
+        let mut response = self.send_publish(&request, expires).await?;
+        if response.status() == Some(423) && expires > 0 {
+            if let Ok(Some(min)) = response.min_expires() {
+                if min > expires {
+                    expires = min;
+                    response = self.send_publish(&request, expires).await?;
+                }
+            }
+        }
+        Ok(Publication::of(response, expires))
+    }
+
+    async fn send_publish(
+        &self,
+        request: &PublishRequest<'_>,
+        expires: u32,
+    ) -> Result<Message, UaError> {
+        let aor = self.shared.local.aor.clone();
+        let mut out = Outgoing::new("PUBLISH", &aor);
+        out.headers.push(("Event".into(), request.event.to_owned()));
+        if let Some(etag) = request.if_match {
+            out.headers.push(("SIP-If-Match".into(), etag.to_owned()));
+        }
+        out.headers.push(("Expires".into(), expires.to_string()));
+        out.body = request
+            .body
+            .as_ref()
+            .map(|(ct, body)| ((*ct).to_owned(), body.to_vec()));
         self.shared.send_out(&mut out).await
     }
 

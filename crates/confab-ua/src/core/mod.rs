@@ -13,12 +13,15 @@
 //!   establishes; in-dialog requests.
 //! * `uas`: incoming requests; automatic answers (OPTIONS, MESSAGE, INVITE policy, BYE,
 //!   CANCEL); delivery to the application; 2xx retransmission until the ACK arrives.
+//! * `subs`: the subscriptions handles hold (RFC 6665 subscriber), their dialogs and the
+//!   NOTIFYs in them.
 //!
 //! Retransmission and timeout of transactions are the layer's timers; the core keeps only
 //! the timers RFC 3261 gives the UA core itself (2xx retransmission, §13.3.1.4) and its own
 //! deadlines (automatic answers after ringing, answers the application never gave).
 //! The task ends when the user agent's cancellation token fires.
 
+mod subs;
 mod uac;
 mod uas;
 
@@ -43,6 +46,8 @@ use crate::incoming::Incoming;
 use crate::shared::Shared;
 use crate::transport::{Inbound, Sockets};
 
+use subs::SubEntry;
+pub(crate) use subs::SubKey;
 pub(crate) use uac::Waiter;
 pub(crate) use uas::ServerTx;
 
@@ -123,6 +128,20 @@ pub(crate) enum Command {
     },
     /// The application dropped an incoming request without a final answer.
     Abandon { key: TransactionKey },
+    /// A SUBSCRIBE is about to leave: NOTIFYs naming `key` go to `notifies`.
+    Watch {
+        key: SubKey,
+        event: String,
+        notifies: mpsc::UnboundedSender<crate::subscription::Notify>,
+    },
+    /// The SUBSCRIBE of `key` was answered 2xx: its dialog.
+    Subscribed {
+        key: SubKey,
+        response: Box<Message>,
+        reply: oneshot::Sender<Result<(), UaError>>,
+    },
+    /// The subscription's handle is gone.
+    Unwatch { key: SubKey },
 }
 
 /// A deadline of the core itself.
@@ -164,6 +183,7 @@ pub(crate) struct Core {
     clients: HashMap<TransactionKey, Waiter>,
     servers: HashMap<TransactionKey, ServerTx>,
     dialogs: HashMap<DialogId, DialogEntry>,
+    subscriptions: HashMap<SubKey, SubEntry>,
     schedule: BTreeMap<(Instant, u64), Due>,
     next_due: u64,
     /// Messages sent outside any transaction (ACK for 2xx).
@@ -192,6 +212,7 @@ impl Core {
             clients: HashMap::new(),
             servers: HashMap::new(),
             dialogs: HashMap::new(),
+            subscriptions: HashMap::new(),
             schedule: BTreeMap::new(),
             next_due: 0,
             direct: Vec::new(),
@@ -283,6 +304,19 @@ impl Core {
                 let _ = done.send(self.respond(&key, reply));
             }
             Command::Abandon { key } => self.abandon(&key),
+            Command::Watch {
+                key,
+                event,
+                notifies,
+            } => self.watch(key, event, notifies),
+            Command::Subscribed {
+                key,
+                response,
+                reply,
+            } => {
+                let _ = reply.send(self.subscribed(&key, &response));
+            }
+            Command::Unwatch { key } => self.unwatch(&key),
         }
     }
 

@@ -58,6 +58,11 @@ impl Core {
                 call: None,
             },
         );
+        if method == Some(Method::Notify) {
+            if let super::subs::NotifyFate::Handled = self.on_notify(&key, &request, peer) {
+                return;
+            }
+        }
         let config = &self.shared.config;
         let auto = match method {
             Some(Method::Invite) => return self.on_invite(key, request, peer, existing),
