@@ -434,6 +434,56 @@ mod tests {
     }
 
     #[test]
+    fn subscribe_shapes_that_cannot_work_are_refused_with_the_fix() {
+        let base = LoadConfig {
+            scenario: Scenario::Subscribe,
+            presentities: 20,
+            watch: 1,
+            ..LoadConfig::new("127.0.0.1:5060".parse().expect("addr"), "localhost", 20_020)
+        };
+        assert!(base.check().is_ok(), "20 presentities × 1000 watchers");
+        let all = LoadConfig {
+            users: 1_020,
+            watch: 20,
+            ..base.clone()
+        };
+        assert!(all.check().is_ok(), "1000 watchers watching all 20");
+        for (users, m, k, says) in [
+            (20_021, 20, 1, "1001 watchers on one presentity"),
+            (1_021, 20, 20, "1001 watchers on one presentity"),
+            (
+                100,
+                10,
+                11,
+                "--watch must be between 1 and --presentities (10)",
+            ),
+            (100, 10, 0, "--watch"),
+            (100, 0, 1, "--presentities must be between 1 and 99"),
+            (100, 100, 1, "--presentities"),
+        ] {
+            let c = LoadConfig {
+                users,
+                presentities: m,
+                watch: k,
+                ..base.clone()
+            };
+            match c.check() {
+                Err(LoadError::Config(e)) => assert!(e.contains(says), "{e}"),
+                other => panic!("{users} {m} {k}: {other:?}"),
+            }
+        }
+        let Err(LoadError::Config(e)) = LoadConfig {
+            users: 20_021,
+            ..base
+        }
+        .check() else {
+            panic!("refused");
+        };
+        assert!(e.contains("raise --presentities"), "{e}");
+        assert!(e.contains("at most 1000"), "{e}");
+    }
+
+    #[test]
     fn own_cpu_time_is_read_from_proc() {
         let cpu = process_cpu_seconds().expect("/proc/self/stat on Linux");
         assert!(cpu >= 0.0);

@@ -385,13 +385,17 @@ mod tests {
             assert_eq!(most_watchers(users, m, k), most, "{users} {m} {k}: {n:?}");
             assert_eq!(n.iter().sum::<u64>(), ((users - m) * k) as u64);
         }
-        // 20 presentities × 1000 watchers each: 20,020 users watching all 20.
-        assert_eq!(most_watchers(20_020, 20, 20), 1000);
+        // 20 presentities × 1000 watchers each: 20,000 watchers watching one, or 1000
+        // watching all 20; one more watcher is one too many.
+        assert_eq!(most_watchers(20_020, 20, 1), 1000);
+        assert_eq!(most_watchers(1_020, 20, 20), 1000);
+        assert_eq!(most_watchers(20_021, 20, 1), 1001);
+        assert_eq!(most_watchers(1_021, 20, 20), 1001);
         // Each watcher's presentities are distinct.
         let mut seen: Vec<u64> = (0..4).map(|j| presentity_of(12, j, 5)).collect();
         seen.sort_unstable();
         seen.dedup();
-        assert_eq!(seen, [0, 1, 2, 3]);
+        assert_eq!(seen, [0, 2, 3, 4], "12 mod 5 = 2, then 3, 4, 0");
         assert_eq!(presentity_of(3, 0, 3), 0);
     }
 
