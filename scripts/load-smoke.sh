@@ -2,10 +2,12 @@
 # Load smoke suite: the load generator against the real server, both as built binaries.
 # Builds `confab` and `confab-load` (debug: CI has just built the workspace for `cargo test`,
 # so little is left to compile), starts `confab serve` on a fresh data directory with one UDP
-# listener on a free loopback port, adds 20 users with `confab user add`, and runs confab-load's
-# three scenarios — register, message, call — with a small count at a modest rate. Fails unless
+# listener on a free loopback port (showing unknown watchers their presentity, as the subscribe
+# scenario needs: --presence-unknown-watchers colleagues), adds 20 users with `confab user add`,
+# and runs confab-load's four scenarios — register, message, call, subscribe (users 1-4
+# publish, the others each watch 2 of them) — with a small count at a modest rate. Fails unless
 # every operation of every scenario succeeds and, for message, every message is delivered
-# exactly once. Needs python3 (to read the JSON reports). The throughput comparison is under
+# exactly once, and for subscribe every NOTIFY the PUBLISHes should cause arrives. Needs python3 (to read the JSON reports). The throughput comparison is under
 # bench/; this only proves the generator and the server still speak to each other.
 #
 #   scripts/load-smoke.sh
@@ -51,6 +53,7 @@ fail() {
 # The server first: its first start creates the deployment (store, domain localhost) that
 # `confab user add` then writes to. Port 0 binds a free port; the server prints the actual one.
 "$confab" serve --data-dir "$tmp/data" --listen udp://127.0.0.1:0 \
+    --presence-unknown-watchers colleagues \
     >"$tmp/serve.out" 2>"$tmp/serve.err" </dev/null &
 server_pid=$!
 addr=""
@@ -71,12 +74,16 @@ for n in $(seq 1 "$users"); do
 done
 echo "load-smoke: $users users added"
 
-for scenario in register message call; do
+for scenario in register message call subscribe; do
     report="$tmp/$scenario.json"
     status=0
+    extra=()
+    if [[ "$scenario" == subscribe ]]; then
+        extra=(--presentities 4 --watch 2)
+    fi
     "$load" --server "$addr" --domain localhost --users "$users" --password-template 'pw-{n}' \
         --scenario "$scenario" --count "$count" --rate "$rate" --duration 60 --timeout 5 \
-        --json >"$report" || status=$?
+        ${extra[@]+"${extra[@]}"} --json >"$report" || status=$?
     if [[ ! -s "$report" ]]; then
         fail "confab-load --scenario $scenario produced no report (exit status $status)"
     fi
@@ -96,12 +103,25 @@ if r["failures"]:
     problems.append(f"failures {r['failures']}")
 if scenario == "message" and r["delivered"] != r["succeeded"]:
     problems.append(f"delivered {r['delivered']} of {r['succeeded']} messages")
+if scenario == "subscribe":
+    if r["subscriptions"] == 0 or r["notifies_expected"] == 0:
+        problems.append(
+            f"{r['subscriptions']} subscriptions, {r['notifies_expected']} NOTIFYs expected"
+        )
+    if r["notifies"] != r["notifies_expected"]:
+        problems.append(f"{r['notifies']} of {r['notifies_expected']} NOTIFYs came")
 latency = r.get("latency") or {}
 print(
     f"load-smoke: {scenario}: {r['succeeded']}/{r['attempted']} succeeded, "
     f"{r['rate_per_s']:.0f}/s, p50 {latency.get('p50_us', '-')} µs, "
     f"p99 {latency.get('p99_us', '-')} µs, {r['retransmissions']} retransmissions"
     + (f", {r['delivered']} delivered" if scenario == "message" else "")
+    + (
+        f", {r['subscriptions']} subscriptions, {r['notifies']}/{r['notifies_expected']} "
+        f"NOTIFYs, NOTIFY p50 {(r.get('notify_latency') or {}).get('p50_us', '-')} µs"
+        if scenario == "subscribe"
+        else ""
+    )
 )
 for p in problems:
     print(f"load-smoke: {scenario}: {p}", file=sys.stderr)

@@ -7,6 +7,7 @@ use confab_sip::auth::{format_challenge, ChallengeParams, Credentials};
 use confab_sip::builder::ResponseBuilder;
 use confab_sip::digest::{self, Algorithm, Verification};
 use confab_sip::HeaderName;
+use std::sync::atomic::Ordering;
 
 const SERVER: &str = "127.0.0.1:5060";
 
@@ -625,4 +626,322 @@ fn a_rate_with_a_busy_user_queues_and_starts_after_it() {
     assert_eq!(w.stats.attempted, 2);
     assert_eq!(next.call_id(), first.call_id());
     assert!(next.cseq().expect("cseq").seq > second.cseq().expect("cseq").seq);
+}
+
+/// A worker of the subscribe scenario: `users` users, the first `presentities` publishing,
+/// each watcher watching `watch`.
+fn subscribe_worker(users: usize, presentities: usize, watch: usize) -> (Worker, Instant) {
+    let (w, t0) = worker(Scenario::Subscribe, users);
+    let cfg = LoadConfig {
+        presentities,
+        watch,
+        ..(*w.cfg).clone()
+    };
+    let w = Worker::new(Arc::new(cfg), w.set.clone(), Arc::new(AtomicU64::new(0)));
+    (w, t0)
+}
+
+/// A NOTIFY the server sends in the dialog of `subscribe` (answered with `to_tag`).
+fn notify_for(subscribe: &Message, cseq: u32, state: &str, body: &[u8]) -> Vec<u8> {
+    let from = subscribe.header(HeaderName::To).expect("To");
+    let to = subscribe.header(HeaderName::From).expect("From");
+    let call_id = subscribe.call_id().expect("Call-ID");
+    let typed = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/pidf+xml\n".into()
+    };
+    let mut text = format!(
+        "NOTIFY sip:watcher@127.0.0.1:40000 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKn{cseq}\n\
+         Max-Forwards: 70\nFrom: {from};tag=srv\nTo: {to}\nCall-ID: {call_id}\nCSeq: {cseq} NOTIFY\n\
+         Contact: <sip:127.0.0.1:5060>\nEvent: presence\nSubscription-State: {state}\n{typed}\
+         Content-Length: {}\n\n",
+        body.len()
+    )
+    .replace('\n', "\r\n")
+    .into_bytes();
+    text.extend_from_slice(body);
+    text
+}
+
+/// Feeds a NOTIFY and checks its answer: 200 with what RFC 3261 §8.2.6 copies.
+fn answer_notify(w: &mut Worker, wire: &mut Capture, notify: &[u8], now: Instant) {
+    feed(w, wire, notify, now);
+    let sent = wire.take();
+    let answer = sent
+        .iter()
+        .find(|m| m.is_response())
+        .unwrap_or_else(|| panic!("no answer to the NOTIFY: {sent:?}"));
+    let notify = Message::parse(Bytes::copy_from_slice(notify)).expect("parses");
+    assert_eq!(answer.status(), Some(200));
+    for h in [
+        HeaderName::Via,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+    ] {
+        assert_eq!(answer.header(h), notify.header(h), "{h:?}");
+    }
+    // Whatever else was sent goes back for the test to read.
+    wire.sent.extend(
+        sent.into_iter()
+            .filter(|m| !m.is_response())
+            .map(|m| (SERVER.parse().expect("addr"), m)),
+    );
+}
+
+fn pidf_with_note(note: &[u8]) -> Vec<u8> {
+    let mut body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" \
+        entity=\"sip:user1@localhost\"><tuple id=\"presence\"><status><basic>open</basic></status><note>"
+        .to_vec();
+    body.extend_from_slice(note);
+    body.extend_from_slice(b"</note></tuple></presence>\n");
+    body
+}
+
+#[test]
+fn watchers_subscribe_in_turn_and_are_established_by_2xx_and_notify() {
+    // Users 1 and 2 publish; users 3, 4, 5 (indexes 2, 3, 4) watch two each.
+    let (mut w, t0) = subscribe_worker(5, 2, 2);
+    assert_eq!((w.first_watcher, w.subs.len()), (2, 6));
+    let mut wire = Capture::default();
+    w.begin(
+        Kind::Watch,
+        Pacer::closed(1, 3, t0 + Duration::from_secs(10)),
+    );
+    w.tick(t0, &mut wire);
+    let s1 = wire.one();
+    assert_eq!(s1.method_str(), Some("SUBSCRIBE"));
+    // Watcher index 2, j = 0: presentity (2 + 0) mod 2 = 0, user1.
+    assert_eq!(s1.request_uri_str(), Some("sip:user1@localhost"));
+    assert_eq!(s1.from().expect("from").uri().user(), Some("user3"));
+    assert_eq!(s1.header(HeaderName::Event), Some("presence"));
+    assert_eq!(s1.header(HeaderName::Accept), Some("application/pidf+xml"));
+    assert_eq!(s1.expires(), Ok(Some(3600)));
+    assert_eq!(s1.call_id(), Ok(format!("s{:016x}.2.0", 0x1234).as_str()));
+    assert!(s1.to().expect("to").tag().is_none());
+    let contact = s1.contacts().next().expect("contact").expect("valid");
+    assert_eq!(
+        contact.address().expect("address").uri().as_str(),
+        "sip:user3@127.0.0.1:40000"
+    );
+    assert!(!s1.has(HeaderName::ProxyAuthorization));
+    feed(&mut w, &mut wire, &challenge(407, &s1, "p1", false), t0);
+    let s1b = wire.one();
+    assert_eq!(s1b.call_id(), s1.call_id());
+    assert_eq!(s1b.cseq().expect("cseq").seq, 2);
+    assert_eq!(
+        check_creds(&s1b, HeaderName::ProxyAuthorization, "user3", "pw-3"),
+        1
+    );
+
+    // The first NOTIFY before the 2xx: answered; the subscription waits for its 2xx.
+    answer_notify(
+        &mut w,
+        &mut wire,
+        &notify_for(&s1b, 1, "active;expires=3600", &pidf_with_note(b"hi")),
+        t0,
+    );
+    assert!(wire.take().is_empty());
+    assert_eq!(w.tally.subscriptions.load(Ordering::Relaxed), 0);
+    feed(&mut w, &mut wire, &ok(&s1b), t0);
+    assert_eq!(w.tally.subscriptions.load(Ordering::Relaxed), 1);
+
+    // The same watcher's second subscription: presentity 1 (user2), the cached nonce.
+    let s2 = wire.one();
+    assert_eq!(s2.request_uri_str(), Some("sip:user2@localhost"));
+    assert_eq!(s2.call_id(), Ok(format!("s{:016x}.2.1", 0x1234).as_str()));
+    assert_eq!(
+        check_creds(&s2, HeaderName::ProxyAuthorization, "user3", "pw-3"),
+        2
+    );
+    assert_ne!(
+        s2.from().expect("from").tag(),
+        s1.from().expect("from").tag()
+    );
+    // The 2xx first, then the NOTIFY: established, and the watcher is done.
+    feed(&mut w, &mut wire, &ok(&s2), t0);
+    assert!(wire.take().is_empty(), "waits for the NOTIFY");
+    assert_eq!(w.stats.succeeded, 0);
+    answer_notify(
+        &mut w,
+        &mut wire,
+        &notify_for(&s2, 7, "active;expires=3600", &pidf_with_note(b"hi")),
+        t0,
+    );
+    assert_eq!(w.stats.succeeded, 1);
+    assert_eq!(w.tally.subscriptions.load(Ordering::Relaxed), 2);
+    let watchers: Vec<u32> = w
+        .tally
+        .watchers
+        .iter()
+        .map(|n| n.load(Ordering::Relaxed))
+        .collect();
+    assert_eq!(watchers, [1, 1]);
+
+    // The next watcher (index 3) starts with presentity (3 + 0) mod 2 = 1.
+    let s3 = wire.one();
+    assert_eq!(s3.from().expect("from").uri().user(), Some("user4"));
+    assert_eq!(s3.request_uri_str(), Some("sip:user2@localhost"));
+    // Left pending by the presentity's rules: the watcher fails, and says why.
+    feed(&mut w, &mut wire, &ok(&s3), t0);
+    answer_notify(&mut w, &mut wire, &notify_for(&s3, 1, "pending", b""), t0);
+    assert_eq!(w.stats.failures.get(&Failure::Pending), Some(&1));
+    assert_eq!(
+        w.stats.first_failure.as_deref(),
+        Some("user4: pending"),
+        "{:?}",
+        w.stats.first_failure
+    );
+    assert_eq!(w.tally.subscriptions.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn publishes_carry_a_note_and_modify_with_the_last_entity_tag() {
+    let (mut w, t0) = subscribe_worker(6, 2, 1);
+    w.tally.watchers[0].store(3, Ordering::Relaxed);
+    w.tally.watchers[1].store(1, Ordering::Relaxed);
+    w.t0 = Some(t0);
+    let mut wire = Capture::default();
+    w.begin(
+        Kind::Publish,
+        Pacer::closed(1, 4, t0 + Duration::from_secs(10)),
+    );
+    let t1 = t0 + Duration::from_millis(5);
+    w.tick(t1, &mut wire);
+    let p1 = wire.one();
+    assert_eq!(p1.method_str(), Some("PUBLISH"));
+    assert_eq!(p1.request_uri_str(), Some("sip:user1@localhost"));
+    assert_eq!(
+        p1.from().expect("from").uri().as_str(),
+        "sip:user1@localhost"
+    );
+    assert_eq!(p1.to().expect("to").uri().as_str(), "sip:user1@localhost");
+    assert!(p1.to().expect("to").tag().is_none());
+    assert_eq!(p1.header(HeaderName::Event), Some("presence"));
+    assert_eq!(
+        p1.header(HeaderName::ContentType),
+        Some("application/pidf+xml")
+    );
+    assert_eq!(p1.expires(), Ok(Some(3600)));
+    assert!(!p1.has(HeaderName::SipIfMatch), "the first creates");
+    let body = std::str::from_utf8(p1.body()).expect("utf8");
+    assert!(body.contains("<basic>open</basic>"), "{body}");
+    assert!(body.contains("entity=\"sip:user1@localhost\""), "{body}");
+    let note = crate::load::wire::parse_note(p1.body(), 0x1234).expect("a note of this run");
+    assert_eq!(note, (0, 5000), "operation 0, sent 5 ms into the run");
+
+    // 407, then the 2xx with an entity-tag: 3 NOTIFYs expected (user1's watchers).
+    feed(&mut w, &mut wire, &challenge(407, &p1, "p1", false), t1);
+    let p1b = wire.one();
+    check_creds(&p1b, HeaderName::ProxyAuthorization, "user1", "pw-1");
+    let etag = |req: &Message, tag: &str| {
+        ResponseBuilder::new(req, 200, "OK")
+            .to_tag("srv")
+            .header("SIP-ETag", tag)
+            .header("Expires", "3600")
+            .build()
+    };
+    feed(&mut w, &mut wire, &etag(&p1b, "e1"), t1);
+    assert_eq!(w.tally.expected.load(Ordering::Relaxed), 3);
+    // User 2's first: no SIP-If-Match either; its 2xx expects 1 more.
+    let p2 = wire.one();
+    assert_eq!(p2.request_uri_str(), Some("sip:user2@localhost"));
+    assert!(!p2.has(HeaderName::SipIfMatch));
+    feed(&mut w, &mut wire, &etag(&p2, "f1"), t1);
+    assert_eq!(w.tally.expected.load(Ordering::Relaxed), 4);
+    // User 1 again: a modification of its publication, a new Call-ID and note.
+    let p3 = wire.one();
+    assert_eq!(p3.header(HeaderName::SipIfMatch), Some("e1"));
+    assert_ne!(p3.call_id(), p1.call_id());
+    assert_eq!(
+        crate::load::wire::parse_note(p3.body(), 0x1234).map(|n| n.0),
+        Some(2)
+    );
+    // The server forgot it: 412, a failure; the next one creates again.
+    let refused = ResponseBuilder::new(&p3, 412, "Conditional Request Failed").build();
+    feed(&mut w, &mut wire, &refused, t1);
+    assert_eq!(w.stats.failures.get(&Failure::Status(412)), Some(&1));
+    let p4 = wire.one();
+    assert_eq!(
+        p4.header(HeaderName::SipIfMatch),
+        Some("f1"),
+        "user2's own tag"
+    );
+    feed(&mut w, &mut wire, &etag(&p4, "f2"), t1);
+    assert_eq!(w.etag(0), None);
+    assert_eq!(w.etag(1), Some("f2"));
+    assert_eq!(w.stats.succeeded, 3);
+    assert_eq!(w.tally.expected.load(Ordering::Relaxed), 5);
+}
+
+#[test]
+fn notifies_of_this_run_are_counted_once_with_their_latency() {
+    let (mut w, t0) = subscribe_worker(3, 1, 1);
+    let mut wire = Capture::default();
+    w.begin(
+        Kind::Watch,
+        Pacer::closed(1, 2, t0 + Duration::from_secs(10)),
+    );
+    w.tick(t0, &mut wire);
+    let s = wire.one();
+    feed(&mut w, &mut wire, &ok(&s), t0);
+    answer_notify(
+        &mut w,
+        &mut wire,
+        &notify_for(&s, 1, "active;expires=3600", &pidf_with_note(b"offline")),
+        t0,
+    );
+    let other = wire.one();
+    feed(&mut w, &mut wire, &ok(&other), t0);
+    answer_notify(&mut w, &mut wire, &notify_for(&other, 1, "active", b""), t0);
+    assert_eq!(w.tally.subscriptions.load(Ordering::Relaxed), 2);
+    assert_eq!(w.tally.watchers[0].load(Ordering::Relaxed), 2);
+    w.take_stats();
+
+    // The measured phase: a NOTIFY with this run's note, sent 1 ms after the start and
+    // received 4 ms after it.
+    w.t0 = Some(t0);
+    let mut ours = Vec::new();
+    crate::load::wire::write_note(&mut ours, 0x1234, 0, 1000);
+    let at = t0 + Duration::from_millis(4);
+    let n2 = notify_for(&s, 2, "active;expires=3599", &pidf_with_note(&ours));
+    answer_notify(&mut w, &mut wire, &n2, at);
+    assert_eq!(w.tally.notifies.load(Ordering::Relaxed), 1);
+    assert_eq!(w.stats.notify_latencies, [3000]);
+    // Retransmitted: answered again, not counted again.
+    answer_notify(&mut w, &mut wire, &n2, at + Duration::from_millis(500));
+    assert_eq!(w.tally.notifies.load(Ordering::Relaxed), 1);
+    // Another run's note, and a NOTIFY of a dialog not ours: answered, not counted.
+    let mut theirs = Vec::new();
+    crate::load::wire::write_note(&mut theirs, 0x9999, 0, 1000);
+    answer_notify(
+        &mut w,
+        &mut wire,
+        &notify_for(&s, 3, "active", &pidf_with_note(&theirs)),
+        at,
+    );
+    let foreign = String::from_utf8(notify_for(&s, 9, "active", &pidf_with_note(&ours)))
+        .expect("utf8")
+        .replace(&format!("s{:016x}.1.0", 0x1234), "elsewhere");
+    answer_notify(&mut w, &mut wire, foreign.as_bytes(), at);
+    assert_eq!(w.tally.notifies.load(Ordering::Relaxed), 1);
+    // The next change of the other subscription counts.
+    answer_notify(
+        &mut w,
+        &mut wire,
+        &notify_for(&other, 2, "active", &pidf_with_note(&ours)),
+        at,
+    );
+    assert_eq!(w.tally.notifies.load(Ordering::Relaxed), 2);
+    // The server ends a subscription: it is expected no more.
+    answer_notify(
+        &mut w,
+        &mut wire,
+        &notify_for(&other, 3, "terminated;reason=timeout", b""),
+        at,
+    );
+    assert_eq!(w.tally.watchers[0].load(Ordering::Relaxed), 1);
+    assert!(wire.take().is_empty());
 }
