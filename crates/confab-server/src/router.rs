@@ -54,7 +54,7 @@ use crate::ids;
 use crate::location::{contact_key, Location};
 use crate::memory::MemoryStores;
 use crate::messaging::Messaging;
-use crate::presence::{Outgoing, Presence, PresenceStats, Subscribing};
+use crate::presence::{After, Presence, PresenceStats, Subscribing};
 use crate::registrar::{Registrar, Registration};
 use crate::respond::{Answer, Responder};
 use crate::throttle::{Throttle, ThrottleStats};
@@ -501,23 +501,23 @@ impl Router {
     }
 
     async fn presence_request(self: Arc<Self>, req: Message, source: Source) {
-        let (answer, out) = self.presence_answer(&req, &source).await;
+        let (answer, then) = self.presence_answer(&req, &source).await;
         self.responder.send(&req, answer, &source).await;
-        self.presence.send(out);
+        self.presence.after(then);
     }
 
     /// The answer to a SUBSCRIBE or PUBLISH, and the NOTIFYs to send after it.
-    async fn presence_answer(&self, req: &Message, source: &Source) -> (Answer, Vec<Outgoing>) {
-        let none = Vec::new;
+    async fn presence_answer(&self, req: &Message, source: &Source) -> (Answer, After) {
+        let none = || After::Notify(Vec::new());
         let publish = req.method() == Some(Method::Publish);
         if !Self::is_initial(req) {
             if publish {
                 return (Answer::new(481, "Call/Transaction Does Not Exist"), none());
             }
-            return self
-                .presence
-                .resubscribe(req, source)
-                .unwrap_or_else(|| (Answer::new(481, "Subscription Does Not Exist"), none()));
+            return match self.presence.resubscribe(req, source) {
+                Some((answer, out)) => (answer, After::Notify(out)),
+                None => (Answer::new(481, "Subscription Does Not Exist"), none()),
+            };
         }
         if matches!(req.max_forwards(), Ok(Some(0))) {
             return (Answer::new(483, "Too Many Hops"), none());
@@ -582,7 +582,8 @@ impl Router {
             asked,
             local_tag: &local_tag,
         };
-        self.presence.subscribe(req, source, who, &policy)
+        let (answer, out) = self.presence.subscribe(req, source, who, &policy);
+        (answer, After::Notify(out))
     }
 
     /// An initial request from a user of a local domain must authenticate as that user.

@@ -133,6 +133,16 @@ pub struct PresenceStats {
     pub notifies_sent: u64,
 }
 
+/// What follows the answer to a SUBSCRIBE or PUBLISH ([`Presence::after`]).
+#[derive(Debug)]
+pub enum After {
+    /// These NOTIFYs, built with the answer.
+    Notify(Vec<Outgoing>),
+    /// The NOTIFYs of every watcher of this presentity whose document changed, built once
+    /// the answer is on its way.
+    Watchers(String),
+}
+
 /// A NOTIFY ready to go: the request and where.
 #[derive(Debug)]
 pub struct Outgoing {
@@ -712,6 +722,19 @@ impl Presence {
         self.build(&mut sub, &state, body)
     }
 
+    /// Does what follows an answer: sends its NOTIFYs, or renders and sends those of a
+    /// presentity's watchers.
+    pub fn after(self: &Arc<Self>, then: After) {
+        let out = match then {
+            After::Notify(out) => out,
+            After::Watchers(aor) => {
+                let mut st = self.lock();
+                self.watchers_due(&mut st, &aor)
+            }
+        };
+        self.send(out);
+    }
+
     /// Sends NOTIFYs built under the lock; each runs in a task of its own.
     pub fn send(self: &Arc<Self>, out: Vec<Outgoing>) {
         for o in out {
@@ -782,20 +805,22 @@ impl Presence {
     }
 
     /// Checks a PUBLISH (RFC 3903 §6) by `aor` for itself, authorized by the router, and
-    /// applies it. Returns the answer and the NOTIFYs to send after it.
-    pub fn publish(&self, req: &Message, aor: &str) -> (Answer, Vec<Outgoing>) {
+    /// applies it. Returns the answer and what follows it: the NOTIFYs of the presentity's
+    /// watchers are rendered only after the answer is sent ([`Presence::after`]), so that
+    /// the publisher does not wait for the fan-out to a thousand watchers.
+    pub fn publish(&self, req: &Message, aor: &str) -> (Answer, After) {
         match req.event() {
             Ok(Some(e)) if Package::from_event(e.package) == Some(Package::Presence) => {}
-            Ok(_) => return (Self::bad_event(), Vec::new()),
-            Err(_) => return (refuse(400, "Bad Event Header"), Vec::new()),
+            Ok(_) => return (Self::bad_event(), After::Notify(Vec::new())),
+            Err(_) => return (refuse(400, "Bad Event Header"), After::Notify(Vec::new())),
         }
         let expires = match self.expires(req) {
             Ok(e) => e,
-            Err(a) => return (a, Vec::new()),
+            Err(a) => return (a, After::Notify(Vec::new())),
         };
         let if_match = match req.sip_if_match() {
             Ok(m) => m.map(str::to_owned),
-            Err(_) => return (refuse(400, "Bad SIP-If-Match"), Vec::new()),
+            Err(_) => return (refuse(400, "Bad SIP-If-Match"), After::Notify(Vec::new())),
         };
         let body = req.body();
         let doc = if body.is_empty() {
@@ -806,14 +831,14 @@ impl Presence {
             if !pidf_type {
                 return (
                     Answer::new(415, "Unsupported Media Type").header("Accept", PIDF),
-                    Vec::new(),
+                    After::Notify(Vec::new()),
                 );
             }
             match pidf::parse(body) {
                 Ok(doc) => Some(doc),
                 Err(e) => {
                     debug!(%aor, error = %e, "PUBLISH body refused");
-                    return (refuse(400, "Bad PIDF Document"), Vec::new());
+                    return (refuse(400, "Bad PIDF Document"), After::Notify(Vec::new()));
                 }
             }
         };
@@ -827,10 +852,13 @@ impl Presence {
         match if_match {
             None => {
                 let Some(doc) = doc else {
-                    return (refuse(400, "Missing Body"), Vec::new());
+                    return (refuse(400, "Missing Body"), After::Notify(Vec::new()));
                 };
                 if expires == 0 {
-                    return (refuse(400, "Expires 0 Without SIP-If-Match"), Vec::new());
+                    return (
+                        refuse(400, "Expires 0 Without SIP-If-Match"),
+                        After::Notify(Vec::new()),
+                    );
                 }
                 if p.pubs.len() >= self.config.max_publications {
                     let old = p.pubs.remove(0);
@@ -845,7 +873,10 @@ impl Presence {
             }
             Some(tag) => {
                 let Some(i) = p.pubs.iter().position(|x| x.etag == tag) else {
-                    return (refuse(412, "Conditional Request Failed"), Vec::new());
+                    return (
+                        refuse(412, "Conditional Request Failed"),
+                        After::Notify(Vec::new()),
+                    );
                 };
                 st.dirty.removed_pubs.push((aor.to_owned(), tag));
                 if expires == 0 {
@@ -853,7 +884,10 @@ impl Presence {
                     st.dirty.presentities.insert(aor.to_owned());
                     let out = self.watchers_due(st, aor);
                     self.forget_if_idle(st, aor);
-                    return (Answer::new(200, "OK").header("Expires", "0"), out);
+                    return (
+                        Answer::new(200, "OK").header("Expires", "0"),
+                        After::Notify(out),
+                    );
                 }
                 let x = &mut p.pubs[i];
                 x.etag = etag.clone();
@@ -865,11 +899,10 @@ impl Presence {
             }
         }
         st.dirty.presentities.insert(aor.to_owned());
-        let out = self.watchers_due(st, aor);
         let answer = Answer::new(200, "OK")
             .header("SIP-ETag", etag)
             .header("Expires", expires.to_string());
-        (answer, out)
+        (answer, After::Watchers(aor.to_owned()))
     }
 
     fn forget_if_idle(&self, st: &mut State, aor: &str) {
