@@ -2,8 +2,17 @@
 //! [`confab_ua::load::run_blocking`]. Load is only ever sent to a loopback address.
 //!
 //! Exit status: 0 when every operation succeeded (and at least one ran), 1 when any failed
-//! (the report says which and why), 2 when the run could not start (bad settings, a socket,
-//! users that could not register before the message or call scenario).
+//! (the report says which and why) or, for the subscribe scenario, when fewer NOTIFYs came
+//! than the succeeded PUBLISHes should have caused, 2 when the run could not start (bad
+//! settings, a socket, users that could not register before the message, call or subscribe
+//! scenario, or watchers that could not subscribe).
+//!
+//! The subscribe scenario needs a server that shows unknown watchers their presentity:
+//!
+//! ```sh
+//! confab serve --presence-unknown-watchers colleagues   # or CONFAB_PRESENCE_UNKNOWN_WATCHERS=colleagues
+//! confab-load --scenario subscribe --users 1020 --presentities 20 --watch 20 --rate 100 --count 1000
+//! ```
 
 #![forbid(unsafe_code)]
 
@@ -15,8 +24,9 @@ use clap::{ArgGroup, Parser, ValueEnum};
 use confab_ua::load::{self, LoadConfig, LoadReport, Pace, Scenario};
 
 /// Sends SIP load to a server on this machine — REGISTER with digest authentication, MESSAGE
-/// between registered users, or calls (INVITE, ACK, BYE) between them — from many simulated
-/// users sharing a few sockets, and reports rate, failures, latency and its own CPU use.
+/// between registered users, calls (INVITE, ACK, BYE) between them, or presence (PUBLISH to
+/// subscribed watchers) — from many simulated users sharing a few sockets, and reports rate,
+/// failures, latency and its own CPU use.
 #[derive(Debug, Parser)]
 #[command(name = "confab-load", version)]
 #[command(group(ArgGroup::new("pace").args(["rate", "concurrency"])))]
@@ -41,7 +51,10 @@ struct Args {
     password_template: String,
     /// What the users do: register (REGISTER, 401, REGISTER with credentials, 200); message
     /// (MESSAGE to the next user, delivered through the server); call (INVITE to the next
-    /// user, answered, ACK, BYE). Message and call register every user first.
+    /// user, answered, ACK, BYE); subscribe (the watchers subscribe to the presentities'
+    /// presence first, then each operation is one PUBLISH whose NOTIFYs are counted; the
+    /// server must run with --presence-unknown-watchers colleagues). Message, call and
+    /// subscribe register every user first.
     #[arg(long, value_enum, default_value_t = ScenarioArg::Register)]
     scenario: ScenarioArg,
     /// Start this many operations per second (open loop).
@@ -59,16 +72,24 @@ struct Args {
     /// An operation not finished within this many seconds counts as a timeout.
     #[arg(long, default_value_t = 5.0)]
     timeout: f64,
-    /// Expires asked for in REGISTER, in seconds.
+    /// Expires asked for in REGISTER, SUBSCRIBE and PUBLISH, in seconds.
     #[arg(long, default_value_t = 3600)]
     expires: u32,
     /// Worker threads, each with one UDP socket carrying its share of the users [default:
     /// one per available core].
     #[arg(long)]
     sockets: Option<usize>,
-    /// Registrations in flight at once while message and call register every user first.
+    /// Registrations in flight at once while message, call and subscribe register every user
+    /// first (and watchers subscribing at once for subscribe).
     #[arg(long, default_value_t = 256)]
     setup_concurrency: usize,
+    /// Subscribe: users 1 … M are presentities (they publish), the others watchers.
+    #[arg(long, value_name = "M", default_value_t = 10)]
+    presentities: usize,
+    /// Subscribe: each watcher subscribes to K distinct presentities (at most M; at most
+    /// 1000 watchers on one presentity).
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    watch: usize,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -79,6 +100,7 @@ enum ScenarioArg {
     Register,
     Message,
     Call,
+    Subscribe,
 }
 
 fn seconds(name: &str, s: f64) -> Result<Duration, String> {
@@ -98,6 +120,7 @@ fn config(args: &Args) -> Result<LoadConfig, String> {
             ScenarioArg::Register => Scenario::Register,
             ScenarioArg::Message => Scenario::Message,
             ScenarioArg::Call => Scenario::Call,
+            ScenarioArg::Subscribe => Scenario::Subscribe,
         },
         pace,
         count: args.count,
@@ -106,6 +129,8 @@ fn config(args: &Args) -> Result<LoadConfig, String> {
         expires: args.expires,
         sockets: args.sockets.unwrap_or(0),
         setup_concurrency: args.setup_concurrency,
+        presentities: args.presentities,
+        watch: args.watch,
         ..LoadConfig::new(args.server, args.domain.clone(), args.users)
     })
 }
@@ -134,6 +159,13 @@ fn print_text(r: &LoadReport) {
     if r.scenario == Scenario::Message {
         println!("delivered     {}", r.delivered);
     }
+    if r.scenario == Scenario::Subscribe {
+        println!("subscriptions {}", r.subscriptions);
+        println!(
+            "notifies      {} of {} expected",
+            r.notifies, r.notifies_expected
+        );
+    }
     println!("retransmits   {}", r.retransmissions);
     if r.stray > 0 {
         println!("stray         {}", r.stray);
@@ -143,6 +175,12 @@ fn print_text(r: &LoadReport) {
     if let Some(l) = r.latency {
         println!(
             "latency       p50 {} µs, p90 {} µs, p99 {} µs, max {} µs",
+            l.p50_us, l.p90_us, l.p99_us, l.max_us
+        );
+    }
+    if let Some(l) = r.notify_latency {
+        println!(
+            "notify        p50 {} µs, p90 {} µs, p99 {} µs, max {} µs",
             l.p50_us, l.p90_us, l.p99_us, l.max_us
         );
     }
@@ -178,7 +216,9 @@ fn main() -> ExitCode {
     } else {
         print_text(&report);
     }
-    if report.failed() > 0 || report.attempted == 0 {
+    let missing =
+        report.scenario == Scenario::Subscribe && report.notifies < report.notifies_expected;
+    if report.failed() > 0 || report.attempted == 0 || missing {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -7,6 +7,7 @@
 //! | setup (before message and call) | REGISTER `Contact: *`, `Expires: 0` → 401 → again with Authorization → 2xx (or any refusal) → REGISTER with the user's contact (answering the same challenge, next nonce count) → 2xx |
 //! | message | MESSAGE (Proxy-Authorization from the user's cached challenge, if any) → 407 → again → 2xx |
 //! | call | INVITE (as MESSAGE) → [407 → ACK → INVITE] → 1xx … 2xx → ACK, BYE → 2xx |
+//! | subscribe setup, measured | SUBSCRIBE, PUBLISH (as MESSAGE; see `presence`) |
 //!
 //! Every user keeps one REGISTER Call-ID (`r<run>.<user>`) with a rising CSeq; each MESSAGE
 //! and call has its own Call-ID (`m<run>.<op>`, `c<run>.<op>`). In-dialog requests go to the
@@ -32,13 +33,13 @@ struct Creds {
 
 impl Worker {
     /// The name of this worker's user `j`.
-    fn name(&self, j: u32) -> Name<'_> {
+    pub(crate) fn name(&self, j: u32) -> Name<'_> {
         Name(&self.cfg.users_prefix, self.global(j) + 1)
     }
 
     /// The name of the run-wide user after this worker's user `j` (whom it messages and
     /// calls).
-    fn peer(&self, j: u32) -> Name<'_> {
+    pub(crate) fn peer(&self, j: u32) -> Name<'_> {
         let next = (self.global(j) + 1) % self.cfg.users as u64;
         Name(&self.cfg.users_prefix, next + 1)
     }
@@ -84,7 +85,7 @@ impl Worker {
         let authorization = www.as_mut().map(|c| self.answer(j, c, method, uri));
         self.ops[slot].www = www;
         let uses_proxy = match step {
-            Step::Message | Step::Invite => true,
+            Step::Message | Step::Invite | Step::Subscribe | Step::Publish => true,
             Step::Bye => bye_auth,
             Step::Clear | Step::Register => false,
         };
@@ -118,17 +119,24 @@ impl Worker {
             Step::Clear | Step::Register => format!("sip:{domain}"),
             Step::Message | Step::Invite => format!("sip:{}@{domain}", self.peer(j)),
             Step::Bye => self.ops[slot].target.clone(),
+            Step::Subscribe => {
+                let p = self.subscription_presentity(self.ops[slot].sub);
+                format!("sip:{}@{domain}", Name(&self.cfg.users_prefix, p + 1))
+            }
+            Step::Publish => format!("sip:{}@{domain}", self.name(j)),
         };
         let method = match step {
             Step::Clear | Step::Register => "REGISTER",
             Step::Message => "MESSAGE",
             Step::Invite => "INVITE",
             Step::Bye => "BYE",
+            Step::Subscribe => "SUBSCRIBE",
+            Step::Publish => "PUBLISH",
         };
         let creds = self.creds(slot, method, &uri);
         let mut out = std::mem::take(&mut self.ops[slot].request);
         out.clear();
-        self.write_request(&mut out, slot, seq, method, &uri, &creds);
+        self.write_request(&mut out, slot, seq, (method, &uri), &creds, now);
         if step == Step::Invite {
             let op = &mut self.ops[slot];
             op.proxy_auth.clear();
@@ -151,9 +159,9 @@ impl Worker {
         out: &mut Vec<u8>,
         slot: usize,
         seq: u32,
-        method: &str,
-        uri: &str,
+        (method, uri): (&str, &str),
         creds: &Creds,
+        now: Instant,
     ) {
         let op = &self.ops[slot];
         let (s, domain) = (&self.set, &self.cfg.domain);
@@ -202,6 +210,22 @@ impl Worker {
                 "From: <sip:{me}@{domain}>;tag=c{:x}\r\nTo: {}\r\nCall-ID: c{run:016x}.{}\r\n",
                 op.number, op.to, op.number
             ),
+            // One dialog per subscription: watcher `g`'s `j`th (see `presence`).
+            Step::Subscribe => {
+                let (u, j) = self.subscription_owner(op.sub);
+                let g = self.global(u);
+                write!(
+                    out,
+                    "From: <sip:{me}@{domain}>;tag=s{g:x}.{j:x}\r\nTo: <{uri}>\r\n\
+                     Call-ID: s{run:016x}.{g}.{j}\r\n"
+                )
+            }
+            Step::Publish => write!(
+                out,
+                "From: <sip:{me}@{domain}>;tag=p{:x}\r\nTo: <sip:{me}@{domain}>\r\n\
+                 Call-ID: p{run:016x}.{}\r\n",
+                op.number, op.number
+            ),
         };
         let _ = write!(out, "CSeq: {} {method}\r\n", op.cseq);
         let _ = match op.step {
@@ -212,6 +236,19 @@ impl Worker {
                 s.local, self.cfg.expires
             ),
             Step::Invite => write!(out, "Contact: <sip:{me}@{}>\r\n", s.local),
+            Step::Subscribe => write!(
+                out,
+                "Contact: <sip:{me}@{}>\r\nEvent: presence\r\nAccept: application/pidf+xml\r\n\
+                 Expires: {}\r\n",
+                s.local, self.cfg.expires
+            ),
+            Step::Publish => {
+                let _ = write!(out, "Event: presence\r\nExpires: {}\r\n", self.cfg.expires);
+                match self.etag(op.user) {
+                    Some(etag) => write!(out, "SIP-If-Match: {etag}\r\n"),
+                    None => Ok(()),
+                }
+            }
             Step::Message | Step::Bye => Ok(()),
         };
         if let Some(a) = &creds.authorization {
@@ -230,6 +267,11 @@ impl Worker {
                 write_marker(out, run, op.number);
             }
             Step::Invite => write_body(out, Some(("application/sdp", &self.sdp))),
+            Step::Publish => {
+                let mut pidf = Vec::with_capacity(320);
+                self.write_pidf(&mut pidf, slot, now);
+                write_body(out, Some(("application/pidf+xml", &pidf)));
+            }
             _ => write_body(out, None),
         }
     }
@@ -264,6 +306,8 @@ impl Worker {
         if (200..300).contains(&status) {
             match step {
                 Step::Invite => self.answered(slot, msg, now, wire),
+                Step::Subscribe => self.subscribed(slot, now, wire),
+                Step::Publish => self.published(slot, msg, now),
                 _ => self.finish(slot, Ok(()), now),
             }
             return;
@@ -278,6 +322,9 @@ impl Worker {
                 Err(f) => self.finish(slot, Err(f), now),
             }
             return;
+        }
+        if step == Step::Publish {
+            self.publish_refused(slot, status);
         }
         self.finish(slot, Err(Failure::Status(status)), now);
     }

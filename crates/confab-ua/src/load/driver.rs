@@ -3,10 +3,12 @@
 //! readable or the worker's next timer); the phases all workers go through together; the
 //! report.
 //!
-//! Phases: (1) for message and call, every worker registers its users (setup); (2) once all
-//! have, the first to notice takes the start time and the CPU clock, and every worker paces
-//! its share of operations from that instant; (3) a worker done with its own operations
-//! keeps answering what is relayed to its users until every worker is done.
+//! Phases: (1) for message, call and subscribe, every worker registers its users (setup), and
+//! for subscribe then has its watchers subscribe; (2) once all have, the first to notice
+//! takes the start time and the CPU clock, and every worker paces its share of operations
+//! from that instant; (3) a worker done with its own operations keeps answering what is
+//! relayed to its users until every worker is done — for subscribe, also until every
+//! NOTIFY expected has come, or `op_timeout` has passed since.
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
@@ -19,6 +21,7 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::pace::{share, Pacer};
+use super::presence::Tally;
 use super::worker::{Kind, Setting, Stats, Wire, Worker};
 use super::{process_cpu_seconds, Latency, LoadConfig, LoadError, LoadReport, Pace, Scenario};
 
@@ -43,6 +46,7 @@ struct Shared {
     /// The start of the measured phase, and the CPU time then.
     start: OnceLock<(Instant, Option<f64>)>,
     senders_done: AtomicUsize,
+    tally: Arc<Tally>,
 }
 
 struct SocketWire<'a> {
@@ -88,6 +92,10 @@ fn workers(config: &LoadConfig) -> usize {
     if let Pace::Concurrency(c) = config.pace {
         n = n.min(c);
     }
+    if config.scenario == Scenario::Subscribe {
+        // Every worker publishes for presentities of its own.
+        n = n.min(config.presentities);
+    }
     n.max(1)
 }
 
@@ -118,6 +126,11 @@ pub(super) fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         setup_first: Mutex::new(None),
         start: OnceLock::new(),
         senders_done: AtomicUsize::new(0),
+        tally: Arc::new(Tally::new(if config.scenario == Scenario::Subscribe {
+            config.presentities
+        } else {
+            0
+        })),
     });
     let mut threads = Vec::with_capacity(n);
     for i in 0..n {
@@ -136,7 +149,8 @@ pub(super) fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
             t1: T1,
             t2: T2,
         };
-        let worker = Worker::new(Arc::clone(&config), set, Arc::clone(&delivered));
+        let mut worker = Worker::new(Arc::clone(&config), set, Arc::clone(&delivered));
+        worker.tally = Arc::clone(&shared.tally);
         let shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name(format!("confab-load-{i}"))
@@ -157,7 +171,13 @@ pub(super) fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
     let cpu_end = process_cpu_seconds();
     let failed = shared.setup_failed.load(Ordering::Relaxed);
     if failed > 0 {
-        let first = lock(&shared.setup_first).clone().unwrap_or_default();
+        let mut first = lock(&shared.setup_first).clone().unwrap_or_default();
+        if first.ends_with(": pending") {
+            first.push_str(
+                " (a watcher the presentity's rules do not allow is left pending: start the \
+                 server with --presence-unknown-watchers colleagues)",
+            );
+        }
         return Err(LoadError::Setup {
             failed,
             users: config.users,
@@ -169,7 +189,14 @@ pub(super) fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         .get()
         .copied()
         .unwrap_or((Instant::now(), None));
-    Ok(report(&config, n, all, t0, cpu_start, cpu_end, &delivered))
+    Ok(report(
+        &config,
+        n,
+        all,
+        (t0, cpu_start, cpu_end),
+        &delivered,
+        &shared.tally,
+    ))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -180,13 +207,13 @@ fn report(
     config: &LoadConfig,
     sockets: usize,
     all: Vec<Stats>,
-    t0: Instant,
-    cpu_start: Option<f64>,
-    cpu_end: Option<f64>,
+    (t0, cpu_start, cpu_end): (Instant, Option<f64>, Option<f64>),
     delivered: &AtomicU64,
+    tally: &Tally,
 ) -> LoadReport {
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut latencies = Vec::new();
+    let mut notify_latencies = Vec::new();
     let mut windows: Vec<u64> = Vec::new();
     let (mut attempted, mut succeeded, mut retransmissions, mut stray) = (0, 0, 0, 0);
     let mut last = t0;
@@ -208,6 +235,7 @@ fn report(
             }
         }
         latencies.extend(s.latencies);
+        notify_latencies.extend(s.notify_latencies);
         if let Some(done) = s.last_done {
             last = last.max(done);
         }
@@ -227,6 +255,10 @@ fn report(
         } else {
             0
         },
+        subscriptions: tally.subscriptions.load(Ordering::Relaxed),
+        notifies: tally.notifies.load(Ordering::Relaxed),
+        notifies_expected: tally.expected.load(Ordering::Relaxed),
+        notify_latency: Latency::of(notify_latencies),
         retransmissions,
         stray,
         elapsed_s,
@@ -257,6 +289,11 @@ fn work(mut worker: Worker, socket: &UdpSocket, shared: &Shared) -> Stats {
     let (i, n) = (worker.set.index, shared.workers);
     let mut wire = SocketWire { socket };
     let mut buf = vec![0u8; 65_535];
+    let subscribing = config.scenario == Scenario::Subscribe;
+    // Subscribe: the watchers are still to subscribe once the users have registered.
+    let mut to_watch = subscribing;
+    // When draining gives up waiting for NOTIFYs.
+    let mut drain_until: Option<Instant> = None;
     let mut stage = if config.scenario == Scenario::Register {
         shared.setup_done.fetch_add(1, Ordering::AcqRel);
         Stage::Waiting
@@ -276,6 +313,14 @@ fn work(mut worker: Worker, socket: &UdpSocket, shared: &Shared) -> Stats {
             Stage::Setup if !worker.busy(now) => {
                 let stats = worker.take_stats();
                 let failed: u64 = stats.failures.values().sum();
+                if failed == 0 && to_watch {
+                    to_watch = false;
+                    let limit = share(config.setup_concurrency as u64, n, i).max(1) as usize;
+                    let watchers = worker.user_count().saturating_sub(worker.first_watcher);
+                    let never = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                    worker.begin(Kind::Watch, Pacer::closed(limit, watchers as u64, never));
+                    continue;
+                }
                 if failed > 0 {
                     shared
                         .setup_failed
@@ -296,6 +341,7 @@ fn work(mut worker: Worker, socket: &UdpSocket, shared: &Shared) -> Stats {
                 let &(t0, _) = shared
                     .start
                     .get_or_init(|| (Instant::now(), process_cpu_seconds()));
+                worker.t0 = Some(t0);
                 worker.begin(Kind::from(config.scenario), pacer(&config, i, n, t0));
                 stage = Stage::Running;
                 continue;
@@ -304,7 +350,16 @@ fn work(mut worker: Worker, socket: &UdpSocket, shared: &Shared) -> Stats {
                 shared.senders_done.fetch_add(1, Ordering::AcqRel);
                 stage = Stage::Draining;
             }
-            Stage::Draining if shared.senders_done.load(Ordering::Acquire) == n => break,
+            Stage::Draining if shared.senders_done.load(Ordering::Acquire) == n => {
+                if !subscribing || shared.tally.complete() {
+                    break;
+                }
+                // NOTIFYs still to come: wait for them, up to the operation timeout.
+                let until = *drain_until.get_or_insert(now + config.op_timeout);
+                if now >= until {
+                    break;
+                }
+            }
             _ => {}
         }
         // Drain what is queued, a batch at a time (unless the last drain found the socket

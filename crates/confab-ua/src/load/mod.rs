@@ -1,5 +1,5 @@
-//! The load generator behind `confab-load`: scenarios (`register`, `message`, `call`) run by
-//! many simulated users against one server, paced at a fixed rate or by closed-loop
+//! The load generator behind `confab-load`: scenarios (`register`, `message`, `call`,
+//! `subscribe`) run by many simulated users against one server, paced at a fixed rate or by closed-loop
 //! concurrency, bounded by a count and a duration, summed up in a [`LoadReport`].
 //!
 //! It does not use [`crate::UserAgent`]: one socket and one task per user does not scale to
@@ -15,10 +15,11 @@
 //! | this one | the public API: [`LoadConfig`], [`Scenario`], [`Pace`], [`LoadReport`], [`run`] |
 //! | `driver` | threads and sockets: binding, the receive loop, the phases shared by workers, the report |
 //! | `worker` | one worker's users and operations in flight, pacing, timers, dispatch of what arrives |
-//! | `caller` | what an operation sends and how it reacts to responses (REGISTER, MESSAGE, INVITE/ACK/BYE) |
+//! | `caller` | what an operation sends and how it reacts to responses (REGISTER, MESSAGE, INVITE/ACK/BYE, SUBSCRIBE, PUBLISH) |
 //! | `callee` | answering requests the server relays to simulated users: MESSAGE, INVITE, ACK, BYE |
+//! | `presence` | the subscribe scenario: who watches whom, PUBLISH bodies, NOTIFYs answered and counted, the run-wide tally |
 //! | `auth` | digest challenges: which to answer, credentials, nonce counts, cached HA1 |
-//! | `wire` | the text of messages: branches, run markers, request heads, responses |
+//! | `wire` | the text of messages: branches, run markers (MESSAGE bodies, PIDF notes), request heads, responses |
 //! | `pace` | when to start operations: rate ticker, concurrency, shares of counts and users |
 //! | `timers` | retransmission and timeout queues (fixed durations, so FIFO queues) |
 //!
@@ -34,12 +35,41 @@
 //!   operation not done within `op_timeout`, is a `timeout` failure. An operation abandoned
 //!   at its timeout sends nothing more (no CANCEL, no BYE).
 //! - Load is only ever sent to a loopback address: [`run`] refuses any other server.
+//!
+//! The subscribe scenario ([`Scenario::Subscribe`]):
+//!
+//! - Users `1..=presentities` are presentities, the others watchers. Watcher `w` (its index
+//!   from 0, `w ≥ presentities`) subscribes to the `watch` presentities with indexes
+//!   `(w + j) mod presentities`, `j` in `0..watch`: every presentity gets about
+//!   `(users − presentities) · watch / presentities` watchers, and the run is refused when
+//!   one would get more than [`MAX_WATCHERS`] (the server's default limit).
+//! - Setup (not measured): every user registers, then every watcher subscribes (SUBSCRIBE,
+//!   407, SUBSCRIBE with credentials; `setup_concurrency` watchers at a time, each through its
+//!   subscriptions in turn). A subscription is established when its 2xx has come and its
+//!   first NOTIFY has been answered; one left `pending` fails the setup: the server must show
+//!   unknown watchers their presentity (`confab serve --presence-unknown-watchers
+//!   colleagues`, or `CONFAB_PRESENCE_UNKNOWN_WATCHERS=colleagues`).
+//! - Each operation is one PUBLISH by presentity `i mod presentities` for itself, with a PIDF
+//!   body whose note carries the run's marker, the operation's number and its send time in
+//!   µs since the measured phase started; the first PUBLISH of a presentity creates its
+//!   publication, the later ones modify it (`SIP-If-Match` with the last `SIP-ETag`).
+//! - Every NOTIFY is answered 200 at once. One with this run's marker counts in
+//!   [`LoadReport::notifies`] (once, whatever the retransmissions) and its delay from the
+//!   PUBLISH's send time in [`LoadReport::notify_latency`]. Each succeeded PUBLISH expects one
+//!   NOTIFY per established subscription to its presentity; the run waits up to
+//!   `op_timeout` after the last operation for them. The server sends one NOTIFY at a time per
+//!   subscription and, for changes made while one is in flight, only the state of the moment
+//!   it is answered: a presentity that publishes again within its watchers' round trip
+//!   shows as NOTIFYs missing.
+//! - Subscriptions are not ended: they stay on the server until they expire (`expires`),
+//!   also counting against its limit of watchers per presentity in the next runs.
 
 mod auth;
 mod callee;
 mod caller;
 mod driver;
 mod pace;
+mod presence;
 mod timers;
 mod wire;
 mod worker;
@@ -65,7 +95,14 @@ pub enum Scenario {
     /// Every user registers first; each operation is one call from a user to the next one:
     /// INVITE (authenticated as for MESSAGE), 180 and 200 from the callee, ACK, BYE, 200.
     Call,
+    /// Every user registers and every watcher subscribes to its presentities first; each
+    /// operation is one PUBLISH of a presentity's PIDF document (authenticated as for
+    /// MESSAGE), whose NOTIFYs the watchers count (see the module documentation).
+    Subscribe,
 }
+
+/// The most watchers the server accepts on one presentity (its default `max_watchers`).
+pub const MAX_WATCHERS: u64 = 1000;
 
 /// How operations are paced.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -100,18 +137,24 @@ pub struct LoadConfig {
     pub duration: Duration,
     /// An operation not finished within this long is a failure (`timeout`).
     pub op_timeout: Duration,
-    /// Expires asked for in REGISTER.
+    /// Expires asked for in REGISTER, SUBSCRIBE and PUBLISH.
     pub expires: u32,
     /// Worker threads, each with its own socket; 0 means one per available core.
     pub sockets: usize,
-    /// Registrations in flight at once while the message and call scenarios register
-    /// every user before they start.
+    /// Registrations in flight at once while the message, call and subscribe scenarios
+    /// register every user before they start (and watchers subscribing at once in the
+    /// subscribe scenario).
     pub setup_concurrency: usize,
+    /// Subscribe scenario: users `1..=presentities` publish, the others watch.
+    pub presentities: usize,
+    /// Subscribe scenario: how many distinct presentities each watcher subscribes to.
+    pub watch: usize,
 }
 
 impl LoadConfig {
     /// Defaults for `users` users of `domain` on `server`: register scenario, concurrency 8,
-    /// 1000 operations, 10 s, timeout 5 s, expires 3600, one socket per core.
+    /// 1000 operations, 10 s, timeout 5 s, expires 3600, one socket per core; for the
+    /// subscribe scenario 10 presentities, each watcher watching 1.
     pub fn new(server: SocketAddr, domain: impl Into<String>, users: usize) -> LoadConfig {
         LoadConfig {
             server,
@@ -127,6 +170,8 @@ impl LoadConfig {
             expires: 3600,
             sockets: 0,
             setup_concurrency: 256,
+            presentities: 10,
+            watch: 1,
         }
     }
 
@@ -141,8 +186,11 @@ impl LoadConfig {
         }
         if self.scenario != Scenario::Register && self.users < 2 {
             return Err(LoadError::Config(
-                "the message and call scenarios need at least 2 users".into(),
+                "the message, call and subscribe scenarios need at least 2 users".into(),
             ));
+        }
+        if self.scenario == Scenario::Subscribe {
+            self.check_subscribe()?;
         }
         if self.setup_concurrency == 0 {
             return Err(LoadError::Config(
@@ -161,6 +209,35 @@ impl LoadConfig {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The subscribe scenario's shape: at least one presentity and one watcher, `watch`
+    /// between 1 and `presentities`, no presentity with more than [`MAX_WATCHERS`].
+    fn check_subscribe(&self) -> Result<(), LoadError> {
+        let (users, m, k) = (self.users, self.presentities, self.watch);
+        if m == 0 || m >= users {
+            return Err(LoadError::Config(format!(
+                "--presentities must be between 1 and {} (--users {users} minus one: the \
+                 users after the presentities are the watchers)",
+                users - 1
+            )));
+        }
+        if k == 0 || k > m {
+            return Err(LoadError::Config(format!(
+                "--watch must be between 1 and --presentities ({m}): each watcher watches \
+                 that many distinct presentities"
+            )));
+        }
+        let most = presence::most_watchers(users, m, k);
+        if most > MAX_WATCHERS {
+            return Err(LoadError::Config(format!(
+                "{} watchers watching {k} of {m} presentities each put {most} watchers on one \
+                 presentity, and the server accepts at most {MAX_WATCHERS}: raise \
+                 --presentities, or lower --watch or --users",
+                users - m
+            )));
+        }
+        Ok(())
     }
 
     fn user_name(&self, n: usize) -> String {
@@ -190,10 +267,11 @@ pub enum LoadError {
         /// Why.
         source: std::io::Error,
     },
-    /// The message or call scenario's users could not all register first.
+    /// The message, call or subscribe scenario's users could not all register (or, for
+    /// subscribe, the watchers subscribe) first.
     #[error(
-        "{failed} of {users} users failed to register before the scenario (first: {first}); \
-         are they added with these names and passwords?"
+        "{failed} of {users} users failed to register or subscribe before the scenario \
+         (first: {first}); are they added with these names and passwords?"
     )]
     Setup {
         /// How many failed.
@@ -258,6 +336,17 @@ pub struct LoadReport {
     /// MESSAGEs of this run received by the simulated users, each counted once (message
     /// scenario; else 0).
     pub delivered: u64,
+    /// Subscriptions established before the measured phase (subscribe scenario; else 0).
+    pub subscriptions: u64,
+    /// NOTIFYs carrying this run's PUBLISHes received by the watchers, each counted once
+    /// (subscribe scenario; else 0).
+    pub notifies: u64,
+    /// NOTIFYs the succeeded PUBLISHes should have caused: for each, the subscriptions
+    /// established to its presentity (subscribe scenario; else 0).
+    pub notifies_expected: u64,
+    /// From a PUBLISH sent to its NOTIFY received, over the counted NOTIFYs (subscribe
+    /// scenario; none if none came).
+    pub notify_latency: Option<Latency>,
     /// Requests and 2xx responses sent again by the generator (timer-driven resends).
     pub retransmissions: u64,
     /// Responses that matched no operation in flight (late, duplicated or foreign).
@@ -372,7 +461,7 @@ mod tests {
             ..base.clone()
         };
         assert!(matches!(remote.check(), Err(LoadError::NotLoopback(_))));
-        for scenario in [Scenario::Message, Scenario::Call] {
+        for scenario in [Scenario::Message, Scenario::Call, Scenario::Subscribe] {
             let lonely = LoadConfig {
                 scenario,
                 ..base.clone()

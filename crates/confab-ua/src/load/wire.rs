@@ -1,7 +1,7 @@
 //! The text of what the generator sends, written into reusable buffers: Via branches that
-//! name an operation's slot and transaction, the per-run marker in MESSAGE bodies, the lines
-//! every request starts with, and responses to relayed requests. Nothing here allocates;
-//! reading back (branches, markers) never panics on foreign input.
+//! name an operation's slot and transaction, the per-run marker in MESSAGE bodies and PIDF
+//! notes, the lines every request starts with, and responses to relayed requests. Nothing
+//! here allocates; reading back (branches, markers, notes) never panics on foreign input.
 
 use std::fmt;
 use std::io::Write;
@@ -77,6 +77,54 @@ pub(crate) fn parse_marker(body: &[u8]) -> Option<(u64, u64)> {
         return None;
     }
     Some((u64::from_str_radix(run, 16).ok()?, op.parse().ok()?))
+}
+
+/// Writes the note of a PUBLISH of the subscribe scenario: the run, the operation's number
+/// and its send time in µs since the measured phase started.
+pub(crate) fn write_note(out: &mut Vec<u8>, run: u64, op: u64, sent_us: u64) {
+    let _ = write!(out, "{MARKER}{run:016x} seq={op} t={sent_us}");
+}
+
+/// Reads a note written by [`write_note`] anywhere in `body` (a PIDF document, which may
+/// carry it more than once and carry other runs' too): `(op, sent_us)` of the first one of
+/// run `run`; `None` when there is none.
+pub(crate) fn parse_note(body: &[u8], run: u64) -> Option<(u64, u64)> {
+    let mut rest = body;
+    while let Some(at) = find(rest, MARKER.as_bytes()) {
+        rest = &rest[at + MARKER.len()..];
+        if let Some(found) = note_fields(rest).filter(|&(r, _, _)| r == run) {
+            return Some((found.1, found.2));
+        }
+    }
+    None
+}
+
+/// `<run hex> seq=<op> t=<µs>` at the start of `text`, ended by anything but a digit.
+fn note_fields(text: &[u8]) -> Option<(u64, u64, u64)> {
+    let run = text.get(..16)?;
+    if !run.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let run = u64::from_str_radix(std::str::from_utf8(run).ok()?, 16).ok()?;
+    let rest = text.get(16..)?.strip_prefix(b" seq=")?;
+    let (op, rest) = leading_number(rest)?;
+    let rest = rest.strip_prefix(b" t=")?;
+    let (sent, _) = leading_number(rest)?;
+    Some((run, op, sent))
+}
+
+/// The decimal number `text` starts with, and what follows it.
+fn leading_number(text: &[u8]) -> Option<(u64, &[u8])> {
+    let len = text.iter().take_while(|b| b.is_ascii_digit()).count();
+    if len == 0 {
+        return None;
+    }
+    let n = std::str::from_utf8(&text[..len]).ok()?.parse().ok()?;
+    Some((n, &text[len..]))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Writes the request line and the Via of a request from `local` with `branch` already
@@ -224,6 +272,57 @@ mod tests {
             b"confab-load run=0123456789abcdef op=99999999999999999999999",
         ] {
             assert_eq!(parse_marker(foreign), None, "{foreign:?}");
+        }
+    }
+
+    #[test]
+    fn notes_carry_run_operation_and_send_time() {
+        let mut note = Vec::new();
+        write_note(&mut note, 0x0123_4567_89ab_cdef, 42, 1_234_567);
+        assert_eq!(
+            std::str::from_utf8(&note).expect("utf8"),
+            "confab-load run=0123456789abcdef seq=42 t=1234567"
+        );
+        let doc = |notes: &[&[u8]]| {
+            let mut d = b"<?xml version=\"1.0\"?><presence><tuple id=\"presence\">".to_vec();
+            for n in notes {
+                d.extend_from_slice(b"<note>");
+                d.extend_from_slice(n);
+                d.extend_from_slice(b"</note>");
+            }
+            d.extend_from_slice(b"</tuple></presence>");
+            d
+        };
+        assert_eq!(
+            parse_note(&doc(&[&note]), 0x0123_4567_89ab_cdef),
+            Some((42, 1_234_567))
+        );
+        assert_eq!(parse_note(&doc(&[&note]), 7), None, "another run's");
+        // Another run's note first, then this run's: this run's is found.
+        let mut other = Vec::new();
+        write_note(&mut other, 7, 1, 2);
+        assert_eq!(parse_note(&doc(&[&other, &note]), 7), Some((1, 2)));
+        assert_eq!(
+            parse_note(&doc(&[&other, &note]), 0x0123_4567_89ab_cdef),
+            Some((42, 1_234_567))
+        );
+        for foreign in [
+            &b""[..],
+            b"<presence/>",
+            b"confab-load run=",
+            b"confab-load run=0123456789abcdef",
+            b"confab-load run=0123456789abcdef seq= t=1",
+            b"confab-load run=0123456789abcdef seq=1 t=",
+            b"confab-load run=0123456789abcdef seq=1t=2",
+            b"confab-load run=0123456789abcdeg seq=1 t=2",
+            b"confab-load run=0123456789abcdef seq=99999999999999999999999 t=2",
+            b"confab-load run=\xff\xfe\xfd",
+        ] {
+            assert_eq!(
+                parse_note(foreign, 0x0123_4567_89ab_cdef),
+                None,
+                "{foreign:?}"
+            );
         }
     }
 

@@ -15,11 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use confab_sip::Message;
+use confab_sip::{Message, Method};
 
 use super::auth::{Cached, Ha1, Round};
 use super::callee::Callee;
 use super::pace::Pacer;
+use super::presence::{local_presentities, Tally, Watch};
 use super::timers::{Backoff, Fifo};
 use super::wire::parse_branch;
 use super::{LoadConfig, Scenario};
@@ -42,6 +43,10 @@ pub(crate) enum Failure {
     Transport,
     /// A response the generator cannot act on.
     Error,
+    /// A subscription left pending by the presentity's rules (subscribe setup).
+    Pending,
+    /// A subscription ended by the server before it was established (subscribe setup).
+    Terminated,
 }
 
 impl Failure {
@@ -52,6 +57,8 @@ impl Failure {
             Failure::Timeout => "timeout".into(),
             Failure::Transport => "transport".into(),
             Failure::Error => "error".into(),
+            Failure::Pending => "pending".into(),
+            Failure::Terminated => "terminated".into(),
         }
     }
 }
@@ -71,6 +78,8 @@ pub(crate) struct Stats {
     pub(crate) retransmissions: u64,
     pub(crate) stray: u64,
     pub(crate) last_done: Option<Instant>,
+    /// Subscribe scenario: from PUBLISH to NOTIFY, in µs, for each NOTIFY counted.
+    pub(crate) notify_latencies: Vec<u64>,
 }
 
 /// What operations of a phase do.
@@ -81,6 +90,10 @@ pub(crate) enum Kind {
     Setup,
     Message,
     Call,
+    /// Every watcher subscribes to its presentities (after the setup of the subscribe
+    /// scenario).
+    Watch,
+    Publish,
 }
 
 impl From<Scenario> for Kind {
@@ -89,6 +102,7 @@ impl From<Scenario> for Kind {
             Scenario::Register => Kind::Register,
             Scenario::Message => Kind::Message,
             Scenario::Call => Kind::Call,
+            Scenario::Subscribe => Kind::Publish,
         }
     }
 }
@@ -102,6 +116,9 @@ pub(crate) enum Step {
     Message,
     Invite,
     Bye,
+    /// SUBSCRIBE of the operation's current subscription (`Op::sub`).
+    Subscribe,
+    Publish,
 }
 
 /// One simulated user, as its worker keeps it: about a hundred bytes.
@@ -125,6 +142,8 @@ pub(crate) struct Op {
     pub(crate) number: u64,
     /// The user's index in its worker.
     pub(crate) user: u32,
+    /// Subscribe setup: the subscription being made (an index in `Worker::subs`).
+    pub(crate) sub: u32,
     pub(crate) step: Step,
     pub(crate) started: Instant,
     /// The current client transaction: its number in the branch, CSeq, state.
@@ -158,6 +177,7 @@ impl Op {
             live: false,
             number: 0,
             user: 0,
+            sub: 0,
             step: Step::Register,
             started: now,
             seq: 0,
@@ -234,6 +254,19 @@ pub(crate) struct Worker {
     pub(crate) realms: Vec<Box<str>>,
     /// The SDP of every INVITE.
     pub(crate) sdp: Vec<u8>,
+    /// Subscribe scenario: this worker's users `0..first_watcher` are presentities, the
+    /// others watchers.
+    pub(crate) first_watcher: usize,
+    /// The watchers' subscriptions: `watch` per watcher, in the order of the users.
+    pub(crate) subs: Vec<Watch>,
+    /// The presentities' entity-tags (`SIP-ETag` of their last PUBLISH's 2xx).
+    pub(crate) etags: Vec<Option<Box<str>>>,
+    /// What the workers count together.
+    pub(crate) tally: Arc<Tally>,
+    /// The start of the measured phase, shared by all workers (PIDF notes, NOTIFY latency).
+    pub(crate) t0: Option<Instant>,
+    /// Responses to NOTIFYs.
+    pub(crate) buf: Vec<u8>,
 }
 
 impl Worker {
@@ -242,7 +275,24 @@ impl Worker {
         let users = super::pace::share(cfg.users as u64, set.workers, set.index) as usize;
         let sdp = crate::minimal_sdp(set.local.ip()).into_bytes();
         let callee = Callee::new(&set, cfg.op_timeout, delivered, sdp.clone());
+        let subscribing = cfg.scenario == Scenario::Subscribe;
+        let first_watcher = if subscribing {
+            local_presentities(cfg.presentities, set.workers, set.index).min(users)
+        } else {
+            0
+        };
+        let subs = if subscribing {
+            vec![Watch::default(); (users - first_watcher) * cfg.watch]
+        } else {
+            Vec::new()
+        };
         Worker {
+            first_watcher,
+            subs,
+            etags: vec![None; first_watcher],
+            tally: Arc::new(Tally::new(if subscribing { cfg.presentities } else { 0 })),
+            t0: None,
+            buf: Vec::new(),
             users: (0..users).map(|_| User::default()).collect(),
             ops: Vec::new(),
             free: Vec::new(),
@@ -359,6 +409,8 @@ impl Worker {
         };
         if msg.is_response() {
             self.response(&msg, now, wire);
+        } else if msg.method() == Some(Method::Notify) {
+            self.notify(&msg, from, now, wire);
         } else {
             self.callee.request(&msg, from, now, wire, &mut self.stats);
         }
@@ -366,11 +418,17 @@ impl Worker {
 
     /// The next operation of the phase: the worker's users in turn.
     fn schedule(&mut self, now: Instant, wire: &mut dyn Wire) {
-        if self.users.is_empty() {
+        // The subscribe scenario's watchers subscribe, its presentities publish.
+        let (first, end) = match self.kind {
+            Kind::Watch => (self.first_watcher, self.users.len()),
+            Kind::Publish => (0, self.first_watcher),
+            _ => (0, self.users.len()),
+        };
+        if end <= first {
             return;
         }
         let k = self.pacer.scheduled().saturating_sub(1);
-        let j = (k % self.users.len() as u64) as usize;
+        let j = first + (k % (end - first) as u64) as usize;
         let user = &mut self.users[j];
         if user.busy {
             user.queued += 1;
@@ -383,8 +441,7 @@ impl Worker {
     /// Starts an operation for user `j`.
     fn start(&mut self, j: u32, now: Instant, wire: &mut dyn Wire) {
         self.stats.attempted += 1;
-        let number = self.started * self.set.workers as u64 + self.set.index as u64;
-        self.started += 1;
+        let number = self.next_number();
         let slot = match self.free.pop() {
             Some(s) => s as usize,
             None => {
@@ -406,7 +463,10 @@ impl Worker {
             Kind::Setup => Step::Clear,
             Kind::Message => Step::Message,
             Kind::Call => Step::Invite,
+            Kind::Watch => Step::Subscribe,
+            Kind::Publish => Step::Publish,
         };
+        op.sub = 0;
         op.started = now;
         op.cseq = 1;
         op.ack_seq = 0;
@@ -414,8 +474,24 @@ impl Worker {
         op.www = None;
         op.bye_auth = false;
         op.proxy_auth.clear();
-        self.deadlines.set(now, (slot as u32, number));
+        if kind == Kind::Watch {
+            let first = self.first_subscription(j);
+            self.ops[slot].sub = first;
+        }
+        self.set_deadline(slot, number, now);
         self.send_step(slot, now, wire);
+    }
+
+    /// The number of the next operation (or subscription) started, unique in the run.
+    pub(crate) fn next_number(&mut self) -> u64 {
+        let number = self.started * self.set.workers as u64 + self.set.index as u64;
+        self.started += 1;
+        number
+    }
+
+    /// `slot`, now numbered `number`, times out `op_timeout` from `now`.
+    pub(crate) fn set_deadline(&mut self, slot: usize, number: u64, now: Instant) {
+        self.deadlines.set(now, (slot as u32, number));
     }
 
     /// A fresh transaction number (never 0).
