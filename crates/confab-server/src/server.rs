@@ -221,7 +221,7 @@ impl Server {
         info!("SIP transports stopped");
         if let Some(task) = router_task {
             match tokio::time::timeout(WRITE_BEHIND_GRACE, task).await {
-                Ok(Ok(())) => info!("registrations written to the store"),
+                Ok(Ok(())) => info!("registrations and presence written to the store"),
                 Ok(Err(e)) => warn!(error = %e, "the router's background work ended abnormally"),
                 Err(_) => warn!(
                     "registrations not all written to the store within {WRITE_BEHIND_GRACE:?}; \
