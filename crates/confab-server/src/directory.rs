@@ -74,6 +74,34 @@ pub trait Directory: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<Credential>, StoreError>>;
 }
 
+/// Whether a pool is Confab's or another SIP system's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKindRecord {
+    /// Confab front-ends.
+    FrontEnd,
+    /// Another SIP system (e.g. Kamailio), reached through its next hop.
+    Legacy,
+}
+
+/// A pool of the published topology, as routing needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolRecord {
+    /// Its name.
+    pub name: String,
+    /// Front-end or legacy.
+    pub kind: PoolKindRecord,
+    /// A front-end pool's servers: listen URIs such as `udp://10.0.0.1:5060`, in order.
+    pub servers: Vec<String>,
+    /// A legacy pool's next hop (listen URI or SIP URI).
+    pub next_hop: Option<String>,
+}
+
+/// The pools of the deployment (the published topology).
+pub trait PoolDirectory: Send + Sync + 'static {
+    /// Every pool.
+    fn pools(&self) -> BoxFuture<'_, Result<Vec<PoolRecord>, StoreError>>;
+}
+
 /// One registered contact, as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredBinding {

@@ -259,6 +259,12 @@ pub fn build(
 
 /// Inserts `Route` fields right after the start line, before any other header.
 pub fn prepend_routes(bytes: Bytes, routes: &[String]) -> Bytes {
+    prepend_fields(bytes, "Route", routes)
+}
+
+/// Inserts `name` fields with `values` right after the start line, before any other header.
+pub fn prepend_fields(bytes: Bytes, name: &str, values: &[String]) -> Bytes {
+    let routes = values;
     if routes.is_empty() {
         return bytes;
     }
@@ -266,11 +272,17 @@ pub fn prepend_routes(bytes: Bytes, routes: &[String]) -> Bytes {
         return bytes;
     };
     let (head, rest) = bytes.split_at(eol + 2);
-    let mut out =
-        Vec::with_capacity(bytes.len() + routes.iter().map(|r| r.len() + 9).sum::<usize>());
+    let mut out = Vec::with_capacity(
+        bytes.len()
+            + routes
+                .iter()
+                .map(|r| r.len() + name.len() + 4)
+                .sum::<usize>(),
+    );
     out.extend_from_slice(head);
     for r in routes {
-        out.extend_from_slice(b"Route: ");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
         out.extend_from_slice(r.as_bytes());
         out.extend_from_slice(b"\r\n");
     }

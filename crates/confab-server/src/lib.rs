@@ -66,6 +66,7 @@ mod ids;
 pub mod location;
 pub mod memory;
 pub mod messaging;
+pub mod pools;
 pub mod presence;
 pub mod registrar;
 pub mod replica;

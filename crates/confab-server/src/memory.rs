@@ -11,8 +11,9 @@ use confab_sip::digest::{self, Algorithm};
 
 use crate::directory::{
     AorBindings, BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
-    PresenceBatch, PresencePolicyRecord, PresenceStore, RegistrationStore, StoreError,
-    StoredBinding, StoredPublication, StoredSubscription, UserRecord,
+    PoolDirectory, PoolRecord, PresenceBatch, PresencePolicyRecord, PresenceStore,
+    RegistrationStore, StoreError, StoredBinding, StoredPublication, StoredSubscription,
+    UserRecord,
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,6 +65,17 @@ impl MemoryDirectory {
                 credentials: HashMap::from([(domain, credentials)]),
             },
         );
+    }
+
+    /// Homes `address` on `pool` (`None`: no pool known); false when there is no such user.
+    pub fn set_home_pool(&self, address: &str, pool: Option<&str>) -> bool {
+        match lock(&self.users).get_mut(address) {
+            Some(u) => {
+                u.record.home_pool = pool.map(str::to_owned);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Enables or disables a user; false when there is no such user.
@@ -231,6 +243,8 @@ impl OfflineMessages for MemoryOfflineMessages {
 pub struct MemoryStores {
     /// Users.
     pub directory: Arc<MemoryDirectory>,
+    /// Pools.
+    pub pools: Arc<MemoryPools>,
     /// Registrations.
     pub registrations: Arc<MemoryRegistrations>,
     /// Offline messages.
@@ -368,5 +382,25 @@ mod tests {
             .expect("ok")
             .is_empty());
         assert!(d.user("bob@example.com").await.expect("ok").is_none());
+    }
+}
+
+/// The pools of an in-memory topology.
+#[derive(Debug, Default)]
+pub struct MemoryPools {
+    pools: Mutex<Vec<PoolRecord>>,
+}
+
+impl MemoryPools {
+    /// Replaces the pools (the router reads them again when told: `Router::pools_changed`).
+    pub fn set(&self, pools: Vec<PoolRecord>) {
+        *lock(&self.pools) = pools;
+    }
+}
+
+impl PoolDirectory for MemoryPools {
+    fn pools(&self) -> BoxFuture<'_, Result<Vec<PoolRecord>, StoreError>> {
+        let pools = lock(&self.pools).clone();
+        Box::pin(async move { Ok(pools) })
     }
 }

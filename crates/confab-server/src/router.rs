@@ -46,7 +46,9 @@ use tracing::{debug, info, warn};
 
 use crate::authenticate::{Asker, Authenticator, Outcome as Auth};
 use crate::config::{ListenUri, ServerConfig, ServiceConfig};
-use crate::directory::{Directory, OfflineMessages, PresenceStore, RegistrationStore, StoreError};
+use crate::directory::{
+    Directory, OfflineMessages, PoolDirectory, PresenceStore, RegistrationStore, StoreError,
+};
 use crate::error::ConfigError;
 use crate::fork::Proxy;
 use crate::forward::{self, Listeners, Target};
@@ -54,6 +56,7 @@ use crate::ids;
 use crate::location::{contact_key, Location};
 use crate::memory::MemoryStores;
 use crate::messaging::Messaging;
+use crate::pools::{PoolRoute, Pools};
 use crate::presence::{After, Presence, PresenceStats, Subscribing};
 use crate::registrar::{Registrar, Registration};
 use crate::respond::{Answer, Responder};
@@ -94,6 +97,8 @@ pub struct Stores {
     pub offline: Arc<dyn OfflineMessages>,
     /// Presence rules and contact lists; the presence write-behind.
     pub presence: Arc<dyn PresenceStore>,
+    /// The pools of the published topology.
+    pub pools: Arc<dyn PoolDirectory>,
 }
 
 impl Stores {
@@ -110,6 +115,7 @@ impl Stores {
             registrations: m.registrations.clone(),
             offline: m.offline.clone(),
             presence: m.presence.clone(),
+            pools: m.pools.clone(),
         }
     }
 }
@@ -156,6 +162,7 @@ pub struct Router {
     presence: Arc<Presence>,
     stores: Stores,
     listeners: Arc<Listeners>,
+    pools: Pools,
     loop_key: RandomState,
 }
 
@@ -208,6 +215,7 @@ impl Router {
         );
         let location = Arc::new(Location::new(config.max_contacts));
         let listeners = Arc::new(Listeners::new(&config));
+        let pools = Pools::new(&config.pool);
         Ok(Arc::new(Router {
             registrar: Registrar::new(
                 Arc::clone(&config),
@@ -233,6 +241,7 @@ impl Router {
             responder,
             auth,
             location,
+            pools,
             stores,
             listeners,
             loop_key: RandomState::new(),
@@ -284,6 +293,20 @@ impl Router {
             Some(binding) => self.messaging.deliver(aor, binding).await,
             None => 0,
         }
+    }
+
+    /// Reads the pools of the published topology again (at start, and when the change feed
+    /// says the topology changed): where users homed on other pools are served. Returns how
+    /// many pools there are.
+    pub async fn pools_changed(&self) -> Result<usize, StoreError> {
+        let pools = self.stores.pools.pools().await?;
+        self.pools.set(&pools);
+        Ok(pools.len())
+    }
+
+    /// The pool this front-end serves.
+    pub fn pool(&self) -> &str {
+        self.pools.own()
     }
 
     /// `aor`'s presence rules or contact list changed (the change feed says so): its
@@ -363,7 +386,9 @@ impl Router {
                 run_or_spawn(async move { this.register(req, source).await });
                 return true;
             }
-            Method::Subscribe | Method::Publish => {
+            Method::Subscribe | Method::Publish
+                if !matches!(self.plan(req, source), Plan::Forward { .. }) =>
+            {
                 let (this, req, source) = (Arc::clone(self), req.clone(), *source);
                 run_or_spawn(async move { this.presence_request(req, source).await });
                 return true;
@@ -374,7 +399,9 @@ impl Router {
                 }
                 Plan::Refuse(200, "OK")
             }
-            m if is_proxied(m) => self.plan(req),
+            m if is_proxied(m) || matches!(m, Method::Subscribe | Method::Publish) => {
+                self.plan(req, source)
+            }
             _ => return false,
         };
         let plan = match plan {
@@ -399,7 +426,7 @@ impl Router {
             .then_some(Plan::Refuse(482, "Loop Detected"))
     }
 
-    fn plan(&self, req: &Message) -> Plan {
+    fn plan(&self, req: &Message, source: &Source) -> Plan {
         let in_dialog = req.to().ok().and_then(|t| t.tag()).is_some();
         let mut routes = req.routes();
         let (pop_route, next) = match routes.next() {
@@ -432,6 +459,19 @@ impl Router {
         // default), `sip:bob@127.0.0.1:40000` is bob's phone, not a user of 127.0.0.1.
         let registered = contact_key(ruri.as_str()).and_then(|k| self.location.flow_for(&k));
         if registered.is_some() && !ours {
+            return Plan::Forward {
+                uri: ruri.as_str().to_owned(),
+                pop_route,
+            };
+        }
+        // Routed to us by a dialog's route set or by another pool (a user's home pool
+        // reaching the user through the Path of this front-end), towards a device's address:
+        // on to it, even though listen addresses count among the local domains.
+        let ip_target = host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok();
+        if pop_route && !ours && ip_target && (in_dialog || self.pools.is_peer(source.peer)) {
             return Plan::Forward {
                 uri: ruri.as_str().to_owned(),
                 pop_route,
@@ -488,6 +528,18 @@ impl Router {
     }
 
     async fn register(self: Arc<Self>, req: Message, source: Source) {
+        if let Some(aor) = to_aor(&req, &self.config) {
+            match self.home_elsewhere(&aor).await {
+                Ok(None) => {}
+                Ok(Some(hop)) => {
+                    if let Some(answer) = self.to_home_pool(&req, &source, &hop, false).await {
+                        self.responder.send(&req, answer, &source).await;
+                    }
+                    return;
+                }
+                Err(answer) => return self.responder.send(&req, answer, &source).await,
+            }
+        }
         match self.registrar.register(&req, &source).await {
             Registration::Refused(answer) => self.responder.send(&req, answer, &source).await,
             Registration::Done { answer, aor, fresh } => {
@@ -501,9 +553,40 @@ impl Router {
     }
 
     async fn presence_request(self: Arc<Self>, req: Message, source: Source) {
+        if Self::is_initial(&req) {
+            if let Some(answer) = self.presence_elsewhere(&req, &source).await {
+                if let Some(answer) = answer {
+                    self.responder.send(&req, answer, &source).await;
+                }
+                return;
+            }
+        }
         let (answer, then) = self.presence_answer(&req, &source).await;
         self.responder.send(&req, answer, &source).await;
         self.presence.after(then);
+    }
+
+    /// An initial SUBSCRIBE or PUBLISH for a presentity homed on another pool: the watcher
+    /// (or publisher) authenticated here unless a peer sent it, then forwarded there.
+    /// `None`: served here; `Some(None)`: forwarded; `Some(Some(answer))`: answered.
+    async fn presence_elsewhere(&self, req: &Message, source: &Source) -> Option<Option<Answer>> {
+        let ruri = req.request_uri()?.ok()?;
+        let host = ruri.host_str()?.to_ascii_lowercase();
+        if !self.config.is_local_domain(&host) {
+            return None;
+        }
+        let aor = format!("{}@{host}", ruri.user().filter(|u| !u.is_empty())?);
+        let hop = match self.home_elsewhere(&aor).await {
+            Ok(None) => return None,
+            Ok(Some(hop)) => hop,
+            Err(answer) => return Some(Some(answer)),
+        };
+        if !self.pools.is_peer(source.peer) {
+            if let Err(answer) = self.authorize(req, source).await {
+                return Some(Some(answer));
+            }
+        }
+        Some(self.to_home_pool(req, source, &hop, false).await)
     }
 
     /// The answer to a SUBSCRIBE or PUBLISH, and the NOTIFYs to send after it.
@@ -535,9 +618,17 @@ impl Router {
             return (Answer::new(404, "Not Found"), none());
         };
         let aor = format!("{user}@{host}");
-        let local = match self.authorize(req, source).await {
-            Ok(local) => local,
-            Err(answer) => return (answer, none()),
+        // Another pool's front-end authenticated its user before forwarding.
+        let local = if self.pools.is_peer(source.peer) {
+            req.from()
+                .ok()
+                .and_then(|f| f.uri().host_str().map(str::to_ascii_lowercase))
+                .is_some_and(|d| self.config.is_local_domain(&d))
+        } else {
+            match self.authorize(req, source).await {
+                Ok(local) => local,
+                Err(answer) => return (answer, none()),
+            }
         };
         let watcher = match req.from() {
             Ok(from) => format!(
@@ -634,18 +725,24 @@ impl Router {
         aor: &str,
         pop: bool,
     ) -> Option<Answer> {
-        if Self::is_initial(req) {
+        let from_peer = self.pools.is_peer(source.peer);
+        if Self::is_initial(req) && !from_peer {
             if let Err(answer) = self.authorize(req, source).await {
                 return Some(answer);
             }
         }
-        match self.stores.directory.user(aor).await {
-            Ok(Some(u)) if u.enabled => {}
+        let home = match self.stores.directory.user(aor).await {
+            Ok(Some(u)) if u.enabled => u.home_pool,
             Ok(_) => return Some(Answer::new(404, "Not Found")),
             Err(e) => {
                 warn!(error = %e, "proxy cannot read the directory");
                 return Some(Answer::new(500, "Server Internal Error"));
             }
+        };
+        match self.home_hop(home.as_deref()) {
+            Ok(None) => {}
+            Ok(Some(hop)) => return self.to_home_pool(req, source, &hop, pop).await,
+            Err(answer) => return Some(answer),
         }
         let bindings = self.location.lookup(aor, Instant::now());
         if bindings.is_empty() {
@@ -672,7 +769,7 @@ impl Router {
         uri: &str,
         pop: bool,
     ) -> Option<Answer> {
-        if Self::is_initial(req) {
+        if Self::is_initial(req) && !self.pools.is_peer(source.peer) {
             match self.authorize(req, source).await {
                 Ok(true) => {}
                 Ok(false) => return Some(Answer::new(403, "Forbidden")),
@@ -691,6 +788,57 @@ impl Router {
         self.fork(req, source, vec![target], pop).await
     }
 
+    /// Where a user homed on `home` is served: `Ok(None)` here (this pool, no pool, or one
+    /// the topology does not know), `Ok(Some(hop))` another pool's address, `Err` a pool
+    /// the topology gives no address for.
+    fn home_hop(&self, home: Option<&str>) -> Result<Option<String>, Answer> {
+        let Some(pool) = home else {
+            return Ok(None);
+        };
+        match self.pools.route(pool) {
+            None => Ok(None),
+            Some(PoolRoute { hop: Some(hop), .. }) => Ok(Some(hop)),
+            Some(PoolRoute { hop: None, .. }) => {
+                warn!(pool, "a user's home pool has no address in the topology");
+                Err(Answer::new(503, "Home Pool Unreachable").header("Retry-After", "60"))
+            }
+        }
+    }
+
+    /// The home pool of the user `aor` when that is another pool: `Ok(Some(hop))`.
+    async fn home_elsewhere(&self, aor: &str) -> Result<Option<String>, Answer> {
+        match self.stores.directory.user(aor).await {
+            Ok(Some(u)) => self.home_hop(u.home_pool.as_deref()),
+            // Unknown users and store failures are answered by the service itself.
+            Ok(None) | Err(_) => Ok(None),
+        }
+    }
+
+    /// Forwards `req` to the user's home pool at `hop` (statefully, loop-checked; a REGISTER
+    /// with a Path to this front-end).
+    async fn to_home_pool(
+        &self,
+        req: &Message,
+        source: &Source,
+        hop: &str,
+        pop: bool,
+    ) -> Option<Answer> {
+        if let Some(Plan::Refuse(status, reason)) = self.check_forwarding(req) {
+            return Some(Answer::new(status, reason));
+        }
+        let Some(flow) = self.listeners.resolve(hop, &self.location) else {
+            warn!(%hop, "a home pool's address cannot be reached from this front-end's listeners");
+            return Some(Answer::new(502, "Bad Gateway"));
+        };
+        debug!(%hop, method = ?req.method(), "to the user's home pool");
+        let target = Target {
+            request_uri: None,
+            flow,
+            route: Vec::new(),
+        };
+        self.fork(req, source, vec![target], pop).await
+    }
+
     /// Rewrites `req` for each target and forks it; `None` once the fork has answered.
     async fn fork(
         &self,
@@ -700,7 +848,11 @@ impl Router {
         pop: bool,
     ) -> Option<Answer> {
         let hash = forward::loop_hash(&self.loop_key, req);
-        let rr = Self::is_initial(req).then(|| self.listeners.record_route(source));
+        let register = req.method() == Some(Method::Register);
+        // A REGISTER is not record-routed: it gets a Path instead (RFC 3327), so that the
+        // home pool reaches the user back through this front-end.
+        let rr = (Self::is_initial(req) && !register).then(|| self.listeners.record_route(source));
+        let path = register.then(|| self.listeners.record_route(source));
         let mut copies = Vec::with_capacity(targets.len());
         for (i, t) in targets.iter().enumerate() {
             let via = self
@@ -708,7 +860,13 @@ impl Router {
                 .via(&t.flow, &forward::branch(&hash, &i.to_string()));
             let own = |realm: &str| self.config.is_local_domain(realm);
             match forward::build(req, t, &via, rr.as_deref(), pop, &own) {
-                Ok(bytes) => copies.push((bytes, t.flow)),
+                Ok(bytes) => {
+                    let bytes = match &path {
+                        Some(p) => forward::prepend_fields(bytes, "Path", std::slice::from_ref(p)),
+                        None => bytes,
+                    };
+                    copies.push((bytes, t.flow));
+                }
                 Err(EditError::MaxForwards) => return Some(Answer::new(483, "Too Many Hops")),
                 Err(e) => {
                     debug!(error = %e, "request cannot be rewritten");
@@ -762,4 +920,16 @@ impl Router {
             }
         });
     }
+}
+
+/// The address-of-record a REGISTER is for (its To), `user@domain`, when the domain is one
+/// of ours.
+fn to_aor(req: &Message, config: &ServiceConfig) -> Option<String> {
+    let to = req.to().ok()?;
+    let uri = to.uri();
+    let host = uri.host_str()?.to_ascii_lowercase();
+    if !config.is_local_domain(&host) {
+        return None;
+    }
+    Some(format!("{}@{host}", uri.user().filter(|u| !u.is_empty())?))
 }

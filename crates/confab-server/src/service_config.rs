@@ -136,6 +136,9 @@ pub struct ServiceConfig {
     pub offline: OfflineLimits,
     /// Presence.
     pub presence: PresenceConfig,
+    /// The pool this front-end serves (`confab serve --pool`): requests for users homed on
+    /// another pool of the topology are forwarded there.
+    pub pool: String,
 }
 
 impl ServiceConfig {
@@ -167,6 +170,7 @@ impl ServiceConfig {
             digest_algorithms: DEFAULT_DIGEST_ALGORITHMS.to_vec(),
             offline: OfflineLimits::default(),
             presence: PresenceConfig::default(),
+            pool: "default".into(),
         }
     }
 

@@ -17,8 +17,9 @@ use tracing::{debug, warn};
 
 use crate::directory::{
     AorBindings, BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
-    PresenceBatch, PresencePolicyRecord, PresenceStore, RegistrationStore, StoreError,
-    StoredBinding, StoredPublication, StoredSubscription, UserRecord,
+    PoolDirectory, PoolKindRecord, PoolRecord, PresenceBatch, PresencePolicyRecord, PresenceStore,
+    RegistrationStore, StoreError, StoredBinding, StoredPublication, StoredSubscription,
+    UserRecord,
 };
 use crate::replica::{DirectoryReplica, ReplicaUser};
 
@@ -153,6 +154,28 @@ fn from_registration(r: Registration) -> StoredBinding {
         // Not kept by the store: informational only.
         user_agent: None,
         registered_at: unsigned(r.updated_at),
+    }
+}
+
+impl PoolDirectory for StoreBacked {
+    fn pools(&self) -> BoxFuture<'_, Result<Vec<PoolRecord>, StoreError>> {
+        Box::pin(async move {
+            let pools = self.store.pools().await.map_err(err)?;
+            Ok(pools
+                .into_iter()
+                .map(|p| PoolRecord {
+                    kind: match p.kind {
+                        confab_store::PoolKind::Legacy => PoolKindRecord::Legacy,
+                        _ => PoolKindRecord::FrontEnd,
+                    },
+                    name: p.name,
+                    // The published topology's server addresses arrive with topology
+                    // documents (schema version 4).
+                    servers: Vec::new(),
+                    next_hop: p.next_hop,
+                })
+                .collect())
+        })
     }
 }
 

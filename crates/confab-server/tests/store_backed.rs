@@ -56,7 +56,8 @@ async fn start(store: &Store) -> (TestServer, Arc<Router>) {
         directory: backed.clone(),
         registrations: backed.clone(),
         offline: backed.clone(),
-        presence: backed,
+        presence: backed.clone(),
+        pools: backed,
     };
     let config = server_config();
     let router = Router::new(&config, service_config(), stores).expect("router");

@@ -217,6 +217,27 @@ async fn build_router(
     let mut service = ServiceConfig::for_listeners(&settings.server.listen);
     service.digest_algorithms = settings.digest_algorithms.clone();
     service.presence.unknown_watchers = settings.presence_unknown_watchers;
+    let pool = settings
+        .pool
+        .clone()
+        .unwrap_or_else(|| confab_store::DEFAULT_POOL.to_owned());
+    match store.pools().await {
+        Ok(pools) if pools.iter().any(|p| p.name == pool) => {}
+        Ok(pools) => {
+            let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+            eprintln!(
+                "error: the pool '{pool}' is not in the topology (pools: {}); publish a topology \
+                 that has it, or start with --pool set to one of those",
+                names.join(", ")
+            );
+            return Err(ExitCode::from(EXIT_SETTINGS));
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(EXIT_RUNTIME));
+        }
+    }
+    service.pool = pool;
     match topology::domains(store).await {
         Ok(domains) => {
             for d in domains {
@@ -255,11 +276,19 @@ async fn build_router(
         registrations: backed.clone(),
         offline: backed.clone(),
         presence: backed.clone(),
+        pools: backed.clone(),
     };
     let router = Router::new(&settings.server, service, stores).map_err(|e| {
         report(&settings.explain(e));
         ExitCode::from(EXIT_SETTINGS)
     })?;
+    match router.pools_changed().await {
+        Ok(pools) => info!(pools, pool = router.pool(), "topology read"),
+        Err(e) => {
+            eprintln!("error: cannot read the pools of the management store: {e}");
+            return Err(ExitCode::from(EXIT_RUNTIME));
+        }
+    }
     Ok((
         router,
         ReplicaFeed {
@@ -347,6 +376,13 @@ async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFee
                         }
                     });
                 }
+                // Where users of other pools are served.
+                ChangeKind::PoolAdded | ChangeKind::PoolRemoved => {
+                    pools_changed(&router).await;
+                }
+                ChangeKind::Other(ref kind) if kind == "topology.published" => {
+                    pools_changed(&router).await;
+                }
                 ChangeKind::DomainAdded => info!(
                     domain = %change.subject,
                     "SIP domain added; this front-end serves it after a restart"
@@ -354,6 +390,14 @@ async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFee
                 _ => {}
             }
         }
+    }
+}
+
+/// Reads the topology's pools again after a change.
+async fn pools_changed(router: &Router) {
+    match router.pools_changed().await {
+        Ok(pools) => info!(pools, "topology read again"),
+        Err(e) => warn!(error = %e, "the changed topology could not be read; routes unchanged"),
     }
 }
 

@@ -1,0 +1,260 @@
+//! Routing by home pool: two pools, each one front-end in this process over shared in-memory
+//! stores, and `confab-ua` clients that all point at the first. Every request for a user is
+//! answered by the user's home pool: a REGISTER for a user of the other pool is forwarded
+//! there (with a Path, so the user is reached back through the front-end it uses), and IM,
+//! calls and presence work between users of the two pools. A request from the other pool's
+//! front-end is not challenged again; the same request from anywhere else is.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::ua::{service_config, Deployment, DOMAIN};
+use common::WAIT;
+use confab_server::directory::{PoolKindRecord, PoolRecord, PresencePolicyRecord};
+use confab_server::memory::MemoryStores;
+use confab_server::ServiceConfig;
+use confab_ua::{
+    InviteAnswer, PublishRequest, Secret, SubscriptionState, Transport, UaConfig, UserAgent,
+};
+
+fn config(pool: &str) -> ServiceConfig {
+    let mut c = service_config();
+    c.pool = pool.into();
+    c
+}
+
+fn uri(user: &str) -> String {
+    format!("sip:{user}@{DOMAIN}")
+}
+
+/// Two pools, `a` and `b`: alice and carol homed on `a`, bob on `b`.
+async fn two_pools() -> (Deployment, Deployment, MemoryStores) {
+    let stores = MemoryStores::default();
+    let a = Deployment::start_with(config("a"), stores.clone()).await;
+    let b = Deployment::start_with(config("b"), stores.clone()).await;
+    for (user, pool) in [("alice", "a"), ("carol", "a"), ("bob", "b")] {
+        assert!(stores
+            .directory
+            .set_home_pool(&format!("{user}@{DOMAIN}"), Some(pool)));
+    }
+    stores.pools.set(vec![
+        PoolRecord {
+            name: "a".into(),
+            kind: PoolKindRecord::FrontEnd,
+            servers: vec![format!("udp://{}", a.addr)],
+            next_hop: None,
+        },
+        PoolRecord {
+            name: "b".into(),
+            kind: PoolKindRecord::FrontEnd,
+            servers: vec![format!("udp://{}", b.addr)],
+            next_hop: None,
+        },
+    ]);
+    for d in [&a, &b] {
+        assert_eq!(d.router.pools_changed().await.expect("pools read"), 2);
+    }
+    (a, b, stores)
+}
+
+/// A user agent for `user` whose outbound proxy is `d`.
+async fn ua(d: &Deployment, user: &str, invite: InviteAnswer) -> UserAgent {
+    UserAgent::bind(UaConfig {
+        server: Some(d.addr),
+        secret: Some(Secret::Password(format!("{user}-pw"))),
+        transport: Transport::Udp,
+        t1: Duration::from_millis(50),
+        t2: Duration::from_millis(400),
+        t4: Duration::from_millis(500),
+        invite,
+        ..UaConfig::new(uri(user))
+    })
+    .await
+    .expect("user agent binds")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_at_its_home_pool_through_any_pool() {
+    let (a, b, _stores) = two_pools().await;
+    let bob = ua(&a, "bob", InviteAnswer::Manual).await;
+    let reg = bob.register(300).await.expect("registered through pool a");
+    assert_eq!(reg.status, 200);
+    assert_eq!(reg.contacts, vec![bob.contact_uri().to_owned()]);
+    assert_eq!(
+        b.router.stats().registered,
+        1,
+        "bob's binding is at his home pool"
+    );
+    assert_eq!(
+        a.router.stats().registered,
+        0,
+        "not at the pool he talks to"
+    );
+    // alice, homed on a, registers at a.
+    let alice = ua(&a, "alice", InviteAnswer::Manual).await;
+    alice.register(300).await.expect("registered");
+    assert_eq!(a.router.stats().registered, 1);
+    assert_eq!(b.router.stats().registered, 1);
+    // A wrong password is refused by the home pool, through a.
+    let mallory = UserAgent::bind(UaConfig {
+        server: Some(a.addr),
+        secret: Some(Secret::Password("not-bobs".into())),
+        t1: Duration::from_millis(50),
+        ..UaConfig::new(uri("bob"))
+    })
+    .await
+    .expect("binds");
+    assert!(mallory.register(300).await.is_err());
+    assert_eq!(b.router.stats().registered, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_and_calls_cross_pools() {
+    let (a, _b, _stores) = two_pools().await;
+    let alice = ua(
+        &a,
+        "alice",
+        InviteAnswer::Accept {
+            after: Duration::from_millis(10),
+            sdp: None,
+        },
+    )
+    .await;
+    let bob = ua(
+        &a,
+        "bob",
+        InviteAnswer::Accept {
+            after: Duration::from_millis(10),
+            sdp: None,
+        },
+    )
+    .await;
+    alice.register(300).await.expect("alice registered");
+    bob.register(300).await.expect("bob registered");
+
+    // alice (pool a) → bob (pool b, reached back through a's Path).
+    let status = alice
+        .message(&uri("bob"), "text/plain", "hello, other pool")
+        .await
+        .expect("answered");
+    assert_eq!(status, 200);
+    let got = bob
+        .next_incoming_of("MESSAGE", WAIT)
+        .await
+        .expect("delivered");
+    assert_eq!(got.body(), b"hello, other pool");
+    // bob → alice.
+    let status = bob
+        .message(&uri("alice"), "text/plain", "and back")
+        .await
+        .expect("answered");
+    assert_eq!(status, 200);
+    let got = alice
+        .next_incoming_of("MESSAGE", WAIT)
+        .await
+        .expect("delivered");
+    assert_eq!(got.body(), b"and back");
+
+    // A call from alice to bob, answered, hung up.
+    let mut call = alice.invite(&uri("bob"), None).await.expect("INVITE sent");
+    let outcome = call.wait_final().await.expect("final response");
+    assert!(outcome.is_answered(), "{:?}", outcome.status());
+    call.bye().await.expect("BYE answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_crosses_pools() {
+    let (a, b, stores) = two_pools().await;
+    stores.presence.set_policy(
+        &format!("bob@{DOMAIN}"),
+        PresencePolicyRecord {
+            rules: Vec::new(),
+            contacts: vec![format!("alice@{DOMAIN}")],
+        },
+    );
+    let alice = ua(&a, "alice", InviteAnswer::Manual).await;
+    let bob = ua(&a, "bob", InviteAnswer::Manual).await;
+    let mut sub = alice
+        .subscribe(&uri("bob"), "presence", "application/pidf+xml", 600)
+        .await
+        .expect("subscribed at bob's home pool");
+    let first = sub.next_notify(WAIT).await.expect("first NOTIFY");
+    assert_eq!(first.state, SubscriptionState::Active);
+    assert_eq!(b.router.stats().presence.subscriptions, 1);
+    assert_eq!(a.router.stats().presence.subscriptions, 0);
+
+    let published = bob
+        .publish(PublishRequest {
+            event: "presence",
+            if_match: None,
+            expires: 600,
+            body: Some((
+                "application/pidf+xml",
+                Bytes::from(format!(
+                    "<?xml version=\"1.0\"?><presence xmlns=\"urn:ietf:params:xml:ns:pidf\" \
+                     entity=\"{}\"><tuple id=\"t\"><status><basic>open</basic></status>\
+                     <note>Across pools</note></tuple></presence>",
+                    uri("bob")
+                )),
+            )),
+        })
+        .await
+        .expect("answered");
+    assert_eq!(published.status, 200, "{:?}", published.response);
+    let n = sub.next_notify(WAIT).await.expect("NOTIFY after PUBLISH");
+    assert!(n.body_str().is_some_and(|b| b.contains("Across pools")));
+    // The refresh goes through the route set: a, then b.
+    let r = sub.refresh(900).await.expect("refreshed");
+    assert_eq!(r.status(), Some(200));
+    sub.next_notify(WAIT)
+        .await
+        .expect("NOTIFY after the refresh");
+    sub.unsubscribe().await.expect("unsubscribed");
+    let last = sub.next_notify(WAIT).await.expect("final NOTIFY");
+    assert!(last.is_terminated());
+    assert_eq!(b.router.stats().presence.subscriptions, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_without_an_address_is_unreachable_and_unknown_pools_are_served_here() {
+    let (a, _b, stores) = two_pools().await;
+    stores.pools.set(vec![PoolRecord {
+        name: "b".into(),
+        kind: PoolKindRecord::FrontEnd,
+        servers: Vec::new(),
+        next_hop: None,
+    }]);
+    a.router.pools_changed().await.expect("read");
+    let bob = ua(&a, "bob", InviteAnswer::Manual).await;
+    match bob.register(300).await {
+        Err(confab_ua::UaError::Rejected { status, .. }) => assert_eq!(status, 503),
+        other => panic!("expected 503, got {other:?}"),
+    }
+    // A pool the topology does not name: its users are served where they ask.
+    stores.pools.set(Vec::new());
+    a.router.pools_changed().await.expect("read");
+    assert_eq!(bob.register(300).await.expect("served here").status, 200);
+    assert_eq!(a.router.stats().registered, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_pools_own_front_ends_are_trusted() {
+    let (_a, b, _stores) = two_pools().await;
+    // alice, straight to pool b (not through her pool's front-end), unauthenticated: b
+    // challenges her like anyone else.
+    let mut alice = common::ua::Ua::new(b.addr, "alice", "alice-pw").await;
+    let message = alice.request(
+        "MESSAGE",
+        &uri("bob"),
+        &format!("<{}>", uri("bob")),
+        "trust-1",
+        1,
+        &[],
+        Some(("text/plain", "hi")),
+    );
+    alice.send(&message).await;
+    let r = alice.response("trust-1", "MESSAGE", false).await;
+    assert_eq!(r.status(), Some(407), "{r:?}");
+}
