@@ -121,6 +121,15 @@ pub enum OpsError {
         /// The watcher, `user@domain` or `@domain`.
         watcher: String,
     },
+    /// A move names no users, or names them twice over.
+    #[error("{0}")]
+    MoveSelection(&'static str),
+    /// A move from a pool to itself.
+    #[error("the users would move from pool '{pool}' to '{pool}'; give another pool with --to")]
+    SamePool {
+        /// The pool.
+        pool: String,
+    },
     /// The management store refused or failed; its message says what to do.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -12,7 +12,8 @@
 //! Nothing else writes to the management store around it. It reaches SIP only through
 //! `confab-ua`.
 //!
-//! Built so far: [`users`] (add, list, show, set a password, disable, enable, remove), users'
+//! Built so far: [`users`] (add, list, show, set a password, disable, enable, remove),
+//! [`moves`] of users between pools (single and bulk, crash-safe batches), users'
 //! [`contacts`] (contact lists, groups and presence rules) and the SIP domains of
 //! [`topology`], with the defaults of a first start. Change records and the audit log arrive
 //! with their issue; each module says where they hook in.
@@ -38,6 +39,7 @@
 
 pub mod contacts;
 mod error;
+pub mod moves;
 mod password;
 pub mod topology;
 pub mod users;

@@ -273,7 +273,7 @@ pub async fn remove(store: &Store, address: &Address) -> Result<(), OpsError> {
     Ok(())
 }
 
-async fn check_domain(store: &Store, domain: &str) -> Result<(), OpsError> {
+pub(crate) async fn check_domain(store: &Store, domain: &str) -> Result<(), OpsError> {
     let domain = domain.trim().to_ascii_lowercase();
     let domains = store.domains().await?;
     if domains.iter().any(|d| d.name == domain) {
@@ -286,7 +286,7 @@ async fn check_domain(store: &Store, domain: &str) -> Result<(), OpsError> {
     }
 }
 
-async fn check_pool(store: &Store, pool: &str) -> Result<(), OpsError> {
+pub(crate) async fn check_pool(store: &Store, pool: &str) -> Result<(), OpsError> {
     if store.get_pool(pool).await?.is_some() {
         Ok(())
     } else {

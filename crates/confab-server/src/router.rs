@@ -283,6 +283,29 @@ impl Router {
         n
     }
 
+    /// `aor` was moved to another pool (the change feed says so, after the directory has
+    /// the new home pool): if that is not this front-end's pool, the user is signed out here
+    /// and its watchers' subscriptions end with `reason=deactivated`, so that its clients
+    /// sign in and its watchers subscribe again — at the new home pool, where this
+    /// front-end forwards them. Returns the bindings dropped.
+    pub async fn user_moved(&self, aor: &str) -> usize {
+        let home = match self.stores.directory.user(aor).await {
+            Ok(Some(u)) => u.home_pool,
+            Ok(None) => None,
+            Err(e) => {
+                warn!(%aor, error = %e, "a moved user cannot be read; signing it out here");
+                None
+            }
+        };
+        if home.as_deref() == Some(self.pools.own()) {
+            return 0;
+        }
+        let n = self.location.remove(aor);
+        info!(%aor, to = ?home, bindings = n, "user moved to another pool; signed out here");
+        self.presence.user_moved(aor);
+        n
+    }
+
     /// An offline message was kept for `aor` (by any front-end sharing the store: the change
     /// feed says so). If the user is signed in here, it is delivered to the best binding now;
     /// else at the user's next REGISTER.

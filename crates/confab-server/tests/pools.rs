@@ -258,3 +258,65 @@ async fn only_the_pools_own_front_ends_are_trusted() {
     let r = alice.response("trust-1", "MESSAGE", false).await;
     assert_eq!(r.status(), Some(407), "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_user_is_drained_from_its_old_pool_and_served_by_the_new_one() {
+    let (a, b, stores) = two_pools().await;
+    stores.presence.set_policy(
+        &format!("bob@{DOMAIN}"),
+        PresencePolicyRecord {
+            rules: Vec::new(),
+            contacts: vec![format!("alice@{DOMAIN}")],
+        },
+    );
+    let alice = ua(&a, "alice", InviteAnswer::Manual).await;
+    let bob = ua(&a, "bob", InviteAnswer::Manual).await;
+    bob.register(300).await.expect("bob registered at b");
+    let mut sub = alice
+        .subscribe(&uri("bob"), "presence", "application/pidf+xml", 600)
+        .await
+        .expect("subscribed at b");
+    sub.next_notify(WAIT).await.expect("first NOTIFY");
+    assert_eq!(b.router.stats().registered, 1);
+
+    // bob moves to pool a (as `confab user move` does: the directory first, then the feed).
+    assert!(stores
+        .directory
+        .set_home_pool(&format!("bob@{DOMAIN}"), Some("a")));
+    assert_eq!(a.router.user_moved(&format!("bob@{DOMAIN}")).await, 0);
+    assert_eq!(b.router.user_moved(&format!("bob@{DOMAIN}")).await, 1);
+    assert_eq!(b.router.stats().registered, 0, "signed out at the old pool");
+    let last = sub.next_notify(WAIT).await.expect("final NOTIFY");
+    assert!(last.is_terminated());
+    assert_eq!(
+        last.reason.as_deref(),
+        Some("deactivated"),
+        "so that alice subscribes again"
+    );
+    assert_eq!(b.router.stats().presence.subscriptions, 0);
+
+    // bob's client signs in again — now at pool a — and alice's subscribes again there.
+    bob.register(300).await.expect("registered again");
+    assert_eq!(a.router.stats().registered, 1, "bob, now at pool a");
+    assert_eq!(b.router.stats().registered, 0);
+    let mut again = alice
+        .subscribe(&uri("bob"), "presence", "application/pidf+xml", 600)
+        .await
+        .expect("subscribed again");
+    let n = again
+        .next_notify(WAIT)
+        .await
+        .expect("NOTIFY from the new pool");
+    assert_eq!(n.state, SubscriptionState::Active);
+    assert_eq!(a.router.stats().presence.subscriptions, 1);
+    let status = alice
+        .message(&uri("bob"), "text/plain", "found you")
+        .await
+        .expect("answered");
+    assert_eq!(status, 200);
+    let got = bob
+        .next_incoming_of("MESSAGE", WAIT)
+        .await
+        .expect("delivered");
+    assert_eq!(got.body(), b"found you");
+}

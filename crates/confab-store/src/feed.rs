@@ -60,6 +60,9 @@ pub enum ChangeKind {
     ContactsChanged,
     /// A user's presence rules changed; the subject is the user's address.
     PresenceRulesChanged,
+    /// A user was re-homed on another pool (`confab user move`); the subject is the address.
+    /// The old pool signs the user out and ends its watchers' subscriptions.
+    UserMoved,
     /// A kind written by a newer build; the subject says which record.
     Other(String),
 }
@@ -80,12 +83,13 @@ impl ChangeKind {
             ChangeKind::OfflineMessageStored => "offline.stored",
             ChangeKind::ContactsChanged => "contacts.changed",
             ChangeKind::PresenceRulesChanged => "presence_rules.changed",
+            ChangeKind::UserMoved => "user.moved",
             ChangeKind::Other(name) => name,
         }
     }
 
     fn from_stored(name: String) -> Self {
-        const KNOWN: [ChangeKind; 12] = [
+        const KNOWN: [ChangeKind; 13] = [
             ChangeKind::DomainAdded,
             ChangeKind::DomainRemoved,
             ChangeKind::PoolAdded,
@@ -98,6 +102,7 @@ impl ChangeKind {
             ChangeKind::OfflineMessageStored,
             ChangeKind::ContactsChanged,
             ChangeKind::PresenceRulesChanged,
+            ChangeKind::UserMoved,
         ];
         KNOWN
             .into_iter()

@@ -71,6 +71,7 @@ pub use model::{
 };
 pub use presence::{PresenceState, PresenceWrites, StoredPublication, StoredSubscription};
 pub use replica::{DirectoryEntry, DIRECTORY_PAGE};
+pub use users::MovedUser;
 
 use db::Db;
 

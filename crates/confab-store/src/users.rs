@@ -376,6 +376,74 @@ impl Store {
         tx.commit().await.ctx(CONTEXT)
     }
 
+    /// Re-homes `addresses` on pool `to`, in one transaction: all of them or none (an unknown
+    /// user or pool fails it, changing nothing). Every user stays homed on exactly one pool
+    /// at every moment — the home pool is one column, changed in place. A user already on
+    /// `to` is passed over, so that a batch cut short (by a crash, a kill) is completed by
+    /// running it again. The state the old pool holds for a moved user is drained here: its
+    /// registrations and its presence publications and subscriptions (as presentity) are
+    /// deleted, and the change feed says `user.moved`, on which the old pool's front-ends
+    /// sign the user out and end its watchers' subscriptions with `reason=deactivated`, so
+    /// that clients register and subscribe again, at the new home pool. Everything else the
+    /// user owns — credentials, contact list, presence rules, offline messages still queued
+    /// — is the user's, not the pool's, and moves with it untouched.
+    pub async fn move_users(
+        &self,
+        addresses: &[Address],
+        to: &str,
+    ) -> Result<Vec<MovedUser>, StoreError> {
+        const CONTEXT: &str = "moving users";
+        let now = unix_now();
+        let mut tx = self.db.begin().await.ctx(CONTEXT)?;
+        feed::lock(&mut tx).await?;
+        let known = tx
+            .fetch_optional("SELECT name FROM pools WHERE name = $1", &[to.into()])
+            .await
+            .ctx(CONTEXT)?;
+        if known.is_none() {
+            return Err(StoreError::NotFound {
+                what: "pool",
+                name: to.to_owned(),
+                fix: "move users to an existing pool (list the pools), or publish a topology with it first",
+            });
+        }
+        let mut moved = Vec::new();
+        for address in addresses {
+            let row = tx
+                .fetch_optional(
+                    "SELECT id, pool FROM users WHERE user_part = $1 AND domain = $2",
+                    &[address.user().into(), address.domain().into()],
+                )
+                .await
+                .ctx(CONTEXT)?
+                .ok_or_else(|| user_not_found(address))?;
+            let (id, from) = (row.int("id")?, row.text("pool")?);
+            if from == to {
+                continue;
+            }
+            tx.execute(
+                "UPDATE users SET pool = $1, updated_at = $2 WHERE id = $3",
+                &[to.into(), now.into(), id.into()],
+            )
+            .await
+            .ctx(CONTEXT)?;
+            for sql in [
+                "DELETE FROM registrations WHERE user_id = $1",
+                "DELETE FROM presence_publications WHERE user_id = $1",
+                "DELETE FROM presence_subscriptions WHERE user_id = $1",
+            ] {
+                tx.execute(sql, &[id.into()]).await.ctx(CONTEXT)?;
+            }
+            feed::record(&mut tx, ChangeKind::UserMoved, &address.to_string(), now).await?;
+            moved.push(MovedUser {
+                address: address.clone(),
+                from,
+            });
+        }
+        tx.commit().await.ctx(CONTEXT)?;
+        Ok(moved)
+    }
+
     /// Replaces all of a user's credentials with `credentials`, in one transaction (an empty
     /// list leaves the user unable to sign in).
     pub async fn set_credentials(
@@ -430,4 +498,13 @@ impl Store {
             .ctx("reading credentials")?;
         rows.iter().map(credential).collect()
     }
+}
+
+/// A user [`Store::move_users`] re-homed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedUser {
+    /// The user.
+    pub address: Address,
+    /// The pool it was homed on before.
+    pub from: String,
 }

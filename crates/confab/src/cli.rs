@@ -277,6 +277,17 @@ pub enum UserCommand {
 
     /// Remove a user with its credentials, registrations and offline messages
     Remove(UserRemoveArgs),
+
+    /// Move users to another pool, with all their data
+    ///
+    /// Names users (USER@DOMAIN …) or every user of a pool (--from POOL, narrowed by
+    /// --domain). Each user's home pool changes in place, a batch at a time (one store
+    /// transaction each), so a crash or kill at any moment leaves every user homed on
+    /// exactly one pool; running the same command again completes the move. The old pool
+    /// signs moved users out and ends their watchers' subscriptions (reason=deactivated):
+    /// clients sign in and subscribe again, at the new pool. Contacts, presence rules and
+    /// queued offline messages move with the user. --dry-run lists who would move.
+    Move(UserMoveArgs),
 }
 
 /// The user a command is about.
@@ -346,6 +357,35 @@ pub struct UserPasswdArgs {
     /// Read the new password from standard input (one line) instead of prompting
     #[arg(long)]
     pub password_stdin: bool,
+}
+
+/// `confab user move`.
+#[derive(Debug, Args)]
+pub struct UserMoveArgs {
+    /// The users to move; none with --from moves every user of that pool
+    #[arg(value_name = "USER@DOMAIN", value_parser = address)]
+    pub users: Vec<Address>,
+
+    /// The pool they move to
+    #[arg(long, value_name = "POOL")]
+    pub to: String,
+
+    /// Only users homed on this pool (every user of it when no user is named)
+    #[arg(long, value_name = "POOL")]
+    pub from: Option<String>,
+
+    /// Only users of this SIP domain
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+
+    /// List who would move, and move nobody
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Users moved per store transaction
+    #[arg(long, value_name = "N", default_value_t = confab_ops::moves::DEFAULT_BATCH,
+          value_parser = clap::value_parser!(usize))]
+    pub batch: usize,
 }
 
 /// `confab user remove`.

@@ -21,6 +21,7 @@ mod settings;
 mod tls_generate;
 mod user;
 mod user_import;
+mod user_move;
 
 use std::process::ExitCode;
 

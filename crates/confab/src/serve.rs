@@ -311,6 +311,7 @@ fn is_user_change(kind: &ChangeKind) -> bool {
             | ChangeKind::UserDisabled
             | ChangeKind::UserRemoved
             | ChangeKind::CredentialsSet
+            | ChangeKind::UserMoved
     )
 }
 
@@ -359,6 +360,9 @@ async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFee
             match change.kind {
                 ChangeKind::UserDisabled | ChangeKind::UserRemoved => {
                     router.drop_user(&change.subject);
+                }
+                ChangeKind::UserMoved => {
+                    router.user_moved(&change.subject).await;
                 }
                 // Delivered at once if the user is signed in here, in a task of its own:
                 // the round waits on the client, and the feed must not.

@@ -24,6 +24,7 @@ pub fn run(deployment: &DeploymentArgs, command: &UserCommand, json: bool) -> Ex
         UserCommand::Disable(args) => set_enabled(deployment, args, false, json),
         UserCommand::Enable(args) => set_enabled(deployment, args, true, json),
         UserCommand::Remove(args) => remove(deployment, args, json),
+        UserCommand::Move(args) => crate::user_move::run(deployment, args, json),
     }
 }
 

@@ -1005,6 +1005,33 @@ impl Presence {
         self.send(out);
     }
 
+    /// `aor` was moved to another pool: its watchers' subscriptions end with
+    /// `reason=deactivated` (RFC 6665 §4.2.2: the watcher subscribes again, and reaches the
+    /// new home pool) and its publications are dropped (its clients publish again after they
+    /// sign in there). Subscriptions the user holds as a watcher stay: they belong to the
+    /// presentities' pools.
+    pub fn user_moved(self: &Arc<Self>, aor: &str) {
+        let out = {
+            let mut guard = self.lock();
+            let st = &mut *guard;
+            let mut out = Vec::new();
+            if let Some(p) = st.presentities.get(aor) {
+                let ids: Vec<String> = p.watchers.iter().chain(&p.winfo).cloned().collect();
+                for id in ids {
+                    out.extend(self.terminate(st, &id, "deactivated", false));
+                }
+            }
+            if let Some(p) = st.presentities.remove(aor) {
+                for x in p.pubs {
+                    st.dirty.removed_pubs.push((aor.to_owned(), x.etag));
+                }
+            }
+            st.policies.remove(aor);
+            out
+        };
+        self.send(out);
+    }
+
     /// Expiry, once a second: subscriptions past their time end (`timeout`), publications
     /// past theirs go, and a registration that ran out shows its presentity offline.
     pub fn tick(self: &Arc<Self>) {

@@ -65,6 +65,7 @@ macro_rules! store_suite {
             defaults, domains_and_pools,
             users_add_and_find, users_list_filters, users_enable_disable, users_remove_cascades,
             users_add_with_credentials, users_add_many_and_remove_many, credentials_replace,
+            users_move_drains_and_keeps_user_data,
             directory_snapshot_in_pages,
             registrations_upsert_and_remove, registrations_purge, registrations_replaced_in_batches,
             offline_cap_and_age, offline_claim_ack_never_lost, offline_concurrent_claims,

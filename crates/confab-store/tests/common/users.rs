@@ -565,3 +565,118 @@ pub async fn directory_snapshot_in_pages(fx: &Fixture) {
         .is_none());
     assert_eq!(store.directory_snapshot().await.expect("snapshot").len(), 6);
 }
+
+pub async fn users_move_drains_and_keeps_user_data(fx: &Fixture) {
+    use confab_store::{PresenceLevel, PresenceWrites, StoredPublication, Watcher};
+    let store = fx.open_with_defaults().await;
+    store
+        .add_pool(&Pool {
+            name: "pool2".into(),
+            kind: PoolKind::Confab,
+            site: None,
+            next_hop: None,
+        })
+        .await
+        .expect("pool");
+    add(&store, "alice@example.com").await;
+    add(&store, "bob@example.com").await;
+    let (alice, bob) = (addr("alice@example.com"), addr("bob@example.com"));
+    store
+        .upsert_registration(&registration(&alice, "sip:alice@10.0.0.1", 2_000_000_000))
+        .await
+        .expect("registration");
+    store
+        .store_offline_message(
+            &NewOfflineMessage {
+                to_user: alice.clone(),
+                from_uri: "sip:bob@example.com".into(),
+                content_type: "text/plain".into(),
+                body: b"while you move".to_vec(),
+                received_at: 1_900_000_000,
+            },
+            10,
+            Duration::from_secs(u32::MAX.into()),
+        )
+        .await
+        .expect("offline message");
+    store
+        .set_presence_rule(
+            &alice,
+            &Watcher::parse("bob@example.com").expect("watcher"),
+            PresenceLevel::Workgroup,
+        )
+        .await
+        .expect("rule");
+    let publication = |user: &Address| StoredPublication {
+        user: user.clone(),
+        etag: "e1".into(),
+        expires_at: 2_000_000_000,
+        content_type: "application/pidf+xml".into(),
+        body: b"<presence/>".to_vec(),
+    };
+    store
+        .write_presence(&PresenceWrites {
+            publications: vec![publication(&alice), publication(&bob)],
+            ..PresenceWrites::default()
+        })
+        .await
+        .expect("presence");
+    let before = store.last_change_seq().await.expect("seq");
+
+    // An unknown pool, or an unknown user in the batch: nothing moves.
+    assert!(matches!(
+        store
+            .move_users(std::slice::from_ref(&alice), "nowhere")
+            .await,
+        Err(StoreError::NotFound { what: "pool", .. })
+    ));
+    assert!(matches!(
+        store
+            .move_users(&[alice.clone(), addr("ghost@example.com")], "pool2")
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.get_user(&alice).await.expect("alice").pool, "default");
+    assert_eq!(store.last_change_seq().await.expect("seq"), before);
+
+    let moved = store
+        .move_users(&[alice.clone(), bob.clone()], "pool2")
+        .await
+        .expect("moved");
+    assert_eq!(moved.len(), 2);
+    assert_eq!(moved[0].address, alice);
+    assert_eq!(moved[0].from, "default");
+    for who in [&alice, &bob] {
+        assert_eq!(store.get_user(who).await.expect("user").pool, "pool2");
+    }
+    // Drained: the old pool's registrations and presence state.
+    assert!(store.registrations_of(&alice).await.expect("of").is_empty());
+    let state = store.presence_state().await.expect("state");
+    assert!(state.publications.is_empty(), "{:?}", state.publications);
+    // Carried: what is the user's.
+    assert_eq!(store.offline_message_count(&alice).await.expect("count"), 1);
+    assert_eq!(store.presence_rules(&alice).await.expect("rules").len(), 1);
+    let changes = store.changes_since(before, 10).await.expect("feed");
+    let kinds: Vec<_> = changes
+        .iter()
+        .map(|c| (c.kind.clone(), c.subject.clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (ChangeKind::UserMoved, "alice@example.com".into()),
+            (ChangeKind::UserMoved, "bob@example.com".into()),
+        ]
+    );
+    // Again (a rerun after a crash): nothing left to do, nothing recorded.
+    assert!(store
+        .move_users(std::slice::from_ref(&alice), "pool2")
+        .await
+        .expect("again")
+        .is_empty());
+    assert_eq!(
+        store.last_change_seq().await.expect("seq"),
+        before + 2,
+        "no entry for a user already there"
+    );
+}

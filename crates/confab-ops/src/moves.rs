@@ -1,0 +1,105 @@
+//! Moving users between pools (`confab user move`): which users a move takes, and the move
+//! itself in batches.
+//!
+//! A move changes a user's home pool in place, in one store transaction per batch
+//! ([`confab_store::Store::move_users`]), so that at every moment — a crash, a `kill -9`
+//! between two batches or inside one — every user is homed on exactly one pool: the old one
+//! (its batch had not committed) or the new one. Running the same move again completes it:
+//! users already on the target are passed over, and a bulk move (`--from POOL`) selects what
+//! is still on the old pool. The old pool is drained by the same transaction and by its
+//! front-ends following the change feed (see the store's documentation); everything the user
+//! owns — credentials, contact list, presence rules, queued offline messages — stays with the
+//! user. Change records will wrap each move when change control arrives: the plan below is
+//! the "before" of such a record, the outcome its "after".
+
+use confab_store::{Address, MovedUser, Store, UserFilter};
+
+use crate::users::{check_domain, check_pool, UserSummary};
+use crate::OpsError;
+
+/// The users batches commit at a time, by default: large enough to move 10,000 users in a
+/// few seconds, small enough that a batch holds the store's write lock only briefly.
+pub const DEFAULT_BATCH: usize = 100;
+
+/// What an operator asks to move.
+#[derive(Debug, Clone, Default)]
+pub struct MoveRequest {
+    /// These users (none: every user of `from`).
+    pub users: Vec<Address>,
+    /// Only users homed on this pool (required when `users` is empty).
+    pub from: Option<String>,
+    /// Only users of this SIP domain.
+    pub domain: Option<String>,
+    /// The pool they move to.
+    pub to: String,
+}
+
+/// The users `request` would move, checked: the target pool (and `from`, `domain`) exist,
+/// every named user exists, and `from` is not the target. Users already homed on the target
+/// are left out (so a plan after a completed move is empty).
+pub async fn plan(store: &Store, request: &MoveRequest) -> Result<Vec<UserSummary>, OpsError> {
+    check_pool(store, &request.to).await?;
+    if let Some(from) = &request.from {
+        check_pool(store, from).await?;
+        if *from == request.to {
+            return Err(OpsError::SamePool { pool: from.clone() });
+        }
+    }
+    if let Some(domain) = &request.domain {
+        check_domain(store, domain).await?;
+    }
+    let domain = request.domain.as_deref().map(str::to_ascii_lowercase);
+    let selected: Vec<UserSummary> = if request.users.is_empty() {
+        let Some(from) = &request.from else {
+            return Err(OpsError::MoveSelection(
+                "name the users to move (USER@DOMAIN …), or move every user of a pool with --from POOL",
+            ));
+        };
+        store
+            .list_users(&UserFilter {
+                pool: Some(from.clone()),
+                domain: domain.clone(),
+            })
+            .await?
+            .into_iter()
+            .map(UserSummary::from)
+            .collect()
+    } else {
+        let mut seen = std::collections::HashSet::new();
+        let mut users = Vec::with_capacity(request.users.len());
+        for address in &request.users {
+            if !seen.insert(address.to_string()) {
+                continue;
+            }
+            let Some(user) = store.find_user(address).await? else {
+                return Err(OpsError::UnknownUser {
+                    address: address.clone(),
+                });
+            };
+            users.push(UserSummary::from(user));
+        }
+        users
+            .into_iter()
+            .filter(|u| request.from.as_ref().is_none_or(|f| u.pool == *f))
+            .filter(|u| domain.as_deref().is_none_or(|d| u.address.domain() == d))
+            .collect()
+    };
+    Ok(selected
+        .into_iter()
+        .filter(|u| u.pool != request.to)
+        .collect())
+}
+
+/// Moves `users` to pool `to` in one transaction (all or none); returns those that moved
+/// (a user already there is passed over).
+pub async fn move_batch(
+    store: &Store,
+    users: &[Address],
+    to: &str,
+) -> Result<Vec<MovedUser>, OpsError> {
+    let moved = store.move_users(users, to).await?;
+    for m in &moved {
+        tracing::info!(user = %m.address, from = %m.from, to, "user moved");
+    }
+    Ok(moved)
+}
