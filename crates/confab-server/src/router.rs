@@ -35,6 +35,7 @@
 //! to other pools and legacy next hops are not routed yet (every local user is served
 //! here); names are not resolved through DNS.
 
+use std::collections::HashMap;
 use std::hash::RandomState;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -347,16 +348,59 @@ impl Router {
     /// presence state (whose subscribers get a fresh NOTIFY); returns how many bindings are
     /// live.
     pub async fn load(&self) -> Result<usize, StoreError> {
-        let stored = self.stores.registrations.load().await?;
+        // A store shared by several pools holds every pool's hot state: each front-end takes
+        // its own pool's users' (and those of users homed on no pool the topology names).
+        let mut stored = self.stores.registrations.load().await?;
+        let mut serves = HashMap::new();
+        for b in &stored {
+            if !serves.contains_key(&b.aor) {
+                let here = self.serves_here(&b.aor).await;
+                serves.insert(b.aor.clone(), here);
+            }
+        }
+        let mut foreign = 0;
+        stored.retain(|b| {
+            let here = serves.get(&b.aor).copied().unwrap_or(true);
+            foreign += usize::from(!here);
+            here
+        });
         let n = self.location.load(stored, Instant::now());
-        info!(bindings = n, "registrations loaded from the store");
+        info!(
+            bindings = n,
+            other_pools = foreign,
+            "registrations loaded from the store"
+        );
         let waiting = self.messaging.load_waiting().await?;
         info!(
             recipients = waiting,
             "recipients with offline messages waiting"
         );
-        self.presence.load().await?;
+        let mut presence = self.presence.stored().await?;
+        for aor in presence
+            .publications
+            .iter()
+            .map(|p| &p.aor)
+            .chain(presence.subscriptions.iter().map(|s| &s.presentity))
+        {
+            if !serves.contains_key(aor) {
+                let here = self.serves_here(aor).await;
+                serves.insert(aor.clone(), here);
+            }
+        }
+        let here = |aor: &String| serves.get(aor).copied().unwrap_or(true);
+        presence.publications.retain(|p| here(&p.aor));
+        presence.subscriptions.retain(|s| here(&s.presentity));
+        self.presence.load_from(presence).await?;
         Ok(n)
+    }
+
+    /// True when `aor` is served by this front-end's pool: homed on it, on no pool, or on
+    /// a pool the topology does not name.
+    async fn serves_here(&self, aor: &str) -> bool {
+        match self.stores.directory.user(aor).await {
+            Ok(Some(u)) => matches!(self.home_hop(u.home_pool.as_deref()), Ok(None)),
+            Ok(None) | Err(_) => true,
+        }
     }
 
     pub(crate) fn set_listeners(&self, bound: Vec<ListenUri>) {

@@ -320,3 +320,47 @@ async fn a_moved_user_is_drained_from_its_old_pool_and_served_by_the_new_one() {
         .expect("delivered");
     assert_eq!(got.body(), b"found you");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_front_end_loads_only_its_own_pools_state() {
+    let (a, b, stores) = two_pools().await;
+    let alice = ua(&a, "alice", InviteAnswer::Manual).await;
+    let bob = ua(&a, "bob", InviteAnswer::Manual).await;
+    alice.register(300).await.expect("alice at a");
+    bob.register(300).await.expect("bob at b");
+    assert_eq!(
+        (a.router.stats().registered, b.router.stats().registered),
+        (1, 1)
+    );
+    // Both bindings are in the shared store once written behind.
+    let deadline = std::time::Instant::now() + WAIT;
+    while stores
+        .registrations
+        .get(&format!("alice@{DOMAIN}"))
+        .is_empty()
+        || stores
+            .registrations
+            .get(&format!("bob@{DOMAIN}"))
+            .is_empty()
+    {
+        assert!(std::time::Instant::now() < deadline, "never written behind");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Deployment {
+        server,
+        router,
+        addr,
+        ..
+    } = a;
+    server.stop().await;
+    // The sockets close with the last handle on the router's transaction driver.
+    drop(router);
+    drop(alice);
+    let a = Deployment::start_at(config("a"), stores.clone(), addr).await;
+    assert_eq!(
+        a.router.stats().registered,
+        1,
+        "alice's binding only: bob's belongs to pool b"
+    );
+    drop(b);
+}

@@ -1148,6 +1148,20 @@ impl Presence {
     /// loaded.
     pub async fn load(self: &Arc<Self>) -> Result<(usize, usize), StoreError> {
         let stored = self.store.load_presence().await?;
+        self.load_from(stored).await
+    }
+
+    /// The presence state kept in the store, as [`Presence::load`] reads it.
+    pub async fn stored(&self) -> Result<PresenceBatch, StoreError> {
+        self.store.load_presence().await
+    }
+
+    /// [`Presence::load`] from state already read (and filtered: a front-end takes only the
+    /// presentities of its own pool).
+    pub async fn load_from(
+        self: &Arc<Self>,
+        stored: PresenceBatch,
+    ) -> Result<(usize, usize), StoreError> {
         let now = ids::unix_now();
         let mut policies = HashMap::new();
         for s in &stored.subscriptions {

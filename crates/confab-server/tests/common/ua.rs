@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use confab_server::directory::Directory;
 use confab_server::memory::MemoryStores;
 use confab_server::{Router, ServerConfig, ServiceConfig, Stores, TimerConfig, Transport};
 use confab_sip::auth::{format_credentials, CredentialsParams};
@@ -58,13 +59,17 @@ impl Deployment {
     /// The same over existing stores (to play a restart).
     pub async fn start_with(service: ServiceConfig, stores: MemoryStores) -> Deployment {
         for user in ["alice", "bob", "carol"] {
-            stores
-                .directory
-                .add_user(&format!("{user}@{DOMAIN}"), &format!("{user}-pw"));
+            let aor = format!("{user}@{DOMAIN}");
+            // Kept as they are on a restart (a home pool set by the test stays).
+            if stores.directory.user(&aor).await.ok().flatten().is_none() {
+                stores.directory.add_user(&aor, &format!("{user}-pw"));
+            }
         }
         let server_config = server_config();
         let router = Router::new(&server_config, service, Stores::from_memory(&stores))
             .expect("valid service config");
+        // As `confab serve` does: the topology first, so that loading takes this pool's state.
+        router.pools_changed().await.expect("pools read");
         let server = TestServer::start_router(server_config, Arc::clone(&router)).await;
         let addr = server.addr(Transport::Udp);
         Deployment {
@@ -82,14 +87,18 @@ impl Deployment {
         addr: SocketAddr,
     ) -> Deployment {
         for user in ["alice", "bob", "carol"] {
-            stores
-                .directory
-                .add_user(&format!("{user}@{DOMAIN}"), &format!("{user}-pw"));
+            let aor = format!("{user}@{DOMAIN}");
+            // Kept as they are on a restart (a home pool set by the test stays).
+            if stores.directory.user(&aor).await.ok().flatten().is_none() {
+                stores.directory.add_user(&aor, &format!("{user}-pw"));
+            }
         }
         let mut server_config = server_config();
         server_config.listen = vec![format!("udp://{addr}").parse().expect("listen URI")];
         let router = Router::new(&server_config, service, Stores::from_memory(&stores))
             .expect("valid service config");
+        // As `confab serve` does: the topology first, so that loading takes this pool's state.
+        router.pools_changed().await.expect("pools read");
         let server = TestServer::start_router(server_config, Arc::clone(&router)).await;
         Deployment {
             server,
