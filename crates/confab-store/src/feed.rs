@@ -1,4 +1,4 @@
-//! The change feed: every mutation of domains, pools, users, credentials, contact lists and
+//! The change feed: every mutation of domains, pools, topology, users, credentials, contact lists and
 //! presence rules appends an entry `(seq, kind, subject, at)` in the same transaction as the
 //! mutation, so a running front-end that polls [`Store::changes_since`] (or waits on
 //! [`ChangeWatcher`]) learns of a user disabled or removed from the CLI and drops what it
@@ -60,6 +60,10 @@ pub enum ChangeKind {
     ContactsChanged,
     /// A user's presence rules changed; the subject is the user's address.
     PresenceRulesChanged,
+    /// A topology document was published: domains, sites and pools may all have changed;
+    /// the subject is the new version number. Re-read them with [`Store::pools`] and
+    /// [`Store::domains`].
+    TopologyPublished,
     /// A kind written by a newer build; the subject says which record.
     Other(String),
 }
@@ -80,12 +84,13 @@ impl ChangeKind {
             ChangeKind::OfflineMessageStored => "offline.stored",
             ChangeKind::ContactsChanged => "contacts.changed",
             ChangeKind::PresenceRulesChanged => "presence_rules.changed",
+            ChangeKind::TopologyPublished => "topology.published",
             ChangeKind::Other(name) => name,
         }
     }
 
     fn from_stored(name: String) -> Self {
-        const KNOWN: [ChangeKind; 12] = [
+        const KNOWN: [ChangeKind; 13] = [
             ChangeKind::DomainAdded,
             ChangeKind::DomainRemoved,
             ChangeKind::PoolAdded,
@@ -98,6 +103,7 @@ impl ChangeKind {
             ChangeKind::OfflineMessageStored,
             ChangeKind::ContactsChanged,
             ChangeKind::PresenceRulesChanged,
+            ChangeKind::TopologyPublished,
         ];
         KNOWN
             .into_iter()

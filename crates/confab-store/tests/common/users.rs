@@ -115,6 +115,8 @@ pub async fn users_list_filters(fx: &Fixture) {
         kind: PoolKind::Confab,
         site: None,
         next_hop: None,
+        servers: Vec::new(),
+        pair: None,
     };
     store.add_pool(&pool).await.expect("pool");
     for (address, pool) in [
