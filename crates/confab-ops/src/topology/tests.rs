@@ -246,3 +246,11 @@ proptest! {
         prop_assert_eq!(again.spec, spec);
     }
 }
+
+#[test]
+fn the_documented_example_is_valid() {
+    let text = include_str!("../../../../docs/topology.example.toml");
+    let checked = check_document(text).unwrap_or_else(|p| panic!("{p:#?}"));
+    assert_eq!(checked.spec.pools.len(), 4);
+    assert_eq!(checked.warnings.len(), 1);
+}
