@@ -130,6 +130,22 @@ pub enum OpsError {
         /// The pool.
         pool: String,
     },
+    /// The topology document has problems; each says where and how to fix it.
+    #[error(
+        "the topology document has {} problem(s); nothing was changed: {}",
+        problems.len(),
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    InvalidTopology {
+        /// Every problem, in document order (warnings included).
+        problems: Vec<crate::topology::Problem>,
+    },
+    /// The topology could not be written out as a document.
+    #[error("cannot write the topology as TOML: {reason}")]
+    Export {
+        /// Why.
+        reason: String,
+    },
     /// The management store refused or failed; its message says what to do.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -14,8 +14,9 @@
 //!
 //! Built so far: [`users`] (add, list, show, set a password, disable, enable, remove),
 //! [`moves`] of users between pools (single and bulk, crash-safe batches), users'
-//! [`contacts`] (contact lists, groups and presence rules) and the SIP domains of
-//! [`topology`], with the defaults of a first start. Change records and the audit log arrive
+//! [`contacts`] (contact lists, groups and presence rules) and the [`topology`]: documents
+//! validated, diffed, published as versions and exported, pools and domains, with the
+//! defaults of a first start. Change records and the audit log arrive
 //! with their issue; each module says where they hook in.
 //!
 //! ```no_run

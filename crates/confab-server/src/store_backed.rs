@@ -169,9 +169,7 @@ impl PoolDirectory for StoreBacked {
                         _ => PoolKindRecord::FrontEnd,
                     },
                     name: p.name,
-                    // The published topology's server addresses arrive with topology
-                    // documents (schema version 4).
-                    servers: Vec::new(),
+                    servers: p.servers,
                     next_hop: p.next_hop,
                 })
                 .collect())

@@ -258,6 +258,18 @@ impl Db {
         })
     }
 
+    /// Begins a read-only transaction: one consistent view over several queries, without
+    /// taking SQLite's write lock.
+    pub(crate) async fn begin_read(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN DEFERRED").await?),
+            Db::Postgres(pool) => Tx::Postgres(
+                pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?,
+            ),
+        })
+    }
+
     pub(crate) async fn execute<'q>(
         &self,
         sql: &'q str,

@@ -1,4 +1,4 @@
-//! The change feed: every mutation of domains, pools, users, credentials, contact lists and
+//! The change feed: every mutation of domains, pools, topology, users, credentials, contact lists and
 //! presence rules appends an entry `(seq, kind, subject, at)` in the same transaction as the
 //! mutation, so a running front-end that polls [`Store::changes_since`] (or waits on
 //! [`ChangeWatcher`]) learns of a user disabled or removed from the CLI and drops what it
@@ -63,6 +63,10 @@ pub enum ChangeKind {
     /// A user was re-homed on another pool (`confab user move`); the subject is the address.
     /// The old pool signs the user out and ends its watchers' subscriptions.
     UserMoved,
+    /// A topology document was published: domains, sites and pools may all have changed;
+    /// the subject is the new version number. Re-read them with [`Store::pools`] and
+    /// [`Store::domains`].
+    TopologyPublished,
     /// A kind written by a newer build; the subject says which record.
     Other(String),
 }
@@ -84,12 +88,13 @@ impl ChangeKind {
             ChangeKind::ContactsChanged => "contacts.changed",
             ChangeKind::PresenceRulesChanged => "presence_rules.changed",
             ChangeKind::UserMoved => "user.moved",
+            ChangeKind::TopologyPublished => "topology.published",
             ChangeKind::Other(name) => name,
         }
     }
 
     fn from_stored(name: String) -> Self {
-        const KNOWN: [ChangeKind; 13] = [
+        const KNOWN: [ChangeKind; 14] = [
             ChangeKind::DomainAdded,
             ChangeKind::DomainRemoved,
             ChangeKind::PoolAdded,
@@ -103,6 +108,7 @@ impl ChangeKind {
             ChangeKind::ContactsChanged,
             ChangeKind::PresenceRulesChanged,
             ChangeKind::UserMoved,
+            ChangeKind::TopologyPublished,
         ];
         KNOWN
             .into_iter()

@@ -32,8 +32,8 @@
 //! ```
 //!
 //! Modules: `location` (where a store is), `db` (the two backends behind one interface),
-//! `migrate` (schema versions), `model` (records and their checks), `topology` (domains and
-//! pools), `users` (users and credentials), `contacts` (contact lists and presence rules),
+//! `migrate` (schema versions), `model` (records and their checks), `topology` (domains,
+//! sites and pools), `topology_publish` (publishing a whole topology), `users` (users and credentials), `contacts` (contact lists and presence rules),
 //! `registrations` (write-behind), `presence` (presence write-behind), `offline` (offline
 //! messages), `feed` (the change feed), `replica` (the directory as a front-end keeps it in
 //! memory), `error` (what goes wrong).
@@ -53,6 +53,7 @@ mod presence;
 mod registrations;
 mod replica;
 mod topology;
+mod topology_publish;
 mod users;
 
 pub use contacts::{
@@ -66,8 +67,8 @@ pub use location::{StoreLocation, SQLITE_FILE};
 pub use migrate::SCHEMA_VERSION;
 pub use model::{
     check_domain, is_pool_name, Address, Credential, Defaults, Domain, NewOfflineMessage, NewUser,
-    OfflineMessage, Pool, PoolKind, Purged, Registration, StoredId, UnixTime, User, UserFilter,
-    UserId, DEFAULT_POOL,
+    OfflineMessage, Pool, PoolKind, PoolUsage, Purged, Registration, Site, StoredId, TopologySpec,
+    TopologyVersion, UnixTime, User, UserFilter, UserId, DEFAULT_POOL,
 };
 pub use presence::{PresenceState, PresenceWrites, StoredPublication, StoredSubscription};
 pub use replica::{DirectoryEntry, DIRECTORY_PAGE};
@@ -150,6 +151,12 @@ fn futures_are_spawnable(store: Store, who: Address, user: NewUser, reg: Registr
         let _ = s.pools().await;
         let _ = s.get_pool("x").await;
         let _ = s.remove_pool("x").await;
+        let _ = s.sites().await;
+        let _ = s.pool_usage().await;
+        let _ = s.topology_version().await;
+        let _ = s
+            .publish_topology(&TopologySpec::default(), "", "me", None)
+            .await;
         let _ = s.add_user(&user).await;
         let _ = s.find_user(&w).await;
         let _ = s.get_user(&w).await;
@@ -168,6 +175,8 @@ fn futures_are_spawnable(store: Store, who: Address, user: NewUser, reg: Registr
                 kind: PoolKind::Confab,
                 site: None,
                 next_hop: None,
+                servers: Vec::new(),
+                pair: None,
             })
             .await;
         let _ = s.upsert_registration(&reg).await;

@@ -39,10 +39,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_presence.sql"),
         postgres: include_str!("../migrations/postgres/0003_presence.sql"),
     },
+    Migration {
+        version: 4,
+        name: "topology",
+        sqlite: include_str!("../migrations/sqlite/0004_topology.sql"),
+        postgres: include_str!("../migrations/postgres/0004_topology.sql"),
+    },
 ];
 
 /// The schema version this build creates and expects.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The advisory lock key that serialises migrations on PostgreSQL ("confab" and 1).
 const POSTGRES_LOCK_KEY: i64 = 0x0063_6f6e_6661_6201;

@@ -217,6 +217,58 @@ pub struct Pool {
     /// Where requests for its users are sent from other pools (required for a legacy pool),
     /// as text the router understands.
     pub next_hop: Option<String>,
+    /// The SIP listen addresses of its front-ends, in the order the topology lists them, as
+    /// `scheme://IP:PORT` text (empty for a legacy pool). One address belongs to one pool.
+    pub servers: Vec<String>,
+    /// The pool paired with it for failover, if any.
+    pub pair: Option<String>,
+}
+
+/// A site: a location grouping pools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// The name (the pool-name rules).
+    pub name: String,
+    /// What it is, for people.
+    pub description: Option<String>,
+}
+
+/// A whole topology as [`crate::Store::publish_topology`] applies it: the domains, sites and
+/// pools the deployment is to have, nothing more and nothing less.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopologySpec {
+    /// The SIP domains.
+    pub domains: Vec<String>,
+    /// The sites.
+    pub sites: Vec<Site>,
+    /// The pools.
+    pub pools: Vec<Pool>,
+}
+
+/// One published topology document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopologyVersion {
+    /// 1, 2, 3 … in order of publication.
+    pub version: i64,
+    /// The document as it was published.
+    pub document: String,
+    /// When.
+    pub published_at: UnixTime,
+    /// By whom (the operating-system user).
+    pub published_by: String,
+    /// Why, if said.
+    pub comment: Option<String>,
+}
+
+/// How much a pool serves: users homed on it and their live registrations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// The pool.
+    pub pool: String,
+    /// Users homed on it.
+    pub users: i64,
+    /// Registrations (contacts) of those users.
+    pub registrations: i64,
 }
 
 /// The name of the pool [`crate::Store::ensure_defaults`] creates.

@@ -67,8 +67,25 @@ pub enum Command {
     User(UserCommand),
 
     /// SIP domains of the deployment: add, list
+    ///
+    /// A quick way to add a domain; the topology document (`confab topology`) describes all
+    /// of them at once.
     #[command(subcommand)]
     Domain(DomainCommand),
+
+    /// The deployment's topology: validate, publish, show, diff and export the TOML document
+    /// of its SIP domains, sites and pools
+    ///
+    /// Exit status of validate: 0 valid (warnings are printed), 1 problems (each printed as
+    /// FILE:LINE:COL: problem (fix)), 2 the file or store cannot be read. Of diff: 0 no
+    /// differences, 1 differences, 2 an error (an invalid document included). Of the others:
+    /// 0 done, 1 refused or failed (nothing was changed), 2 a usage error.
+    #[command(subcommand)]
+    Topology(TopologyCommand),
+
+    /// Pools of the deployment: list, show (with users homed and registrations)
+    #[command(subcommand)]
+    Pool(PoolCommand),
 
     /// A user's server-side contact list: list, add, remove, and its groups
     ///
@@ -561,6 +578,77 @@ pub enum DomainCommand {
 pub struct DomainAddArgs {
     /// The domain, e.g. example.com (kept in lower case)
     #[arg(value_name = "DOMAIN")]
+    pub name: String,
+}
+
+/// `confab topology …`
+#[derive(Debug, Subcommand)]
+pub enum TopologyCommand {
+    /// Check a topology document: every problem with its line and column, and the fix
+    ///
+    /// Checked against the deployment too (users homed on a pool or in a domain the document
+    /// drops) when its store exists; without --data-dir or --store and no ./confab-data, the
+    /// document alone is checked.
+    Validate(TopologyFileArgs),
+
+    /// Validate a document against the deployment and publish it as the next version
+    ///
+    /// Domains, sites and pools become exactly the document's, in one transaction; running
+    /// servers learn of it at once. Refused, changing nothing, on any problem.
+    Publish(TopologyPublishArgs),
+
+    /// The deployment as it is: domains, sites, pools with their users
+    Show,
+
+    /// What publishing FILE would change against the deployment as it is
+    Diff(TopologyFileArgs),
+
+    /// The deployment as a topology document that `publish` accepts unchanged
+    Export(TopologyExportArgs),
+}
+
+/// A topology document.
+#[derive(Debug, Args)]
+pub struct TopologyFileArgs {
+    /// The TOML topology document
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `confab topology publish`.
+#[derive(Debug, Args)]
+pub struct TopologyPublishArgs {
+    #[command(flatten)]
+    pub document: TopologyFileArgs,
+
+    /// Why, kept with the version
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+}
+
+/// `confab topology export`.
+#[derive(Debug, Args)]
+pub struct TopologyExportArgs {
+    /// Write the document to FILE instead of standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `confab pool …`
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// List the pools: kind, site, servers or next hop, users homed, registrations
+    List,
+
+    /// Show one pool
+    Show(PoolShowArgs),
+}
+
+/// `confab pool show`.
+#[derive(Debug, Args)]
+pub struct PoolShowArgs {
+    /// The pool's name
+    #[arg(value_name = "NAME")]
     pub name: String,
 }
 

@@ -3,8 +3,8 @@
 //! This crate owns the command line (clap); `confab serve`, which opens the management store
 //! (creating it and the defaults on a first start) and composes a front-end from
 //! `confab-server` (and later the admin HTTP API, the web console and metrics); and the
-//! management commands (`confab user …`, `confab domain …`, `confab contacts …`,
-//! `confab presence-rules …`), which call `confab-ops`. It wires
+//! management commands (`confab user …`, `confab domain …`, `confab topology …`,
+//! `confab pool …`, `confab contacts …`, `confab presence-rules …`), which call `confab-ops`. It wires
 //! the library crates together and must not hold business rules: those live in `confab-sip`,
 //! `confab-store`, `confab-server`, `confab-ops` and `confab-ua`.
 
@@ -19,6 +19,7 @@ mod prompt;
 mod serve;
 mod settings;
 mod tls_generate;
+mod topology;
 mod user;
 mod user_import;
 mod user_move;
@@ -63,6 +64,8 @@ fn main() -> ExitCode {
         Command::PresenceRules(command) => {
             contacts::run_presence_rules(&cli.deployment, command, cli.json)
         }
+        Command::Topology(command) => topology::run(&cli.deployment, command, cli.json),
+        Command::Pool(command) => topology::run_pool(&cli.deployment, command, cli.json),
         Command::Tls(TlsCommand::Generate(args)) => tls_generate::run(args, cli.json),
     }
 }

@@ -43,9 +43,18 @@ impl From<StoreError> for Failure {
 impl Failure {
     /// Prints the error and gives the exit status.
     pub fn report(self) -> ExitCode {
-        let (code, message) = match self {
-            Failure::Usage(m) => (2, m),
-            Failure::Failed(m) => (1, m),
+        let code = match self {
+            Failure::Usage(_) => 2,
+            Failure::Failed(_) => 1,
+        };
+        self.report_as(code)
+    }
+
+    /// Prints the error and gives the exit status `code` (a command whose 1 means something
+    /// else, like `topology diff`).
+    pub fn report_as(self, code: u8) -> ExitCode {
+        let message = match self {
+            Failure::Usage(m) | Failure::Failed(m) => m,
         };
         eprintln!("error: {message}");
         ExitCode::from(code)
@@ -58,27 +67,47 @@ where
     F: FnOnce(Store) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
+    match run_with(deployment, |store| async move {
+        op(store).await.map(|()| ExitCode::SUCCESS)
+    }) {
+        Ok(code) => code,
+        Err(failure) => failure.report(),
+    }
+}
+
+/// As [`run`], for a command with exit statuses of its own: `op` gives the status, and a
+/// failure is left to the caller to report.
+pub fn run_with<F, Fut>(deployment: &DeploymentArgs, op: F) -> Result<ExitCode, Failure>
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = Result<ExitCode, Failure>>,
+{
+    block_on(async {
+        let store = open(deployment).await?;
+        let result = op(store.clone()).await;
+        store.close().await;
+        result
+    })
+}
+
+/// Runs `fut` on a runtime of its own.
+pub fn block_on<T>(fut: impl Future<Output = Result<T, Failure>>) -> Result<T, Failure> {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
-        Err(e) => return Failure::Failed(format!("cannot start the async runtime: {e}")).report(),
+        Err(e) => {
+            return Err(Failure::Failed(format!(
+                "cannot start the async runtime: {e}"
+            )))
+        }
     };
-    let result = runtime.block_on(async {
-        let store = open(deployment).await?;
-        let result = op(store.clone()).await;
-        store.close().await;
-        result
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(failure) => failure.report(),
-    }
+    runtime.block_on(fut)
 }
 
 /// The store named by `--store`, or the one in `--data-dir`; it must exist already.
-async fn open(deployment: &DeploymentArgs) -> Result<Store, Failure> {
+pub async fn open(deployment: &DeploymentArgs) -> Result<Store, Failure> {
     let data_dir = deployment
         .data_dir
         .clone()

@@ -384,7 +384,7 @@ async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFee
                 ChangeKind::PoolAdded | ChangeKind::PoolRemoved => {
                     pools_changed(&router).await;
                 }
-                ChangeKind::Other(ref kind) if kind == "topology.published" => {
+                ChangeKind::TopologyPublished => {
                     pools_changed(&router).await;
                 }
                 ChangeKind::DomainAdded => info!(

@@ -24,6 +24,8 @@ fn two_pools() -> Deployment {
                 kind: PoolKind::Confab,
                 site: None,
                 next_hop: None,
+                servers: Vec::new(),
+                pair: None,
             })
             .await
             .expect("pool2");

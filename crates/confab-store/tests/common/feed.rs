@@ -21,6 +21,8 @@ pub async fn feed_every_mutation(fx: &Fixture) {
         kind: PoolKind::Legacy,
         site: None,
         next_hop: Some("sip:127.0.0.1:5070".into()),
+        servers: Vec::new(),
+        pair: None,
     };
     store.add_pool(&pool).await.expect("pool");
     add(&store, "nia@example.com").await;

@@ -9,6 +9,7 @@ mod feed;
 mod hot;
 mod presence;
 mod schema;
+mod topology;
 mod users;
 
 pub use contacts::*;
@@ -16,6 +17,7 @@ pub use feed::*;
 pub use hot::*;
 pub use presence::*;
 pub use schema::*;
+pub use topology::*;
 pub use users::*;
 
 /// A fresh store location for one test, and a way around the store's API to reach it.
@@ -75,7 +77,8 @@ macro_rules! store_suite {
             contacts_unknown_user, contacts_cascade_on_user_removal,
             presence_rules_per_user_and_domain, contacts_feed_entries,
             contacts_validation_changes_nothing,
-            presence_write_read_replace, presence_goes_with_its_user);
+            presence_write_read_replace, presence_goes_with_its_user,
+            topology_publish_and_read_back, topology_refuses_removing_what_users_use);
     };
     (@each $attrs:tt $fixture:path; $($name:ident),* $(,)?) => {
         $( store_suite!(@one $attrs $fixture, $name); )*

@@ -136,6 +136,8 @@ pub async fn domains_and_pools(fx: &Fixture) {
         kind: PoolKind::Legacy,
         site: Some("paris".into()),
         next_hop: Some("sip:127.0.0.1:5070".into()),
+        servers: Vec::new(),
+        pair: None,
     };
     store.add_pool(&legacy).await.expect("add pool");
     assert_eq!(

@@ -115,6 +115,8 @@ pub async fn users_list_filters(fx: &Fixture) {
         kind: PoolKind::Confab,
         site: None,
         next_hop: None,
+        servers: Vec::new(),
+        pair: None,
     };
     store.add_pool(&pool).await.expect("pool");
     for (address, pool) in [
@@ -575,6 +577,8 @@ pub async fn users_move_drains_and_keeps_user_data(fx: &Fixture) {
             kind: PoolKind::Confab,
             site: None,
             next_hop: None,
+            servers: Vec::new(),
+            pair: None,
         })
         .await
         .expect("pool");
