@@ -72,6 +72,16 @@ pub trait Directory: Send + Sync + 'static {
         address: &'a str,
         realm: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Credential>, StoreError>>;
+
+    /// The user as the authoritative store has it now, bypassing any replica (which follows
+    /// the change feed up to a second late): for the rare decision that must not act on a
+    /// stale home pool. By default, [`Directory::user`].
+    fn user_fresh<'a>(
+        &'a self,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<Option<UserRecord>, StoreError>> {
+        self.user(address)
+    }
 }
 
 /// Whether a pool is Confab's or another SIP system's.

@@ -68,6 +68,10 @@ impl Drop for Round<'_> {
     }
 }
 
+/// Delivery rounds one [`Messaging::deliver`] runs at most, one after another, while
+/// messages keep arriving for the user during them.
+const MAX_ROUNDS: usize = 16;
+
 impl Messaging {
     /// Messaging over this store, sending through `driver`.
     pub fn new(
@@ -165,14 +169,39 @@ impl Messaging {
         if !self.waiting().contains(aor) {
             return 0;
         }
-        if !self.delivering().insert(aor.to_owned()) {
-            debug!(%aor, "a delivery round is already running");
-            return 0;
+        let mut delivered = 0;
+        let mut rounds = 0;
+        loop {
+            if !self.delivering().insert(aor.to_owned()) {
+                debug!(%aor, "a delivery round is already running");
+                break;
+            }
+            let round = Round {
+                messaging: self,
+                aor: aor.to_owned(),
+            };
+            // A message kept while the round runs (another request found no binding a moment
+            // before the REGISTER, or another front-end kept it) puts the user back among
+            // those waiting, and a call of this function meanwhile finds the round running
+            // and leaves: so the round goes again until nothing is waiting — also when a
+            // message came just as the round ended (checked after it let go). Bounded: a
+            // steady stream of messages to one user is left to the next trigger.
+            let stopped = self.round(aor, binding, &mut delivered).await;
+            drop(round);
+            rounds += 1;
+            if stopped || rounds >= MAX_ROUNDS || !self.waiting().contains(aor) {
+                break;
+            }
         }
-        let _round = Round {
-            messaging: self,
-            aor: aor.to_owned(),
-        };
+        if delivered > 0 {
+            info!(%aor, delivered, "offline messages delivered");
+        }
+        delivered
+    }
+
+    /// One delivery round: `aor`'s pending messages, oldest first, until one is not
+    /// acknowledged. Returns true when the round stopped short (the user stays waiting).
+    async fn round(&self, aor: &str, binding: &Binding, delivered: &mut usize) -> bool {
         // Taken out before the store is read: a message kept meanwhile puts it back.
         self.waiting().remove(aor);
         let pending = match self.store.pending(aor, self.not_before()).await {
@@ -180,27 +209,23 @@ impl Messaging {
             Err(e) => {
                 warn!(%aor, error = %e, "offline messages could not be read");
                 self.waiting().insert(aor.to_owned());
-                return 0;
+                return true;
             }
         };
-        let mut delivered = 0;
         for message in pending {
             if !self.send_one(aor, binding, &message).await {
                 debug!(%aor, id = message.id, "offline message not acknowledged; kept");
                 self.waiting().insert(aor.to_owned());
-                break;
+                return true;
             }
             if let Err(e) = self.store.ack(message.id).await {
                 warn!(%aor, id = message.id, error = %e, "delivered message not deleted; it may come again");
                 self.waiting().insert(aor.to_owned());
-                break;
+                return true;
             }
-            delivered += 1;
+            *delivered += 1;
         }
-        if delivered > 0 {
-            info!(%aor, delivered, "offline messages delivered");
-        }
-        delivered
+        false
     }
 
     /// The MESSAGE carrying a stored message to `binding`.

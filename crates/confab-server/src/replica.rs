@@ -197,6 +197,15 @@ impl Directory for DirectoryReplica {
             (found, _) => Box::pin(std::future::ready(Ok(found.unwrap_or_default()))),
         }
     }
+    fn user_fresh<'a>(
+        &'a self,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<Option<UserRecord>, StoreError>> {
+        match &self.fallback {
+            Some(fallback) => fallback.user_fresh(address),
+            None => self.user(address),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -596,7 +596,7 @@ impl Router {
 
     async fn register(self: Arc<Self>, req: Message, source: Source) {
         if let Some(aor) = to_aor(&req, &self.config) {
-            match self.home_elsewhere(&aor).await {
+            match self.home_elsewhere(&aor, &source).await {
                 Ok(None) => {}
                 Ok(Some(hop)) => {
                     if let Some(answer) = self.to_home_pool(&req, &source, &hop, false).await {
@@ -643,7 +643,7 @@ impl Router {
             return None;
         }
         let aor = format!("{}@{host}", ruri.user().filter(|u| !u.is_empty())?);
-        let hop = match self.home_elsewhere(&aor).await {
+        let hop = match self.home_elsewhere(&aor, source).await {
             Ok(None) => return None,
             Ok(Some(hop)) => hop,
             Err(answer) => return Some(Some(answer)),
@@ -806,7 +806,7 @@ impl Router {
                 return Some(Answer::new(500, "Server Internal Error"));
             }
         };
-        match self.home_hop(home.as_deref()) {
+        match self.checked_hop(aor, home.as_deref(), source).await {
             Ok(None) => {}
             Ok(Some(hop)) => return self.to_home_pool(req, source, &hop, pop).await,
             Err(answer) => return Some(answer),
@@ -872,12 +872,39 @@ impl Router {
         }
     }
 
-    /// The home pool of the user `aor` when that is another pool: `Ok(Some(hop))`.
-    async fn home_elsewhere(&self, aor: &str) -> Result<Option<String>, Answer> {
-        match self.stores.directory.user(aor).await {
-            Ok(Some(u)) => self.home_hop(u.home_pool.as_deref()),
+    /// The home pool of the user `aor` when that is another pool: `Ok(Some(hop))`. A
+    /// request a peer forwarded here says the peer takes this pool for the user's home; when
+    /// the replica disagrees, one of the two views is stale (a move a second ago): the store
+    /// decides, so that the request is not bounced back and forth until the loop check
+    /// refuses it.
+    async fn home_elsewhere(&self, aor: &str, source: &Source) -> Result<Option<String>, Answer> {
+        let user = match self.stores.directory.user(aor).await {
+            Ok(Some(u)) => u,
             // Unknown users and store failures are answered by the service itself.
-            Ok(None) | Err(_) => Ok(None),
+            Ok(None) | Err(_) => return Ok(None),
+        };
+        self.checked_hop(aor, user.home_pool.as_deref(), source)
+            .await
+    }
+
+    /// [`Router::home_hop`] for a user whose replica record says `home`, read again from
+    /// the store when a peer sent the request and the replica would send it on.
+    async fn checked_hop(
+        &self,
+        aor: &str,
+        home: Option<&str>,
+        source: &Source,
+    ) -> Result<Option<String>, Answer> {
+        let hop = self.home_hop(home)?;
+        if hop.is_none() || !self.pools.is_peer(source.peer) {
+            return Ok(hop);
+        }
+        match self.stores.directory.user_fresh(aor).await {
+            Ok(Some(u)) => {
+                debug!(%aor, replica = ?home, store = ?u.home_pool, "home pool read again");
+                self.home_hop(u.home_pool.as_deref())
+            }
+            Ok(None) | Err(_) => Ok(hop),
         }
     }
 
