@@ -364,3 +364,65 @@ async fn a_restarted_front_end_loads_only_its_own_pools_state() {
     );
     drop(b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_of_a_legacy_pool_are_reached_through_its_next_hop() {
+    let (a, _b, stores) = two_pools().await;
+    // The legacy system: a user agent standing in for another SIP server, answering 200.
+    // Its requests come as carol, from the next hop's address, with no credentials.
+    let legacy = UserAgent::bind(UaConfig {
+        server: Some(a.addr),
+        t1: Duration::from_millis(50),
+        ..UaConfig::new(uri("carol"))
+    })
+    .await
+    .expect("legacy binds");
+    let mut pools = vec![
+        PoolRecord {
+            name: "a".into(),
+            kind: PoolKindRecord::FrontEnd,
+            servers: vec![format!("udp://{}", a.addr)],
+            next_hop: None,
+        },
+        PoolRecord {
+            name: "k".into(),
+            kind: PoolKindRecord::Legacy,
+            servers: Vec::new(),
+            next_hop: Some(format!("udp://{}", legacy.local_addr())),
+        },
+    ];
+    stores.pools.set(pools.clone());
+    a.router.pools_changed().await.expect("read");
+    assert!(stores
+        .directory
+        .set_home_pool(&format!("carol@{DOMAIN}"), Some("k")));
+
+    let alice = ua(&a, "alice", InviteAnswer::Manual).await;
+    alice.register(300).await.expect("alice at a");
+    let carol = uri("carol");
+    let sending = alice.message(&carol, "text/plain", "to the old system");
+    let receiving = legacy.next_incoming_of("MESSAGE", WAIT);
+    let (status, got) = tokio::join!(sending, receiving);
+    assert_eq!(status.expect("answered"), 200);
+    let got = got.expect("the legacy system gets it");
+    assert_eq!(got.request().request_uri_str(), Some(uri("carol").as_str()));
+    assert_eq!(got.body(), b"to the old system");
+
+    // The legacy system's own requests to Confab's users are not challenged: it
+    // authenticated its users itself, and it sends from its next hop's address.
+    let alice_uri = uri("alice");
+    let sending = legacy.message(&alice_uri, "text/plain", "from the old system");
+    let receiving = alice.next_incoming_of("MESSAGE", WAIT);
+    let (status, got) = tokio::join!(sending, receiving);
+    assert_eq!(status.expect("answered, not challenged"), 200);
+    assert_eq!(got.expect("alice gets it").body(), b"from the old system");
+
+    // Without the legacy pool in the topology, the same request is challenged.
+    pools.truncate(1);
+    stores.pools.set(pools);
+    a.router.pools_changed().await.expect("read");
+    assert!(matches!(
+        legacy.message(&uri("alice"), "text/plain", "again").await,
+        Err(confab_ua::UaError::NoCredentials { status: 407 })
+    ));
+}

@@ -35,15 +35,7 @@ fn publish(data: &Path, a: SocketAddr, b: SocketAddr) {
 
 /// Pool `default` (the first start) and pool `b`, both on the data directory of the first.
 fn two_pools() -> (Running, Running) {
-    let a = Running::start(
-        &[
-            "--listen",
-            "udp://127.0.0.1:0",
-            "--log-level",
-            "info",
-        ],
-        1,
-    );
+    let a = Running::start(&["--listen", "udp://127.0.0.1:0", "--log-level", "info"], 1);
     let data = a.data_dir();
     // Pool b must exist before its front-end starts: published with a placeholder address,
     // then again with the address it binds.
