@@ -114,19 +114,7 @@ done
 
 # ---- servers -------------------------------------------------------------------------------
 
-work="$(mktemp -d /tmp/confab-bench.XXXXXX)"
-raw="$work/raw.jsonl"
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-    stop_server
-    if [[ ${KEEP_WORK:-0} == 1 ]]; then
-        say "kept $work"
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP PIPE
+make_work confab-bench
 
 ports_free "$CONFAB_PORT" "$KAMAILIO_PORT"
 

@@ -2,7 +2,7 @@
 # What bench/compare.sh and bench/presence.sh share, sourced by both after they have set:
 #
 #   prog          the name in their messages          root   the repository
-#   work          their work directory                bin    the directory of the binaries
+#   bin           the directory of the binaries (make_work below sets work, their work directory)
 #   DOMAIN        the SIP domain of the users         SERVER_CPU  the CPU the server runs on
 #   provisioned   how many users (start_server waits longer for more)
 #
@@ -20,6 +20,9 @@
 #                             a new SQLite database with Kamailio's standard and auth_db
 #                             schemas, the SQL files given, and users 1..N (pre-computed HA1)
 #   provision_confab N        a new Confab data directory ($work/confab-data) with users 1..N
+#   make_work NAME            creates the work directory /tmp/NAME.XXXXXX as $work (and
+#                             $raw, its run log), removed at exit with the server stopped
+#                             (KEEP_WORK=1 keeps it)
 
 say() { printf '%s: %s\n' "$prog" "$*"; }
 die() {
@@ -162,4 +165,21 @@ print('\n'.join(f'user{i}@$DOMAIN,pw-{i}' for i in range(1, $n + 1)))
     confab_provision_s=$(python3 -c "import time; print(round(time.time() - $t0, 2))")
     rm -f "$work/users.csv"
     say "Confab: $(cat "$work/import.json") in ${confab_provision_s} s"
+}
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup_work() {
+    stop_server
+    if [[ ${KEEP_WORK:-0} == 1 ]]; then
+        say "kept $work"
+    else
+        rm -rf "$work"
+    fi
+}
+
+make_work() {
+    work="$(mktemp -d "/tmp/$1.XXXXXX")"
+    raw="$work/raw.jsonl"
+    trap cleanup_work EXIT
+    trap 'exit 130' INT TERM HUP PIPE
 }

@@ -139,20 +139,7 @@ provisioned=$((users > mem_users ? users : mem_users))
 
 # ---- servers -------------------------------------------------------------------------------
 
-work="$(mktemp -d /tmp/confab-presence.XXXXXX)"
-raw="$work/raw.jsonl"
-
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-    stop_server
-    if [[ ${KEEP_WORK:-0} == 1 ]]; then
-        say "kept $work"
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP PIPE
+make_work confab-presence
 
 ports_free "$CONFAB_PORT" "$KAMAILIO_PORT"
 

@@ -25,7 +25,6 @@ subscribed, what the measured runs also do before they publish), `notify` (the m
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import results  # noqa: E402  (bench/results.py: parsing, medians, formatting)
@@ -196,27 +195,7 @@ def table(meta, summary):
 def report(raw, out):
     runs = results.read(raw)
     meta, summary, failed = summarise(runs)
-    machine = {"kernel": os.uname().release, "cpus": os.cpu_count(), "cpu_model": None}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    machine["cpu_model"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    doc = {
-        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine,
-        "meta": meta,
-        "summary": summary,
-        "failed": failed,
-        "runs": [r for r in runs if r.get("phase") != "meta"],
-    }
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
+    results.write(out, meta, summary, runs, failed=failed)
     print(table(meta, summary))
     for server in SERVERS:
         for r in runs:

@@ -320,34 +320,40 @@ def table(meta, summary):
     return "\n".join(lines)
 
 
-def report(raw, out):
-    runs = read(raw)
-    meta, summary, failed = summarise(runs)
-    machine = {
-        "kernel": platform.release(),
-        "cpus": os.cpu_count(),
-        "cpu_model": None,
-    }
+def machine():
+    """The kernel, the CPU count and model of this machine, for the results document."""
+    found = {"kernel": platform.release(), "cpus": os.cpu_count(), "cpu_model": None}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
-                    machine["cpu_model"] = line.split(":", 1)[1].strip()
+                    found["cpu_model"] = line.split(":", 1)[1].strip()
                     break
     except OSError:
         pass
+    return found
+
+
+def write(out, meta, summary, runs, **failures):
+    """Writes the results document (every run but the meta lines) to `out` as JSON."""
     doc = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine,
+        "machine": machine(),
         "meta": meta,
         "summary": summary,
-        "failed_to_run": failed,
+        **failures,
         "runs": [r for r in runs if r.get("phase") != "meta"],
     }
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
+
+
+def report(raw, out):
+    runs = read(raw)
+    meta, summary, failed = summarise(runs)
+    write(out, meta, summary, runs, failed_to_run=failed)
     print(table(meta, summary))
     for scenario, per in summary.items():
         if scenario == "memory":

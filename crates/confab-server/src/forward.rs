@@ -264,8 +264,7 @@ pub fn prepend_routes(bytes: Bytes, routes: &[String]) -> Bytes {
 
 /// Inserts `name` fields with `values` right after the start line, before any other header.
 pub fn prepend_fields(bytes: Bytes, name: &str, values: &[String]) -> Bytes {
-    let routes = values;
-    if routes.is_empty() {
+    if values.is_empty() {
         return bytes;
     }
     let Some(eol) = bytes.windows(2).position(|w| w == b"\r\n") else {
@@ -274,16 +273,16 @@ pub fn prepend_fields(bytes: Bytes, name: &str, values: &[String]) -> Bytes {
     let (head, rest) = bytes.split_at(eol + 2);
     let mut out = Vec::with_capacity(
         bytes.len()
-            + routes
+            + values
                 .iter()
-                .map(|r| r.len() + name.len() + 4)
+                .map(|v| v.len() + name.len() + 4)
                 .sum::<usize>(),
     );
     out.extend_from_slice(head);
-    for r in routes {
+    for v in values {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(r.as_bytes());
+        out.extend_from_slice(v.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(rest);

@@ -99,6 +99,17 @@ impl Pools {
             .cloned()
     }
 
+    /// True when the topology names a pool besides this one: without, every user is served
+    /// here and no look-up of a home pool is needed.
+    pub fn has_others(&self) -> bool {
+        !self
+            .map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .routes
+            .is_empty()
+    }
+
     /// True when `peer` is one of the deployment's servers (a front-end of any pool, or a
     /// legacy pool's next hop): what it sends was authenticated where it came from.
     pub fn is_peer(&self, peer: SocketAddr) -> bool {
@@ -203,6 +214,7 @@ mod tests {
         assert_eq!(k.kind, PoolKindRecord::Legacy);
         assert_eq!(k.hop.as_deref(), Some("sip:127.0.0.2:5090;transport=tcp"));
         assert_eq!(pools.route("empty").map(|r| r.hop), Some(None));
+        assert!(pools.has_others());
         for peer in ["127.0.0.1:5070", "127.0.0.1:5080", "127.0.0.2:5090"] {
             assert!(pools.is_peer(peer.parse().expect("addr")), "{peer}");
         }
@@ -210,6 +222,7 @@ mod tests {
         // A new topology replaces the old one.
         pools.set(&[pool("a", PoolKindRecord::FrontEnd, &[], None)]);
         assert_eq!(pools.route("b"), None);
+        assert!(!pools.has_others(), "only our own pool");
         assert!(!pools.is_peer("127.0.0.1:5080".parse().expect("addr")));
     }
 

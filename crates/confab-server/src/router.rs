@@ -35,7 +35,7 @@
 //! to other pools and legacy next hops are not routed yet (every local user is served
 //! here); names are not resolved through DNS.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::hash::RandomState;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -351,45 +351,36 @@ impl Router {
         // A store shared by several pools holds every pool's hot state: each front-end takes
         // its own pool's users' (and those of users homed on no pool the topology names).
         let mut stored = self.stores.registrations.load().await?;
-        let mut serves = HashMap::new();
-        for b in &stored {
-            if !serves.contains_key(&b.aor) {
-                let here = self.serves_here(&b.aor).await;
-                serves.insert(b.aor.clone(), here);
+        let mut presence = self.presence.stored().await?;
+        let named: HashSet<String> = stored
+            .iter()
+            .map(|b| b.aor.clone())
+            .chain(presence.publications.iter().map(|p| p.aor.clone()))
+            .chain(presence.subscriptions.iter().map(|s| s.presentity.clone()))
+            .collect();
+        let mut foreign = HashSet::new();
+        for aor in named {
+            if !self.serves_here(&aor).await {
+                foreign.insert(aor);
             }
         }
-        let mut foreign = 0;
-        stored.retain(|b| {
-            let here = serves.get(&b.aor).copied().unwrap_or(true);
-            foreign += usize::from(!here);
-            here
-        });
+        let before = stored.len();
+        stored.retain(|b| !foreign.contains(&b.aor));
+        let other_pools = before - stored.len();
         let n = self.location.load(stored, Instant::now());
         info!(
             bindings = n,
-            other_pools = foreign,
-            "registrations loaded from the store"
+            other_pools, "registrations loaded from the store"
         );
         let waiting = self.messaging.load_waiting().await?;
         info!(
             recipients = waiting,
             "recipients with offline messages waiting"
         );
-        let mut presence = self.presence.stored().await?;
-        for aor in presence
-            .publications
-            .iter()
-            .map(|p| &p.aor)
-            .chain(presence.subscriptions.iter().map(|s| &s.presentity))
-        {
-            if !serves.contains_key(aor) {
-                let here = self.serves_here(aor).await;
-                serves.insert(aor.clone(), here);
-            }
-        }
-        let here = |aor: &String| serves.get(aor).copied().unwrap_or(true);
-        presence.publications.retain(|p| here(&p.aor));
-        presence.subscriptions.retain(|s| here(&s.presentity));
+        presence.publications.retain(|p| !foreign.contains(&p.aor));
+        presence
+            .subscriptions
+            .retain(|s| !foreign.contains(&s.presentity));
         self.presence.load_from(presence).await?;
         Ok(n)
     }
@@ -397,6 +388,9 @@ impl Router {
     /// True when `aor` is served by this front-end's pool: homed on it, on no pool, or on
     /// a pool the topology does not name.
     async fn serves_here(&self, aor: &str) -> bool {
+        if !self.pools.has_others() {
+            return true;
+        }
         match self.stores.directory.user(aor).await {
             Ok(Some(u)) => matches!(self.home_hop(u.home_pool.as_deref()), Ok(None)),
             Ok(None) | Err(_) => true,
@@ -453,22 +447,23 @@ impl Router {
                 run_or_spawn(async move { this.register(req, source).await });
                 return true;
             }
-            Method::Subscribe | Method::Publish
-                if !matches!(self.plan(req, source), Plan::Forward { .. }) =>
-            {
-                let (this, req, source) = (Arc::clone(self), req.clone(), *source);
-                run_or_spawn(async move { this.presence_request(req, source).await });
-                return true;
-            }
+            // Along a route set (an in-dialog refresh passing through) like any request;
+            // otherwise the presence agent's, here or at the presentity's home pool.
+            Method::Subscribe | Method::Publish => match self.plan(req, source) {
+                forward @ Plan::Forward { .. } => forward,
+                _ => {
+                    let (this, req, source) = (Arc::clone(self), req.clone(), *source);
+                    run_or_spawn(async move { this.presence_request(req, source).await });
+                    return true;
+                }
+            },
             Method::Cancel => {
                 if !self.proxy.cancel(req) {
                     return false;
                 }
                 Plan::Refuse(200, "OK")
             }
-            m if is_proxied(m) || matches!(m, Method::Subscribe | Method::Publish) => {
-                self.plan(req, source)
-            }
+            m if is_proxied(m) => self.plan(req, source),
             _ => return false,
         };
         let plan = match plan {
@@ -878,6 +873,9 @@ impl Router {
     /// decides, so that the request is not bounced back and forth until the loop check
     /// refuses it.
     async fn home_elsewhere(&self, aor: &str, source: &Source) -> Result<Option<String>, Answer> {
+        if !self.pools.has_others() {
+            return Ok(None);
+        }
         let user = match self.stores.directory.user(aor).await {
             Ok(Some(u)) => u,
             // Unknown users and store failures are answered by the service itself.

@@ -166,7 +166,7 @@ impl PoolDirectory for StoreBacked {
                 .map(|p| PoolRecord {
                     kind: match p.kind {
                         confab_store::PoolKind::Legacy => PoolKindRecord::Legacy,
-                        _ => PoolKindRecord::FrontEnd,
+                        confab_store::PoolKind::Confab => PoolKindRecord::FrontEnd,
                     },
                     name: p.name,
                     servers: p.servers,

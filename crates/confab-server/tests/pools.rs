@@ -10,23 +10,17 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::ua::{service_config, Deployment, DOMAIN};
+use common::ua::{allow, client, service_config, uri, Deployment, DOMAIN};
 use common::WAIT;
-use confab_server::directory::{PoolKindRecord, PoolRecord, PresencePolicyRecord};
+use confab_server::directory::{PoolKindRecord, PoolRecord};
 use confab_server::memory::MemoryStores;
 use confab_server::ServiceConfig;
-use confab_ua::{
-    InviteAnswer, PublishRequest, Secret, SubscriptionState, Transport, UaConfig, UserAgent,
-};
+use confab_ua::{InviteAnswer, PublishRequest, Secret, SubscriptionState, UaConfig, UserAgent};
 
 fn config(pool: &str) -> ServiceConfig {
     let mut c = service_config();
     c.pool = pool.into();
     c
-}
-
-fn uri(user: &str) -> String {
-    format!("sip:{user}@{DOMAIN}")
 }
 
 /// Two pools, `a` and `b`: alice and carol homed on `a`, bob on `b`.
@@ -59,26 +53,10 @@ async fn two_pools() -> (Deployment, Deployment, MemoryStores) {
     (a, b, stores)
 }
 
-/// A user agent for `user` whose outbound proxy is `d`.
-async fn ua(d: &Deployment, user: &str, invite: InviteAnswer) -> UserAgent {
-    UserAgent::bind(UaConfig {
-        server: Some(d.addr),
-        secret: Some(Secret::Password(format!("{user}-pw"))),
-        transport: Transport::Udp,
-        t1: Duration::from_millis(50),
-        t2: Duration::from_millis(400),
-        t4: Duration::from_millis(500),
-        invite,
-        ..UaConfig::new(uri(user))
-    })
-    .await
-    .expect("user agent binds")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_signs_in_at_its_home_pool_through_any_pool() {
     let (a, b, _stores) = two_pools().await;
-    let bob = ua(&a, "bob", InviteAnswer::Manual).await;
+    let bob = client(&a, "bob", InviteAnswer::Manual).await;
     let reg = bob.register(300).await.expect("registered through pool a");
     assert_eq!(reg.status, 200);
     assert_eq!(reg.contacts, vec![bob.contact_uri().to_owned()]);
@@ -93,7 +71,7 @@ async fn a_user_signs_in_at_its_home_pool_through_any_pool() {
         "not at the pool he talks to"
     );
     // alice, homed on a, registers at a.
-    let alice = ua(&a, "alice", InviteAnswer::Manual).await;
+    let alice = client(&a, "alice", InviteAnswer::Manual).await;
     alice.register(300).await.expect("registered");
     assert_eq!(a.router.stats().registered, 1);
     assert_eq!(b.router.stats().registered, 1);
@@ -113,7 +91,7 @@ async fn a_user_signs_in_at_its_home_pool_through_any_pool() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_and_calls_cross_pools() {
     let (a, _b, _stores) = two_pools().await;
-    let alice = ua(
+    let alice = client(
         &a,
         "alice",
         InviteAnswer::Accept {
@@ -122,7 +100,7 @@ async fn messages_and_calls_cross_pools() {
         },
     )
     .await;
-    let bob = ua(
+    let bob = client(
         &a,
         "bob",
         InviteAnswer::Accept {
@@ -167,15 +145,9 @@ async fn messages_and_calls_cross_pools() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_crosses_pools() {
     let (a, b, stores) = two_pools().await;
-    stores.presence.set_policy(
-        &format!("bob@{DOMAIN}"),
-        PresencePolicyRecord {
-            rules: Vec::new(),
-            contacts: vec![format!("alice@{DOMAIN}")],
-        },
-    );
-    let alice = ua(&a, "alice", InviteAnswer::Manual).await;
-    let bob = ua(&a, "bob", InviteAnswer::Manual).await;
+    allow(&stores, "bob", &["alice"], &[]);
+    let alice = client(&a, "alice", InviteAnswer::Manual).await;
+    let bob = client(&a, "bob", InviteAnswer::Manual).await;
     let mut sub = alice
         .subscribe(&uri("bob"), "presence", "application/pidf+xml", 600)
         .await
@@ -227,7 +199,7 @@ async fn a_pool_without_an_address_is_unreachable_and_unknown_pools_are_served_h
         next_hop: None,
     }]);
     a.router.pools_changed().await.expect("read");
-    let bob = ua(&a, "bob", InviteAnswer::Manual).await;
+    let bob = client(&a, "bob", InviteAnswer::Manual).await;
     match bob.register(300).await {
         Err(confab_ua::UaError::Rejected { status, .. }) => assert_eq!(status, 503),
         other => panic!("expected 503, got {other:?}"),
@@ -262,15 +234,9 @@ async fn only_the_pools_own_front_ends_are_trusted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moved_user_is_drained_from_its_old_pool_and_served_by_the_new_one() {
     let (a, b, stores) = two_pools().await;
-    stores.presence.set_policy(
-        &format!("bob@{DOMAIN}"),
-        PresencePolicyRecord {
-            rules: Vec::new(),
-            contacts: vec![format!("alice@{DOMAIN}")],
-        },
-    );
-    let alice = ua(&a, "alice", InviteAnswer::Manual).await;
-    let bob = ua(&a, "bob", InviteAnswer::Manual).await;
+    allow(&stores, "bob", &["alice"], &[]);
+    let alice = client(&a, "alice", InviteAnswer::Manual).await;
+    let bob = client(&a, "bob", InviteAnswer::Manual).await;
     bob.register(300).await.expect("bob registered at b");
     let mut sub = alice
         .subscribe(&uri("bob"), "presence", "application/pidf+xml", 600)
@@ -324,8 +290,8 @@ async fn a_moved_user_is_drained_from_its_old_pool_and_served_by_the_new_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_front_end_loads_only_its_own_pools_state() {
     let (a, b, stores) = two_pools().await;
-    let alice = ua(&a, "alice", InviteAnswer::Manual).await;
-    let bob = ua(&a, "bob", InviteAnswer::Manual).await;
+    let alice = client(&a, "alice", InviteAnswer::Manual).await;
+    let bob = client(&a, "bob", InviteAnswer::Manual).await;
     alice.register(300).await.expect("alice at a");
     bob.register(300).await.expect("bob at b");
     assert_eq!(
@@ -397,7 +363,7 @@ async fn users_of_a_legacy_pool_are_reached_through_its_next_hop() {
         .directory
         .set_home_pool(&format!("carol@{DOMAIN}"), Some("k")));
 
-    let alice = ua(&a, "alice", InviteAnswer::Manual).await;
+    let alice = client(&a, "alice", InviteAnswer::Manual).await;
     alice.register(300).await.expect("alice at a");
     let carol = uri("carol");
     let sending = alice.message(&carol, "text/plain", "to the old system");

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::ua::*;
 use common::WAIT;
-use confab_server::directory::PresencePolicyRecord;
 use confab_server::memory::MemoryStores;
 use confab_server::presence::pidf;
 use confab_server::ServiceConfig;
@@ -20,10 +19,6 @@ fn presence_config() -> ServiceConfig {
     let mut c = service_config();
     c.presence.min_expires = 1;
     c
-}
-
-fn uri(user: &str) -> String {
-    format!("sip:{user}@{DOMAIN}")
 }
 
 fn pidf_body(user: &str, basic: &str, activity: Option<&str>, note: &str) -> String {
@@ -183,19 +178,6 @@ fn etag(resp: &Message) -> String {
     resp.header(HeaderName::SipEtag)
         .expect("a SIP-ETag")
         .to_owned()
-}
-
-fn allow(stores: &MemoryStores, presentity: &str, contacts: &[&str], rules: &[(&str, &str)]) {
-    stores.presence.set_policy(
-        &format!("{presentity}@{DOMAIN}"),
-        PresencePolicyRecord {
-            rules: rules
-                .iter()
-                .map(|(w, l)| ((*w).to_owned(), (*l).to_owned()))
-                .collect(),
-            contacts: contacts.iter().map(|c| format!("{c}@{DOMAIN}")).collect(),
-        },
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,15 +10,11 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::ua::{service_config, Deployment, DOMAIN};
+use common::ua::{allow, client, service_config, uri, Deployment};
 use common::WAIT;
-use confab_server::directory::PresencePolicyRecord;
-use confab_server::memory::MemoryStores;
 use confab_server::presence::pidf::{self, Availability};
 use confab_server::ServiceConfig;
-use confab_ua::{
-    Notify, PublishRequest, Secret, Subscription, SubscriptionState, Transport, UaConfig, UserAgent,
-};
+use confab_ua::{InviteAnswer, Notify, PublishRequest, Subscription, SubscriptionState, UserAgent};
 
 const PIDF: &str = "application/pidf+xml";
 const WINFO: &str = "application/watcherinfo+xml";
@@ -27,25 +23,6 @@ fn presence_config() -> ServiceConfig {
     let mut c = service_config();
     c.presence.min_expires = 1;
     c
-}
-
-fn uri(user: &str) -> String {
-    format!("sip:{user}@{DOMAIN}")
-}
-
-/// A user agent for `user` (password `<user>-pw`, as the deployment provisions) with the
-/// server as its outbound proxy and fast timers.
-async fn ua(d: &Deployment, user: &str) -> UserAgent {
-    let config = UaConfig {
-        server: Some(d.addr),
-        secret: Some(Secret::Password(format!("{user}-pw"))),
-        transport: Transport::Udp,
-        t1: Duration::from_millis(50),
-        t2: Duration::from_millis(400),
-        t4: Duration::from_millis(500),
-        ..UaConfig::new(uri(user))
-    };
-    UserAgent::bind(config).await.expect("user agent binds")
 }
 
 fn pidf_doc(user: &str, basic: &str, activity: Option<&str>, note: &str) -> Bytes {
@@ -95,24 +72,11 @@ fn text(n: &Notify) -> &str {
     n.body_str().expect("UTF-8")
 }
 
-fn allow(stores: &MemoryStores, presentity: &str, contacts: &[&str], rules: &[(&str, &str)]) {
-    stores.presence.set_policy(
-        &format!("{presentity}@{DOMAIN}"),
-        PresencePolicyRecord {
-            rules: rules
-                .iter()
-                .map(|(w, l)| ((*w).to_owned(), (*l).to_owned()))
-                .collect(),
-            contacts: contacts.iter().map(|c| format!("{c}@{DOMAIN}")).collect(),
-        },
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_compose_into_one_view() {
     let d = Deployment::start(presence_config()).await;
     allow(&d.stores, "alice", &["bob"], &[]);
-    let bob = ua(&d, "bob").await;
+    let bob = client(&d, "bob", InviteAnswer::Manual).await;
     let mut sub = watch(&bob, "alice", "presence", 600).await;
     assert_eq!(sub.status(), 200);
     let first = next(&mut sub).await;
@@ -120,8 +84,8 @@ async fn two_devices_compose_into_one_view() {
     assert_eq!(first.content_type(), Some(PIDF));
     assert_eq!(text(&first), pidf::offline(&uri("alice")));
 
-    let desk = ua(&d, "alice").await;
-    let phone = ua(&d, "alice").await;
+    let desk = client(&d, "alice", InviteAnswer::Manual).await;
+    let phone = client(&d, "alice", InviteAnswer::Manual).await;
     let desk_tag = publish(
         &desk,
         None,
@@ -203,13 +167,13 @@ async fn privacy_levels_and_blocked_looks_offline() {
         ],
     );
     // The reference: bob's NOTIFY while alice is really offline.
-    let bob = ua(&d, "bob").await;
+    let bob = client(&d, "bob", InviteAnswer::Manual).await;
     let mut bob_sub = watch(&bob, "alice", "presence", 600).await;
     let offline = next(&mut bob_sub).await;
     assert_eq!(availability(&offline), Availability::Offline);
 
     // alice signs in and publishes busy with a note.
-    let alice = ua(&d, "alice").await;
+    let alice = client(&d, "alice", InviteAnswer::Manual).await;
     alice.register(300).await.expect("registered");
     assert_eq!(
         availability(&next(&mut bob_sub).await),
@@ -227,7 +191,7 @@ async fn privacy_levels_and_blocked_looks_offline() {
 
     // carol, blocked, is answered like anyone and sees exactly what an offline user looks
     // like: the same body, byte for byte, the same state and content type.
-    let carol = ua(&d, "carol").await;
+    let carol = client(&d, "carol", InviteAnswer::Manual).await;
     let mut carol_sub = watch(&carol, "alice", "presence", 600).await;
     assert_eq!(carol_sub.status(), bob_sub.status());
     let blocked = next(&mut carol_sub).await;
@@ -268,14 +232,14 @@ async fn privacy_levels_and_blocked_looks_offline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_watchers_are_decided_through_watcher_information() {
     let d = Deployment::start(presence_config()).await;
-    let alice = ua(&d, "alice").await;
+    let alice = client(&d, "alice", InviteAnswer::Manual).await;
     let mut winfo = watch(&alice, "alice", "presence.winfo", 600).await;
     let n = next(&mut winfo).await;
     assert_eq!(n.content_type(), Some(WINFO));
     assert!(!text(&n).contains("<watcher "), "{}", text(&n));
 
     // carol, unknown to alice, waits: pending, no document.
-    let carol = ua(&d, "carol").await;
+    let carol = client(&d, "carol", InviteAnswer::Manual).await;
     let mut sub = watch(&carol, "alice", "presence", 600).await;
     let n = next(&mut sub).await;
     assert_eq!(n.state, SubscriptionState::Pending);
@@ -305,8 +269,8 @@ async fn pending_watchers_are_decided_through_watcher_information() {
 async fn refresh_fetch_and_expiry_on_a_short_clock() {
     let d = Deployment::start(presence_config()).await;
     allow(&d.stores, "alice", &["bob"], &[]);
-    let bob = ua(&d, "bob").await;
-    let alice = ua(&d, "alice").await;
+    let bob = client(&d, "bob", InviteAnswer::Manual).await;
+    let alice = client(&d, "alice", InviteAnswer::Manual).await;
 
     // A fetch: one terminated NOTIFY with the state, nothing kept.
     let mut fetch = watch(&bob, "alice", "presence", 0).await;

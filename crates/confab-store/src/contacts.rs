@@ -139,36 +139,35 @@ impl Store {
     /// A user's contact groups, in display order. An unknown user is
     /// [`StoreError::NotFound`], not an empty list.
     pub async fn contact_groups(&self, user: &Address) -> Result<Vec<ContactGroup>, StoreError> {
-        let uid = read_user_id(&self.db, user).await?;
-        let rows = self
-            .db
-            .fetch_all(GROUPS, &[uid.into()])
+        self.user_rows(user, GROUPS, "listing contact groups", group)
             .await
-            .ctx("listing contact groups")?;
-        rows.iter().map(group).collect()
     }
 
     /// A user's contact list: grouped entries in their groups' order, then those in no
     /// group; by domain and user part within each.
     pub async fn contacts(&self, user: &Address) -> Result<Vec<ContactEntry>, StoreError> {
-        let uid = read_user_id(&self.db, user).await?;
-        let rows = self
-            .db
-            .fetch_all(CONTACTS, &[uid.into()])
+        self.user_rows(user, CONTACTS, "listing contacts", entry)
             .await
-            .ctx("listing contacts")?;
-        rows.iter().map(entry).collect()
     }
 
     /// A user's presence rules, by domain, a domain's own rule before its users'.
     pub async fn presence_rules(&self, user: &Address) -> Result<Vec<PresenceRule>, StoreError> {
-        let uid = read_user_id(&self.db, user).await?;
-        let rows = self
-            .db
-            .fetch_all(RULES, &[uid.into()])
+        self.user_rows(user, RULES, "listing presence rules", rule)
             .await
-            .ctx("listing presence rules")?;
-        rows.iter().map(rule).collect()
+    }
+
+    /// The rows of `sql` (one parameter: the user's id) for `user`, each read with `read`;
+    /// an unknown user is [`StoreError::NotFound`].
+    async fn user_rows<T>(
+        &self,
+        user: &Address,
+        sql: &str,
+        context: &'static str,
+        read: fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let uid = read_user_id(&self.db, user).await?;
+        let rows = self.db.fetch_all(sql, &[uid.into()]).await.ctx(context)?;
+        rows.iter().map(read).collect()
     }
 
     /// Everything of a user's contact list and presence rules as of one moment: read in one

@@ -988,18 +988,7 @@ impl Presence {
                     out.extend(self.winfo_due(st, &p));
                 }
             }
-            if let Some(p) = st.presentities.get(aor) {
-                let ids: Vec<String> = p.watchers.iter().chain(&p.winfo).cloned().collect();
-                for id in ids {
-                    out.extend(self.terminate(st, &id, "noresource", false));
-                }
-            }
-            if let Some(p) = st.presentities.remove(aor) {
-                for x in p.pubs {
-                    st.dirty.removed_pubs.push((aor.to_owned(), x.etag));
-                }
-            }
-            st.policies.remove(aor);
+            out.extend(self.end_presentity(st, aor, "noresource"));
             out
         };
         self.send(out);
@@ -1013,23 +1002,28 @@ impl Presence {
     pub fn user_moved(self: &Arc<Self>, aor: &str) {
         let out = {
             let mut guard = self.lock();
-            let st = &mut *guard;
-            let mut out = Vec::new();
-            if let Some(p) = st.presentities.get(aor) {
-                let ids: Vec<String> = p.watchers.iter().chain(&p.winfo).cloned().collect();
-                for id in ids {
-                    out.extend(self.terminate(st, &id, "deactivated", false));
-                }
-            }
-            if let Some(p) = st.presentities.remove(aor) {
-                for x in p.pubs {
-                    st.dirty.removed_pubs.push((aor.to_owned(), x.etag));
-                }
-            }
-            st.policies.remove(aor);
-            out
+            self.end_presentity(&mut guard, aor, "deactivated")
         };
         self.send(out);
+    }
+
+    /// Ends every subscription to `aor` (presence and watcher information) with `reason`
+    /// and forgets its publications and rules; returns the final NOTIFYs.
+    fn end_presentity(&self, st: &mut State, aor: &str, reason: &str) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        if let Some(p) = st.presentities.get(aor) {
+            let ids: Vec<String> = p.watchers.iter().chain(&p.winfo).cloned().collect();
+            for id in ids {
+                out.extend(self.terminate(st, &id, reason, false));
+            }
+        }
+        if let Some(p) = st.presentities.remove(aor) {
+            for x in p.pubs {
+                st.dirty.removed_pubs.push((aor.to_owned(), x.etag));
+            }
+        }
+        st.policies.remove(aor);
+        out
     }
 
     /// Expiry, once a second: subscriptions past their time end (`timeout`), publications

@@ -50,6 +50,47 @@ pub fn server_config() -> ServerConfig {
     config
 }
 
+/// `sip:USER@example.com`.
+pub fn uri(user: &str) -> String {
+    format!("sip:{user}@{DOMAIN}")
+}
+
+/// Gives `presentity` (a user name) this contact list (user names) and these presence
+/// rules (watcher, level), as `confab contacts` and `confab presence-rules` store them.
+pub fn allow(stores: &MemoryStores, presentity: &str, contacts: &[&str], rules: &[(&str, &str)]) {
+    stores.presence.set_policy(
+        &format!("{presentity}@{DOMAIN}"),
+        confab_server::directory::PresencePolicyRecord {
+            rules: rules
+                .iter()
+                .map(|(w, l)| ((*w).to_owned(), (*l).to_owned()))
+                .collect(),
+            contacts: contacts.iter().map(|c| format!("{c}@{DOMAIN}")).collect(),
+        },
+    );
+}
+
+/// A `confab-ua` user agent for `user` (password `<user>-pw`) with the deployment as its
+/// outbound proxy, the server's fast timers, and `invite` as its answer to calls.
+pub async fn client(
+    d: &Deployment,
+    user: &str,
+    invite: confab_ua::InviteAnswer,
+) -> confab_ua::UserAgent {
+    confab_ua::UserAgent::bind(confab_ua::UaConfig {
+        server: Some(d.addr),
+        secret: Some(confab_ua::Secret::Password(format!("{user}-pw"))),
+        transport: confab_ua::Transport::Udp,
+        t1: Duration::from_millis(50),
+        t2: Duration::from_millis(400),
+        t4: Duration::from_millis(500),
+        invite,
+        ..confab_ua::UaConfig::new(uri(user))
+    })
+    .await
+    .expect("user agent binds")
+}
+
 impl Deployment {
     /// A deployment with users alice, bob and carol (password `<name>-pw`).
     pub async fn start(service: ServiceConfig) -> Deployment {

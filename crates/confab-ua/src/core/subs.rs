@@ -2,6 +2,7 @@
 //! dialog each creates — from its 2xx or from a NOTIFY that overtakes the 2xx — and the
 //! NOTIFYs that arrive in them, answered here and queued for their [`crate::Subscription`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use confab_sip::transaction::TransactionKey;
@@ -80,14 +81,7 @@ impl Core {
             status: response.status().unwrap_or_default(),
             reason: format!("2xx to SUBSCRIBE establishes no dialog: {why}"),
         })?;
-        entry.dialog = Some(dialog.id.clone());
-        self.dialogs.insert(
-            dialog.id.clone(),
-            DialogEntry {
-                dialog,
-                awaiting_ack: None,
-            },
-        );
+        attach(&mut self.dialogs, entry, dialog);
         Ok(())
     }
 
@@ -111,23 +105,19 @@ impl Core {
         let Some(sub_key) = sub_key(request) else {
             return NotifyFate::Deliver;
         };
-        let Some(entry) = self.subscriptions.get_mut(&sub_key) else {
+        let Some(entry) = self.subscriptions.get(&sub_key) else {
             return NotifyFate::Deliver;
         };
+        let gone = entry.notifies.is_closed();
         let remote_tag = request
             .from()
             .ok()
             .and_then(|f| f.tag())
-            .unwrap_or_default()
-            .to_owned();
-        let reply = if entry.notifies.is_closed() {
-            Reply::new(481, "Subscription Does Not Exist")
-        } else if entry
-            .dialog
-            .as_ref()
-            .is_some_and(|id| id.remote_tag != remote_tag)
-        {
+            .unwrap_or_default();
+        let reply = if gone
             // A second notifier for a forked SUBSCRIBE: one dialog is all a handle follows.
+            || entry.dialog.as_ref().is_some_and(|id| id.remote_tag != remote_tag)
+        {
             Reply::new(481, "Subscription Does Not Exist")
         } else if request
             .event()
@@ -145,15 +135,15 @@ impl Core {
         if let Err(e) = self.respond(key, reply) {
             debug!(error = %e, "NOTIFY not answered");
         }
+        if gone {
+            self.forget(&sub_key);
+        }
+        if !ok {
+            return NotifyFate::Handled;
+        }
         let Some(entry) = self.subscriptions.get_mut(&sub_key) else {
             return NotifyFate::Handled;
         };
-        if !ok {
-            if entry.notifies.is_closed() {
-                self.forget(&sub_key);
-            }
-            return NotifyFate::Handled;
-        }
         match &entry.dialog {
             Some(id) => {
                 if let Some(d) = self.dialogs.get_mut(id) {
@@ -163,25 +153,13 @@ impl Core {
             None => {
                 let (state, _) = watch::channel(CallState::Confirmed);
                 match Dialog::uas(request, &sub_key.local_tag, state) {
-                    Ok(dialog) => {
-                        entry.dialog = Some(dialog.id.clone());
-                        self.dialogs.insert(
-                            dialog.id.clone(),
-                            DialogEntry {
-                                dialog,
-                                awaiting_ack: None,
-                            },
-                        );
-                    }
+                    Ok(dialog) => attach(&mut self.dialogs, entry, dialog),
                     Err(why) => debug!(why, "NOTIFY before the 2xx establishes no dialog"),
                 }
             }
         }
         let notify = Notify::of(request.clone());
         let terminated = notify.is_terminated();
-        let Some(entry) = self.subscriptions.get(&sub_key) else {
-            return NotifyFate::Handled;
-        };
         let _ = entry.notifies.send(notify);
         if terminated {
             self.forget(&sub_key);
@@ -197,6 +175,18 @@ impl Core {
             }
         }
     }
+}
+
+/// Makes `dialog` the subscription's.
+fn attach(dialogs: &mut HashMap<DialogId, DialogEntry>, entry: &mut SubEntry, dialog: Dialog) {
+    entry.dialog = Some(dialog.id.clone());
+    dialogs.insert(
+        dialog.id.clone(),
+        DialogEntry {
+            dialog,
+            awaiting_ack: None,
+        },
+    );
 }
 
 /// The subscription a NOTIFY names: its Call-ID and To tag.
