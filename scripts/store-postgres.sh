@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The management store suite on PostgreSQL (crates/confab-store/tests/postgres.rs, ignored in a
-# plain `cargo test`): installs PostgreSQL from Debian's packages when it is missing (root, or
-# sudo, needed then), starts a throwaway cluster on 127.0.0.1 in a temporary directory, creates
-# a user and a database, runs the suite against it, and removes the cluster on exit.
+# The management store suite on PostgreSQL (crates/confab-store/tests/postgres.rs), then a pool
+# of two `confab serve` front-ends sharing one PostgreSQL store, one of them killed
+# (crates/confab/tests/pool_members.rs); both are ignored in a plain `cargo test`. Installs
+# PostgreSQL from Debian's packages when it is missing (root, or sudo, needed then), starts a
+# throwaway cluster on 127.0.0.1 in a temporary directory, creates a user and databases, runs
+# the tests against it, and removes the cluster on exit.
 #
 #   scripts/store-postgres.sh [extra arguments for the test binary, e.g. a test name]
 #
@@ -91,3 +93,10 @@ chown "$owner" "$work/pwfile"
 export CONFAB_TEST_POSTGRES_URL="postgres://confab:$user_pw@127.0.0.1:$port/confab"
 echo "store-postgres: PostgreSQL on 127.0.0.1:$port, running the store suite"
 cargo test -p confab-store --test postgres -- --ignored "$@"
+# A pool of two front-ends on this server: one killed, the other takes its users over. Its
+# own database, so that the suite's databases and this test never meet.
+"${run_pg[@]}" "$bin/psql" -h "$work" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
+    -c "CREATE DATABASE confab_pool OWNER confab"
+echo "store-postgres: a pool of two front-ends on PostgreSQL"
+CONFAB_TEST_POSTGRES_URL="postgres://confab:$user_pw@127.0.0.1:$port/confab_pool" \
+    cargo test -p confab --test pool_members -- --ignored --nocapture "$@"

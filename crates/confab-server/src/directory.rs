@@ -106,10 +106,39 @@ pub struct PoolRecord {
     pub next_hop: Option<String>,
 }
 
-/// The pools of the deployment (the published topology).
+/// A front-end serving a pool, as its heartbeat in the store shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// The pool it serves.
+    pub pool: String,
+    /// Its SIP address, a listen URI such as `udp://10.0.0.1:5060`.
+    pub address: String,
+    /// How long ago its last heartbeat was, by the store's clock.
+    pub heartbeat_age: std::time::Duration,
+}
+
+/// The pools of the deployment (the published topology) and the front-ends serving them.
 pub trait PoolDirectory: Send + Sync + 'static {
     /// Every pool.
     fn pools(&self) -> BoxFuture<'_, Result<Vec<PoolRecord>, StoreError>>;
+
+    /// Every front-end that has announced itself, with the age of its last heartbeat.
+    fn members(&self) -> BoxFuture<'_, Result<Vec<MemberRecord>, StoreError>>;
+
+    /// The front-end at `address` serves `pool` and is alive now.
+    fn heartbeat<'a>(
+        &'a self,
+        pool: &'a str,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The front-end at `address` stops serving `pool` (a clean shutdown): the other
+    /// members take its users over at once instead of after the heartbeat timeout.
+    fn leave<'a>(
+        &'a self,
+        pool: &'a str,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 }
 
 /// One registered contact, as the store keeps it.

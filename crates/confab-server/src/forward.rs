@@ -164,12 +164,47 @@ impl Listeners {
         )
     }
 
+    /// This front-end's address for the other members of its pool: its first UDP listener
+    /// (front-ends recognise each other by UDP source address), else its first listener, as a
+    /// listen URI (`udp://10.0.0.1:5060`). `None` when that listener is bound to a wildcard
+    /// address and the advertised host is a name, not an address.
+    pub fn member_address(&self) -> Option<String> {
+        let all = self.all();
+        let l = all
+            .iter()
+            .find(|l| l.transport == Transport::Udp)
+            .or_else(|| all.first())?;
+        let sent_by = self.sent_by(l.addr);
+        let addr: SocketAddr = sent_by.parse().ok()?;
+        Some(format!("{}://{addr}", l.transport.scheme()))
+    }
+
+    /// `flow` as this front-end can use it: unchanged when it leaves by one of its listeners,
+    /// else (a flow another member of the pool stored, taken over) by this front-end's
+    /// listener of the same transport towards the same peer.
+    pub fn adopt(&self, flow: Source) -> Source {
+        let ours = self
+            .all()
+            .iter()
+            .any(|l| l.transport == flow.transport && l.addr == flow.local);
+        match self.local_for(flow.transport, flow.peer) {
+            Some(local) if !ours => Source { local, ..flow },
+            _ => flow,
+        }
+    }
+
     /// The flow for a URI (see the module documentation), or `None` when it cannot be
     /// reached.
     pub fn resolve(&self, uri: &str, location: &Location) -> Option<Source> {
         if let Some(flow) = contact_key(uri).and_then(|k| location.flow_for(&k)) {
             return Some(flow);
         }
+        self.resolve_direct(uri)
+    }
+
+    /// The flow to the address a URI names (an IP address; no DNS), by this front-end's
+    /// listener of its transport, whatever flow a registration may have recorded for it.
+    pub fn resolve_direct(&self, uri: &str) -> Option<Source> {
         let u = Uri::parse(uri).ok()?;
         let ip: IpAddr = u.host_str()?.trim_matches(['[', ']']).parse().ok()?;
         let transport = match u.transport() {

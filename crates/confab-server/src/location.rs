@@ -418,6 +418,49 @@ impl Location {
         changed
     }
 
+    /// Forgets the bindings of every AOR for which `keep` is false, without writing anything
+    /// to the store: another member of the pool owns those users now and serves them from
+    /// the store. An AOR with changes not written yet is kept (write them first: the caller
+    /// flushes and asks again). Returns (AORs forgotten, AORs kept unwritten).
+    pub fn forget_unless(&self, keep: impl Fn(&str) -> bool) -> (usize, usize) {
+        let mut t = self.lock();
+        let (mut forgotten, mut unsaved) = (0, 0);
+        for id in t.ids() {
+            if keep(t.name(id)) || t.entries(id).is_empty() {
+                continue;
+            }
+            if t.unsaved(id) {
+                unsaved += 1;
+                continue;
+            }
+            t.take(id);
+            t.put(id, Vec::new(), Change::None);
+            forgotten += 1;
+        }
+        (forgotten, unsaved)
+    }
+
+    /// Writes every change not written yet, refreshes included (before forgetting users
+    /// another member takes over); returns whether all were written.
+    pub async fn flush_all(&self, store: &dyn crate::directory::RegistrationStore) -> bool {
+        self.lock().promote_stale();
+        self.flush(store).await
+    }
+
+    /// Takes over bindings from the store (users this front-end now owns): those of AORs
+    /// that have no live binding here; expired ones are skipped. Returns how many were taken.
+    pub fn adopt(&self, mut stored: Vec<StoredBinding>, now: Instant) -> usize {
+        let now_s = self.clock.secs(now);
+        {
+            let t = self.lock();
+            stored.retain(|s| {
+                t.find(&s.aor)
+                    .is_none_or(|id| t.entries(id).iter().all(|e| e.expires <= now_s))
+            });
+        }
+        self.load(stored, now)
+    }
+
     /// Loads bindings from the store at start; expired ones are skipped. Returns how many
     /// were loaded.
     pub fn load(&self, stored: Vec<StoredBinding>, _now: Instant) -> usize {

@@ -495,6 +495,26 @@ impl Table {
         a
     }
 
+    /// Every slot in use.
+    pub(super) fn ids(&self) -> Vec<SlotId> {
+        let mut ids = Vec::new();
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            for (i, slot) in chunk.iter().enumerate() {
+                if slot.is_some() {
+                    if let Ok(id) = SlotId::try_from(c * CHUNK + i) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        ids
+    }
+
+    /// True when `id` has changes not written yet (material or refreshes).
+    pub(super) fn unsaved(&self, id: SlotId) -> bool {
+        self.slot(id).is_some_and(|s| s.dirty || s.stale)
+    }
+
     pub(super) fn live(&self) -> usize {
         self.live
     }

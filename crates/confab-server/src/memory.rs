@@ -6,12 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use confab_sip::digest::{self, Algorithm};
 
 use crate::directory::{
-    AorBindings, BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
-    PoolDirectory, PoolRecord, PresenceBatch, PresencePolicyRecord, PresenceStore,
+    AorBindings, BoxFuture, Credential, Directory, MemberRecord, OfflineError, OfflineMessage,
+    OfflineMessages, PoolDirectory, PoolRecord, PresenceBatch, PresencePolicyRecord, PresenceStore,
     RegistrationStore, StoreError, StoredBinding, StoredPublication, StoredSubscription,
     UserRecord,
 };
@@ -385,10 +386,12 @@ mod tests {
     }
 }
 
-/// The pools of an in-memory topology.
+/// The pools of an in-memory topology, and the heartbeats of their front-ends (by the
+/// process's monotonic clock).
 #[derive(Debug, Default)]
 pub struct MemoryPools {
     pools: Mutex<Vec<PoolRecord>>,
+    members: Mutex<BTreeMap<(String, String), Instant>>,
 }
 
 impl MemoryPools {
@@ -396,11 +399,48 @@ impl MemoryPools {
     pub fn set(&self, pools: Vec<PoolRecord>) {
         *lock(&self.pools) = pools;
     }
+
+    /// Makes the member's last heartbeat `age` old (a test playing a front-end that died).
+    pub fn age_member(&self, pool: &str, address: &str, age: Duration) {
+        let at = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        lock(&self.members).insert((pool.to_owned(), address.to_owned()), at);
+    }
 }
 
 impl PoolDirectory for MemoryPools {
     fn pools(&self) -> BoxFuture<'_, Result<Vec<PoolRecord>, StoreError>> {
         let pools = lock(&self.pools).clone();
         Box::pin(async move { Ok(pools) })
+    }
+
+    fn members(&self) -> BoxFuture<'_, Result<Vec<MemberRecord>, StoreError>> {
+        let now = Instant::now();
+        let members = lock(&self.members)
+            .iter()
+            .map(|((pool, address), at)| MemberRecord {
+                pool: pool.clone(),
+                address: address.clone(),
+                heartbeat_age: now.saturating_duration_since(*at),
+            })
+            .collect();
+        Box::pin(async move { Ok(members) })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        pool: &'a str,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        lock(&self.members).insert((pool.to_owned(), address.to_owned()), Instant::now());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn leave<'a>(
+        &'a self,
+        pool: &'a str,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        lock(&self.members).remove(&(pool.to_owned(), address.to_owned()));
+        Box::pin(async { Ok(()) })
     }
 }

@@ -54,10 +54,10 @@ use crate::error::ConfigError;
 use crate::fork::Proxy;
 use crate::forward::{self, Listeners, Target};
 use crate::ids;
-use crate::location::{contact_key, Location};
+use crate::location::{contact_key, format_flow, parse_flow, Location};
 use crate::memory::MemoryStores;
 use crate::messaging::Messaging;
-use crate::pools::{PoolRoute, Pools};
+use crate::pools::{PoolRoute, Pools, Serving, HEARTBEAT_EVERY};
 use crate::presence::{After, Presence, PresenceStats, Subscribing};
 use crate::registrar::{Registrar, Registration};
 use crate::respond::{Answer, Responder};
@@ -85,6 +85,9 @@ fn run_or_spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 /// How often presence expires subscriptions and publications and writes behind.
 const PRESENCE_EVERY: Duration = Duration::from_secs(1);
+/// After the pool's members changed, the store is read once more this many heartbeats
+/// later: by then every member has seen the change and written what it held.
+const TAKE_OVER_AGAIN_AFTER: u32 = 3;
 
 /// The store-facing parts the router needs; the binary gives adapters over
 /// `confab-store`, tests give [`Stores::memory`].
@@ -320,17 +323,25 @@ impl Router {
     }
 
     /// Reads the pools of the published topology again (at start, and when the change feed
-    /// says the topology changed): where users homed on other pools are served. Returns how
-    /// many pools there are.
+    /// says the topology changed), and their members: where users homed on other pools are
+    /// served. Returns how many pools there are.
     pub async fn pools_changed(&self) -> Result<usize, StoreError> {
         let pools = self.stores.pools.pools().await?;
         self.pools.set(&pools);
+        // Members are read every heartbeat; a new topology is worth reading them at once.
+        self.pools.set_members(&self.stores.pools.members().await?);
         Ok(pools.len())
     }
 
     /// The pool this front-end serves.
     pub fn pool(&self) -> &str {
         self.pools.own()
+    }
+
+    /// The live members of this front-end's pool as it last read them (their addresses),
+    /// itself included once it has announced itself.
+    pub fn members(&self) -> Vec<String> {
+        self.pools.own_members()
     }
 
     /// `aor`'s presence rules or contact list changed (the change feed says so): its
@@ -344,12 +355,42 @@ impl Router {
         &self.presence
     }
 
-    /// Loads the registrations kept in the store, who has offline messages waiting, and the
-    /// presence state (whose subscribers get a fresh NOTIFY); returns how many bindings are
+    /// Announces this front-end as a member of its pool, then loads the state of the users it
+    /// serves from the store: their registrations, their presence (whose subscribers get a
+    /// fresh NOTIFY), and who has offline messages waiting. Returns how many bindings are
     /// live.
     pub async fn load(&self) -> Result<usize, StoreError> {
-        // A store shared by several pools holds every pool's hot state: each front-end takes
-        // its own pool's users' (and those of users homed on no pool the topology names).
+        match self.listeners.member_address() {
+            Some(me) => {
+                self.pools.set_me(me);
+                self.membership_round().await;
+                info!(
+                    pool = self.pools.own(),
+                    members = ?self.pools.own_members(),
+                    "member of the pool"
+                );
+            }
+            None => warn!(
+                "this front-end's address is a wildcard with a host name advertised: it does not \
+                 announce itself as a member of its pool (give a listener a specific address, or \
+                 advertise an IP address)"
+            ),
+        }
+        let (n, _) = self.take_over().await?;
+        let waiting = self.messaging.load_waiting().await?;
+        info!(
+            recipients = waiting,
+            "recipients with offline messages waiting"
+        );
+        Ok(n)
+    }
+
+    /// Reads the registrations and presence state of the users this front-end serves from
+    /// the store, and adds those it does not hold yet (at start, and when the pool's members
+    /// change). A store shared by several pools, or by several members of one, holds every
+    /// front-end's state: each takes its own users' (and those of users homed on no pool the
+    /// topology names). Returns (bindings, subscriptions) taken.
+    async fn take_over(&self) -> Result<(usize, usize), StoreError> {
         let mut stored = self.stores.registrations.load().await?;
         let mut presence = self.presence.stored().await?;
         let named: HashSet<String> = stored
@@ -366,33 +407,117 @@ impl Router {
         }
         let before = stored.len();
         stored.retain(|b| !foreign.contains(&b.aor));
-        let other_pools = before - stored.len();
-        let n = self.location.load(stored, Instant::now());
+        let elsewhere = before - stored.len();
+        for b in &mut stored {
+            self.adopt_binding(b);
+        }
+        let n = self.location.adopt(stored, Instant::now());
         info!(
             bindings = n,
-            other_pools, "registrations loaded from the store"
-        );
-        let waiting = self.messaging.load_waiting().await?;
-        info!(
-            recipients = waiting,
-            "recipients with offline messages waiting"
+            elsewhere, "registrations taken from the store"
         );
         presence.publications.retain(|p| !foreign.contains(&p.aor));
         presence
             .subscriptions
             .retain(|s| !foreign.contains(&s.presentity));
-        self.presence.load_from(presence).await?;
-        Ok(n)
+        let (_, subs) = self.presence.load_from(presence).await?;
+        Ok((n, subs))
     }
 
-    /// True when `aor` is served by this front-end's pool: homed on it, on no pool, or on
-    /// a pool the topology does not name.
+    /// A binding another member stored, made usable here: its flow leaves by this
+    /// front-end's listener; a Path that starts with this front-end (the user registered
+    /// through it at the member that owned the user then) is followed from the hop after
+    /// it, reached directly.
+    fn adopt_binding(&self, b: &mut crate::directory::StoredBinding) {
+        let ours = b
+            .path
+            .iter()
+            .take_while(|p| {
+                confab_sip::headers::NameAddr::parse(p)
+                    .is_ok_and(|na| self.listeners.is_ours(na.uri(), &self.config))
+            })
+            .count();
+        if ours == 0 {
+            if let Some(flow) = parse_flow(&b.flow) {
+                b.flow = format_flow(&self.listeners.adopt(flow));
+            }
+            return;
+        }
+        b.path.drain(..ours);
+        let next = match b.path.first() {
+            Some(p) => confab_sip::headers::NameAddr::parse(p)
+                .ok()
+                .map(|na| na.uri().as_str().to_owned()),
+            None => Some(b.contact.clone()),
+        };
+        if let Some(flow) = next.and_then(|n| self.listeners.resolve_direct(&n)) {
+            b.flow = format_flow(&flow);
+        }
+    }
+
+    /// Writes this front-end's heartbeat and reads the members of every pool; true when the
+    /// live members of its own pool changed.
+    async fn membership_round(&self) -> bool {
+        let Some(me) = self.pools.me() else {
+            return false;
+        };
+        if let Err(e) = self.stores.pools.heartbeat(self.pools.own(), &me).await {
+            warn!(error = %e, "heartbeat not written to the store; retrying");
+        }
+        match self.stores.pools.members().await {
+            Ok(members) => self.pools.set_members(&members),
+            Err(e) => warn!(error = %e, "the pool's members cannot be read; keeping the last view"),
+        }
+        self.pools.own_changed()
+    }
+
+    /// The live members of this pool changed: the owners of its users may have. What this
+    /// front-end holds is written to the store, the users it no longer owns are forgotten
+    /// here (silently: their new owner sends the fresh NOTIFYs), and the state of the users
+    /// it now owns is read from the store.
+    async fn rebalance(&self) {
+        let members = self.pools.own_members();
+        info!(
+            pool = self.pools.own(),
+            ?members,
+            "the pool's live members changed"
+        );
+        let registrations = Arc::clone(&self.stores.registrations);
+        let mut forgotten = 0;
+        for _ in 0..3 {
+            if !self.location.flush_all(registrations.as_ref()).await {
+                warn!("registrations not all written before handing users over");
+            }
+            let (gone, unsaved) = self.location.forget_unless(|aor| self.pools.owns(aor));
+            forgotten += gone;
+            if unsaved == 0 {
+                break;
+            }
+        }
+        if let Err(e) = self.presence.flush().await {
+            warn!(error = %e, "presence not written before handing users over");
+        }
+        let presentities = self.presence.forget_unless(|aor| self.pools.owns(aor));
+        info!(
+            users = forgotten,
+            presentities, "users now owned by another member forgotten here"
+        );
+        match self.take_over().await {
+            Ok((bindings, subscriptions)) => {
+                info!(bindings, subscriptions, "users now owned here taken over")
+            }
+            Err(e) => warn!(error = %e, "the users now owned here cannot be read yet"),
+        }
+    }
+
+    /// True when `aor` is served by this front-end: homed on its pool (or on no pool, or on
+    /// a pool the topology does not name) and owned by it among the pool's members.
     async fn serves_here(&self, aor: &str) -> bool {
         if !self.pools.has_others() {
             return true;
         }
         match self.stores.directory.user(aor).await {
-            Ok(Some(u)) => matches!(self.home_hop(u.home_pool.as_deref()), Ok(None)),
+            Ok(Some(u)) => matches!(self.home_hop(u.home_pool.as_deref(), aor, None), Ok(None)),
             Ok(None) | Err(_) => true,
         }
     }
@@ -412,9 +537,25 @@ impl Router {
             );
             let mut tick = tokio::time::interval(SWEEP_EVERY);
             let mut presence_tick = tokio::time::interval(PRESENCE_EVERY);
+            let mut member_tick = tokio::time::interval(HEARTBEAT_EVERY);
+            member_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut take_over_in: Option<u32> = None;
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
+                    _ = member_tick.tick() => {
+                        if self.membership_round().await {
+                            self.rebalance().await;
+                            take_over_in = Some(TAKE_OVER_AGAIN_AFTER);
+                        } else if let Some(n) = take_over_in {
+                            take_over_in = n.checked_sub(1).filter(|&n| n > 0);
+                            if take_over_in.is_none() {
+                                if let Err(e) = self.take_over().await {
+                                    warn!(error = %e, "the users now owned here cannot be read");
+                                }
+                            }
+                        }
+                    }
                     _ = tick.tick() => {
                         self.location.sweep(Instant::now());
                     }
@@ -431,6 +572,12 @@ impl Router {
             }
             if writer.await.is_err() {
                 warn!("the registration writer ended abnormally");
+            }
+            // Everything is written: the other members may take this one's users at once.
+            if let Some(me) = self.pools.me() {
+                if let Err(e) = self.stores.pools.leave(self.pools.own(), &me).await {
+                    warn!(error = %e, "could not leave the pool; the others wait for the heartbeat timeout");
+                }
             }
         })
     }
@@ -850,18 +997,23 @@ impl Router {
         self.fork(req, source, vec![target], pop).await
     }
 
-    /// Where a user homed on `home` is served: `Ok(None)` here (this pool, no pool, or one
-    /// the topology does not know), `Ok(Some(hop))` another pool's address, `Err` a pool
-    /// the topology gives no address for.
-    fn home_hop(&self, home: Option<&str>) -> Result<Option<String>, Answer> {
-        let Some(pool) = home else {
-            return Ok(None);
-        };
-        match self.pools.route(pool) {
-            None => Ok(None),
-            Some(PoolRoute { hop: Some(hop), .. }) => Ok(Some(hop)),
-            Some(PoolRoute { hop: None, .. }) => {
-                warn!(pool, "a user's home pool has no address in the topology");
+    /// Where the user `aor` homed on `home` is served: `Ok(None)` here (this pool and this
+    /// member, no pool, or one the topology does not know), `Ok(Some(hop))` the member of this
+    /// pool that owns the user or another pool's address, `Err` a pool the topology gives no
+    /// address for. `source`: where the request came from (a request another member of this
+    /// pool sent is served here).
+    fn home_hop(
+        &self,
+        home: Option<&str>,
+        aor: &str,
+        source: Option<&Source>,
+    ) -> Result<Option<String>, Answer> {
+        let via_member = source.is_some_and(|s| self.pools.is_own_member(s.peer));
+        match self.pools.serve(home, aor, via_member) {
+            Serving::Here => Ok(None),
+            Serving::Member(hop) | Serving::Pool(PoolRoute { hop: Some(hop), .. }) => Ok(Some(hop)),
+            Serving::Pool(PoolRoute { hop: None, .. }) => {
+                warn!(pool = ?home, "a user's home pool has no address in the topology");
                 Err(Answer::new(503, "Home Pool Unreachable").header("Retry-After", "60"))
             }
         }
@@ -893,14 +1045,14 @@ impl Router {
         home: Option<&str>,
         source: &Source,
     ) -> Result<Option<String>, Answer> {
-        let hop = self.home_hop(home)?;
+        let hop = self.home_hop(home, aor, Some(source))?;
         if hop.is_none() || !self.pools.is_peer(source.peer) {
             return Ok(hop);
         }
         match self.stores.directory.user_fresh(aor).await {
             Ok(Some(u)) => {
                 debug!(%aor, replica = ?home, store = ?u.home_pool, "home pool read again");
-                self.home_hop(u.home_pool.as_deref())
+                self.home_hop(u.home_pool.as_deref(), aor, Some(source))
             }
             Ok(None) | Err(_) => Ok(hop),
         }

@@ -16,10 +16,10 @@ use confab_store::{
 use tracing::{debug, warn};
 
 use crate::directory::{
-    AorBindings, BoxFuture, Credential, Directory, OfflineError, OfflineMessage, OfflineMessages,
-    PoolDirectory, PoolKindRecord, PoolRecord, PresenceBatch, PresencePolicyRecord, PresenceStore,
-    RegistrationStore, StoreError, StoredBinding, StoredPublication, StoredSubscription,
-    UserRecord,
+    AorBindings, BoxFuture, Credential, Directory, MemberRecord, OfflineError, OfflineMessage,
+    OfflineMessages, PoolDirectory, PoolKindRecord, PoolRecord, PresenceBatch,
+    PresencePolicyRecord, PresenceStore, RegistrationStore, StoreError, StoredBinding,
+    StoredPublication, StoredSubscription, UserRecord,
 };
 use crate::replica::{DirectoryReplica, ReplicaUser};
 
@@ -174,6 +174,41 @@ impl PoolDirectory for StoreBacked {
                 })
                 .collect())
         })
+    }
+
+    fn members(&self) -> BoxFuture<'_, Result<Vec<MemberRecord>, StoreError>> {
+        Box::pin(async move {
+            let members = self.store.pool_members().await.map_err(err)?;
+            Ok(members
+                .into_iter()
+                .map(|m| MemberRecord {
+                    pool: m.pool,
+                    address: m.address,
+                    heartbeat_age: Duration::from_millis(unsigned(m.heartbeat_age_ms)),
+                })
+                .collect())
+        })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        pool: &'a str,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.store
+                .member_heartbeat(pool, address)
+                .await
+                .map_err(err)
+        })
+    }
+
+    fn leave<'a>(
+        &'a self,
+        pool: &'a str,
+        address: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move { self.store.member_leave(pool, address).await.map_err(err) })
     }
 }
 

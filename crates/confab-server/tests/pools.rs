@@ -191,7 +191,11 @@ async fn presence_crosses_pools() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_without_an_address_is_unreachable_and_unknown_pools_are_served_here() {
-    let (a, _b, stores) = two_pools().await;
+    let (a, b, stores) = two_pools().await;
+    // b's front-end stops (and leaves the pool): nothing announces an address for b.
+    let Deployment { server, router, .. } = b;
+    server.stop().await;
+    drop(router);
     stores.pools.set(vec![PoolRecord {
         name: "b".into(),
         kind: PoolKindRecord::FrontEnd,
@@ -391,4 +395,136 @@ async fn users_of_a_legacy_pool_are_reached_through_its_next_hop() {
         legacy.message(&uri("alice"), "text/plain", "again").await,
         Err(confab_ua::UaError::NoCredentials { status: 407 })
     ));
+}
+
+/// The owner of `user` among the members at `addrs`, as every front-end computes it.
+fn owner_of(user: &str, addrs: &[std::net::SocketAddr]) -> usize {
+    let keys: Vec<String> = addrs.iter().map(|a| format!("udp://{a}")).collect();
+    let aor = format!("{user}@{DOMAIN}");
+    let best = confab_server::pools::owner(keys.iter().map(String::as_str), &aor).expect("members");
+    keys.iter().position(|k| k == best).expect("one of them")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_members_of_a_pool_share_its_users_and_take_over_from_one_that_stops() {
+    let stores = MemoryStores::default();
+    let users: Vec<String> = (1..=8).map(|i| format!("u{i}")).collect();
+    for u in &users {
+        stores
+            .directory
+            .add_user(&format!("{u}@{DOMAIN}"), &format!("{u}-pw"));
+    }
+    let m1 = Deployment::start_with(config("a"), stores.clone()).await;
+    let m2 = Deployment::start_with(config("a"), stores.clone()).await;
+    for u in users
+        .iter()
+        .map(String::as_str)
+        .chain(["alice", "bob", "carol"])
+    {
+        assert!(stores
+            .directory
+            .set_home_pool(&format!("{u}@{DOMAIN}"), Some("a")));
+    }
+    stores.pools.set(vec![PoolRecord {
+        name: "a".into(),
+        kind: PoolKindRecord::FrontEnd,
+        servers: vec![format!("udp://{}", m1.addr), format!("udp://{}", m2.addr)],
+        next_hop: None,
+    }]);
+    let addrs = [m1.addr, m2.addr];
+    // Each member reads the others' heartbeats every second.
+    let deadline = std::time::Instant::now() + WAIT;
+    while m1.router.members().len() < 2 || m2.router.members().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the members never saw each other"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let owners: Vec<usize> = users.iter().map(|u| owner_of(u, &addrs)).collect();
+    let on_m2 = owners.iter().filter(|&&o| o == 1).count();
+    assert!(
+        on_m2 > 0 && on_m2 < users.len(),
+        "both members own some of the users: {owners:?}"
+    );
+
+    // Every client talks to m1; each user is registered at its owner.
+    let mut clients = Vec::new();
+    for u in &users {
+        let ua = client(&m1, u, InviteAnswer::Manual).await;
+        ua.register(300).await.expect("registered through m1");
+        clients.push(ua);
+    }
+    assert_eq!(m1.router.stats().registered, users.len() - on_m2);
+    assert_eq!(m2.router.stats().registered, on_m2);
+    // A watcher on m1 subscribes to a user m2 owns.
+    let watched = owners.iter().position(|&o| o == 1).expect("one on m2");
+    let watched_user = users[watched].clone();
+    allow(&stores, &watched_user, &["alice"], &[]);
+    let alice = client(&m1, "alice", InviteAnswer::Manual).await;
+    alice.register(300).await.expect("alice registered");
+    let mut sub = alice
+        .subscribe(&uri(&watched_user), "presence", "application/pidf+xml", 600)
+        .await
+        .expect("subscribed through m1 at m2");
+    sub.next_notify(WAIT).await.expect("first NOTIFY");
+    assert_eq!(m2.router.stats().presence.subscriptions, 1);
+    // Messages between users owned by different members, sent through either member.
+    let (a, b) = (
+        owners.iter().position(|&o| o == 0).expect("one on m1"),
+        watched,
+    );
+    let status = clients[a]
+        .message(&uri(&users[b]), "text/plain", "m1 to m2")
+        .await
+        .expect("answered");
+    assert_eq!(status, 200);
+    let got = clients[b]
+        .next_incoming_of("MESSAGE", WAIT)
+        .await
+        .expect("delivered");
+    assert_eq!(got.body(), b"m1 to m2");
+
+    // Everything is in the store once written behind; then m2 stops.
+    let deadline = std::time::Instant::now() + WAIT;
+    while users.iter().any(|u| {
+        stores
+            .registrations
+            .get(&format!("{u}@{DOMAIN}"))
+            .is_empty()
+    }) {
+        assert!(std::time::Instant::now() < deadline, "never written behind");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let Deployment { server, router, .. } = m2;
+    server.stop().await;
+    drop(router);
+
+    // m1 takes m2's users over: their bindings (registered through m1, so with m1's Path)
+    // and the subscription, whose watcher gets a fresh NOTIFY from m1.
+    let deadline = std::time::Instant::now() + WAIT;
+    while m1.router.stats().registered < users.len() + 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "m1 never took m2's users over: {:?}",
+            m1.router.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(m1.router.members().len(), 1);
+    let n = sub.next_notify(WAIT).await.expect("NOTIFY from m1");
+    assert_eq!(n.state, SubscriptionState::Active);
+    assert_eq!(m1.router.stats().presence.subscriptions, 1);
+    for (i, u) in users.iter().enumerate() {
+        let status = alice
+            .message(&uri(u), "text/plain", "still there?")
+            .await
+            .expect("answered");
+        assert_eq!(status, 200, "{u}");
+        let got = clients[i]
+            .next_incoming_of("MESSAGE", WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{u} not reached after the take-over: {e}"));
+        assert_eq!(got.body(), b"still there?");
+    }
 }

@@ -46,6 +46,7 @@ mod db;
 mod error;
 mod feed;
 mod location;
+mod members;
 mod migrate;
 mod model;
 mod offline;
@@ -64,6 +65,7 @@ pub use db::{BackendKind, SQLITE_BUSY_TIMEOUT};
 pub use error::{BackendError, QuotaError, StoreError};
 pub use feed::{Change, ChangeKind, ChangeWatcher, NOTIFY_CHANNEL, POLL_INTERVAL};
 pub use location::{StoreLocation, SQLITE_FILE};
+pub use members::{PoolMember, MEMBER_DEAD_AFTER};
 pub use migrate::SCHEMA_VERSION;
 pub use model::{
     check_domain, is_pool_name, Address, Credential, Defaults, Domain, NewOfflineMessage, NewUser,

@@ -45,10 +45,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_topology.sql"),
         postgres: include_str!("../migrations/postgres/0004_topology.sql"),
     },
+    Migration {
+        version: 5,
+        name: "pool_members",
+        sqlite: include_str!("../migrations/sqlite/0005_pool_members.sql"),
+        postgres: include_str!("../migrations/postgres/0005_pool_members.sql"),
+    },
 ];
 
 /// The schema version this build creates and expects.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// The advisory lock key that serialises migrations on PostgreSQL ("confab" and 1).
 const POSTGRES_LOCK_KEY: i64 = 0x0063_6f6e_6661_6201;

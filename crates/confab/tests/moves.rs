@@ -224,22 +224,32 @@ fn a_bulk_move_killed_midway_leaves_everyone_homed_once_and_a_rerun_completes_it
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().expect("confab user move starts");
-    // Kill it once some users, and not all, have moved.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let moved_at_kill = loop {
-        let moved = homes(&d).values().filter(|p| *p == "pool2").count();
-        if moved >= 50 {
-            break moved;
+    // Kill it once some users, and not all, have moved: watched through one store handle
+    // and a count (opening the store and listing every user per look is slower than the
+    // whole move on a fast disk).
+    let moved_at_kill = with_store(&d.data, |store| async move {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let moved = store
+                .pool_usage()
+                .await
+                .expect("usage")
+                .into_iter()
+                .find(|u| u.pool == "pool2")
+                .map_or(0, |u| u.users);
+            if moved >= 50 {
+                child.kill().expect("SIGKILL");
+                child.wait().expect("reaped");
+                break moved;
+            }
+            assert!(Instant::now() < deadline, "the move never started");
+            assert!(
+                child.try_wait().expect("wait").is_none(),
+                "the move ended before the kill"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        assert!(Instant::now() < deadline, "the move never started");
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "the move ended before the kill"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reaped");
+    });
 
     let after_kill = homes(&d);
     let moved = after_kill.values().filter(|p| *p == "pool2").count();

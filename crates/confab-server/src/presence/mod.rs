@@ -1026,6 +1026,37 @@ impl Presence {
         out
     }
 
+    /// Forgets the presentities for which `keep` is false — their publications, their
+    /// watchers' subscriptions, their rules — without a NOTIFY and without writing anything
+    /// to the store: another member of the pool owns those users now, loads them from the
+    /// store and sends the fresh NOTIFYs. Write behind first ([`Presence::flush`]): what is
+    /// not written yet is lost. Returns how many presentities were forgotten.
+    pub fn forget_unless(&self, keep: impl Fn(&str) -> bool) -> usize {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let gone: Vec<String> = st
+            .presentities
+            .keys()
+            .filter(|aor| !keep(aor))
+            .cloned()
+            .collect();
+        for aor in &gone {
+            if let Some(p) = st.presentities.remove(aor) {
+                for id in p.watchers.iter().chain(&p.winfo) {
+                    st.subs.remove(id);
+                    st.dirty.subs.remove(id);
+                    st.dirty.removed_subs.remove(id);
+                }
+            }
+            st.policies.remove(aor);
+            st.dirty.presentities.remove(aor);
+            st.dirty.removed_pubs.retain(|(a, _)| a != aor);
+        }
+        let subs = &st.subs;
+        st.fresh.retain(|id| subs.contains_key(id));
+        gone.len()
+    }
+
     /// Expiry, once a second: subscriptions past their time end (`timeout`), publications
     /// past theirs go, and a registration that ran out shows its presentity offline.
     pub fn tick(self: &Arc<Self>) {
@@ -1151,7 +1182,10 @@ impl Presence {
     }
 
     /// [`Presence::load`] from state already read (and filtered: a front-end takes only the
-    /// presentities of its own pool).
+    /// presentities it serves). Adds to what is in memory: a publication or subscription
+    /// already here is kept as it is (a member taking users over reads the store again a
+    /// moment later, for what their previous owner wrote last). Flows another member stored
+    /// are used through this front-end's listeners.
     pub async fn load_from(
         self: &Arc<Self>,
         stored: PresenceBatch,
@@ -1175,6 +1209,9 @@ impl Presence {
                 continue;
             };
             let p = st.presentities.entry(x.aor.clone()).or_default();
+            if p.pubs.iter().any(|held| held.etag == x.etag) {
+                continue;
+            }
             p.pubs.push(Pub {
                 etag: x.etag,
                 expires_at: x.expires_at,
@@ -1185,6 +1222,9 @@ impl Presence {
         }
         let mut ids = Vec::new();
         for s in stored.subscriptions {
+            if st.subs.contains_key(&s.id) {
+                continue;
+            }
             let package = Package::from_event(&s.event);
             let dialog = Dialog::from_stored(&s.dialog);
             let (Some(package), Some(mut dialog), Some(policy)) =
@@ -1198,6 +1238,7 @@ impl Presence {
                 continue;
             }
             dialog.local_cseq = dialog.local_cseq.wrapping_add(CSEQ_RESTART_STEP);
+            dialog.flow = self.listeners.adopt(dialog.flow);
             let standing = match package {
                 Package::Presence => self.decide(policy, &s.presentity, &s.watcher),
                 Package::Winfo => Standing::Active(Level::FriendsAndFamily),
@@ -1221,7 +1262,7 @@ impl Presence {
             st.policies.entry(aor).or_insert(policy);
         }
         // Sent by the first tick once the server runs (the transport is not up yet).
-        st.fresh = ids;
+        st.fresh.extend(ids);
         drop(guard);
         info!(
             publications = pubs,

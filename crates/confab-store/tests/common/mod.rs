@@ -7,6 +7,7 @@ use confab_store::{Address, Credential, NewUser, Store, StoreLocation};
 mod contacts;
 mod feed;
 mod hot;
+mod members;
 mod presence;
 mod schema;
 mod topology;
@@ -15,6 +16,7 @@ mod users;
 pub use contacts::*;
 pub use feed::*;
 pub use hot::*;
+pub use members::*;
 pub use presence::*;
 pub use schema::*;
 pub use topology::*;
@@ -78,7 +80,8 @@ macro_rules! store_suite {
             presence_rules_per_user_and_domain, contacts_feed_entries,
             contacts_validation_changes_nothing,
             presence_write_read_replace, presence_goes_with_its_user,
-            topology_publish_and_read_back, topology_refuses_removing_what_users_use);
+            topology_publish_and_read_back, topology_refuses_removing_what_users_use,
+            pool_members_heartbeat_and_leave);
     };
     (@each $attrs:tt $fixture:path; $($name:ident),* $(,)?) => {
         $( store_suite!(@one $attrs $fixture, $name); )*
