@@ -31,9 +31,14 @@
 //! branches; other CANCELs are the handler's (481). An ACK that is ours to forward (for a
 //! 2xx, through our Record-Route) is forwarded statelessly; any other is dropped.
 //!
-//! Known gaps: a CANCEL that overtakes its INVITE's directory look-up gets 481; requests
-//! to other pools and legacy next hops are not routed yet (every local user is served
-//! here); names are not resolved through DNS.
+//! **Pools** ([`crate::pools`]): a request for a user homed on another pool, or owned by
+//! another member of this pool, is forwarded there before any of the above (REGISTER with a
+//! Path, initial SUBSCRIBE and PUBLISH too); requests from the deployment's own front-ends
+//! are not challenged again. The router also runs the pool membership: a heartbeat every
+//! second, and the hand-over of users when the live members change.
+//!
+//! Known gaps: a CANCEL that overtakes its INVITE's directory look-up gets 481; names are
+//! not resolved through DNS.
 
 use std::collections::HashSet;
 use std::hash::RandomState;

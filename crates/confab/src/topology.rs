@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use confab_ops::topology::{self, PoolSummary, Problem, Severity};
+use confab_ops::topology::{self, MemberSummary, PoolSummary, Problem, Severity};
 use confab_ops::OpsError;
 use confab_store::SQLITE_FILE;
 use serde::Serialize;
@@ -141,6 +141,15 @@ pub fn run_pool(deployment: &DeploymentArgs, command: &PoolCommand, json: bool) 
                 "pair".to_owned(),
                 pool.pair.clone().unwrap_or_else(none),
             ]);
+            if pool.kind != "legacy" {
+                if pool.members.is_empty() {
+                    rows.push(vec!["front-ends".to_owned(), "(none running)".to_owned()]);
+                }
+                for (i, m) in pool.members.iter().enumerate() {
+                    let label = if i == 0 { "front-ends" } else { "" };
+                    rows.push(vec![label.to_owned(), member_line(m)]);
+                }
+            }
             rows.push(vec!["users".to_owned(), pool.users.to_string()]);
             rows.push(vec![
                 "registrations".to_owned(),
@@ -151,6 +160,27 @@ pub fn run_pool(deployment: &DeploymentArgs, command: &PoolCommand, json: bool) 
     }
 }
 
+/// One front-end of `pool show`: its address, whether it is up, and its heartbeat.
+fn member_line(m: &MemberSummary) -> String {
+    let age = std::time::Duration::from_millis(u64::try_from(m.heartbeat_age_ms).unwrap_or(0));
+    if m.up {
+        format!("{} up, heartbeat {:.1} s ago", m.address, age.as_secs_f64())
+    } else {
+        format!("{} down, last heartbeat {} ago", m.address, rough(age))
+    }
+}
+
+/// A duration to the unit that matters: 42 s, 12 min, 3 h, 2 d.
+fn rough(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
+    }
+}
+
 fn pool_table(pools: &[PoolSummary]) -> String {
     let mut rows = vec![[
         "POOL",
@@ -158,6 +188,7 @@ fn pool_table(pools: &[PoolSummary]) -> String {
         "SITE",
         "SERVERS / NEXT HOP",
         "PAIR",
+        "UP",
         "USERS",
         "REGISTRATIONS",
     ]
@@ -175,6 +206,11 @@ fn pool_table(pools: &[PoolSummary]) -> String {
             p.site.clone().unwrap_or_default(),
             reached,
             p.pair.clone().unwrap_or_default(),
+            if p.kind == "legacy" {
+                "-".to_owned()
+            } else {
+                p.members.iter().filter(|m| m.up).count().to_string()
+            },
             p.users.to_string(),
             p.registrations.to_string(),
         ]);

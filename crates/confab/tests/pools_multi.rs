@@ -160,7 +160,13 @@ async fn users_of_two_pools_reach_each_other_through_either_pool() {
     cmd.arg("--data-dir").arg(&data);
     let out = run(cmd, None);
     assert_success(&out);
-    assert!(stdout(&out).contains("\"b\""), "{}", stdout(&out));
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    for pool in listed.as_array().expect("pools") {
+        let up = pool["members"]
+            .as_array()
+            .map_or(0, |m| m.iter().filter(|x| x["up"] == true).count());
+        assert_eq!(up, 1, "one front-end up in {pool}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -195,6 +195,27 @@ fn pool_list_and_show() {
     assert_eq!(shown["servers"].as_array().map(Vec::len), Some(0));
     let text = stdout(&d.run(&["pool", "show", "default"], None));
     assert!(text.contains("users          1"), "{text}");
+    assert!(text.contains("front-ends     (none running)"), "{text}");
     let out = d.run(&["pool", "show", "nowhere"], None);
     assert_fails(&out, 1, "no pool 'nowhere'");
+    // A running front-end announces itself with its heartbeat; `pool show` tells it up.
+    with_store(&d.data, |store| async move {
+        store
+            .member_heartbeat("default", "udp://127.0.0.1:5060")
+            .await
+            .expect("heartbeat");
+    });
+    let text = stdout(&d.run(&["pool", "show", "default"], None));
+    assert!(
+        text.contains("front-ends     udp://127.0.0.1:5060 up, heartbeat"),
+        "{text}"
+    );
+    let listed = json(&d.run(&["pool", "list", "--json"], None));
+    assert_eq!(listed[0]["members"][0]["address"], "udp://127.0.0.1:5060");
+    assert_eq!(listed[0]["members"][0]["up"], true);
+    let text = stdout(&d.run(&["pool", "list"], None));
+    assert!(
+        text.lines().next().is_some_and(|l| l.contains(" UP ")),
+        "{text}"
+    );
 }

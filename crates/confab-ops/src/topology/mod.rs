@@ -210,11 +210,28 @@ pub struct PoolSummary {
     pub users: i64,
     /// Their registrations.
     pub registrations: i64,
+    /// The front-ends that announced themselves as its members (running, or stopped without
+    /// leaving), by address.
+    pub members: Vec<MemberSummary>,
 }
 
-/// Every pool with its users and registrations, by name.
+/// A front-end of a pool as its heartbeat shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberSummary {
+    /// Its SIP address.
+    pub address: String,
+    /// True when its last heartbeat is recent (`confab_store::MEMBER_DEAD_AFTER`).
+    pub up: bool,
+    /// How long ago its last heartbeat was, milliseconds.
+    pub heartbeat_age_ms: i64,
+    /// When it started serving the pool, Unix milliseconds.
+    pub started_at: i64,
+}
+
+/// Every pool with its users, registrations and front-ends, by name.
 pub async fn pools(store: &Store) -> Result<Vec<PoolSummary>, OpsError> {
     let usage = store.pool_usage().await?;
+    let members = store.pool_members().await?;
     Ok(store
         .pools()
         .await?
@@ -225,6 +242,16 @@ pub async fn pools(store: &Store) -> Result<Vec<PoolSummary>, OpsError> {
                 kind: kind_name(p.kind),
                 users: used.map_or(0, |u| u.users),
                 registrations: used.map_or(0, |u| u.registrations),
+                members: members
+                    .iter()
+                    .filter(|m| m.pool == p.name)
+                    .map(|m| MemberSummary {
+                        address: m.address.clone(),
+                        up: m.is_up(),
+                        heartbeat_age_ms: m.heartbeat_age_ms,
+                        started_at: m.started_at,
+                    })
+                    .collect(),
                 name: p.name,
                 site: p.site,
                 servers: p.servers,

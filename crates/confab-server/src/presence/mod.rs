@@ -35,9 +35,16 @@
 //! the last state), `noresource` when the presentity is removed or disabled, `rejected` for
 //! the subscriptions of a watcher who was, `deactivated` never (it asks for a retry at once).
 //!
-//! Not yet: pools (issue 7 routes requests for users homed elsewhere), authorization
-//! decisions made over SIP (XCAP): a presentity decides about a pending watcher with
-//! `confab presence-rules set` or by adding the watcher to its contact list.
+//! **Pools.** The router brings this agent only the presentities its front-end serves (their
+//! home pool, and among the pool's members their owner). When a user moves, its watchers'
+//! subscriptions end with `deactivated`; when the pool's members change, the presentities
+//! another member now owns are forgotten here without a word ([`Presence::forget_unless`])
+//! and those this member now owns are read from the store ([`Presence::load_from`]), whose
+//! subscribers get a fresh NOTIFY from here.
+//!
+//! Not yet: authorization decisions made over SIP (XCAP): a presentity decides about a
+//! pending watcher with `confab presence-rules set` or by adding the watcher to its contact
+//! list.
 
 pub mod dialog;
 pub mod pidf;
