@@ -528,3 +528,80 @@ async fn the_members_of_a_pool_share_its_users_and_take_over_from_one_that_stops
         assert_eq!(got.body(), b"still there?");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joining_a_pool_is_handed_its_share_of_users() {
+    let stores = MemoryStores::default();
+    let users: Vec<String> = (1..=12).map(|i| format!("j{i}")).collect();
+    for u in &users {
+        stores
+            .directory
+            .add_user(&format!("{u}@{DOMAIN}"), &format!("{u}-pw"));
+    }
+    let m1 = Deployment::start_with(config("a"), stores.clone()).await;
+    for u in users
+        .iter()
+        .map(String::as_str)
+        .chain(["alice", "bob", "carol"])
+    {
+        assert!(stores
+            .directory
+            .set_home_pool(&format!("{u}@{DOMAIN}"), Some("a")));
+    }
+    // m1 alone serves everyone.
+    let mut clients = Vec::new();
+    for u in &users {
+        let ua = client(&m1, u, InviteAnswer::Manual).await;
+        ua.register(300).await.expect("registered at m1");
+        clients.push(ua);
+    }
+    assert_eq!(m1.router.stats().registered, users.len());
+    let deadline = std::time::Instant::now() + WAIT;
+    while users.iter().any(|u| {
+        stores
+            .registrations
+            .get(&format!("{u}@{DOMAIN}"))
+            .is_empty()
+    }) {
+        assert!(std::time::Instant::now() < deadline, "never written behind");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // m2 joins: it takes the users it now owns from the store; m1 forgets them.
+    let m2 = Deployment::start_with(config("a"), stores.clone()).await;
+    let addrs = [m1.addr, m2.addr];
+    let on_m2 = users.iter().filter(|u| owner_of(u, &addrs) == 1).count();
+    assert!(on_m2 > 0 && on_m2 < users.len(), "both own some");
+    let deadline = std::time::Instant::now() + WAIT;
+    while m1.router.stats().registered != users.len() - on_m2
+        || m2.router.stats().registered != on_m2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never handed over: m1 {}, m2 {}, expected m2 {on_m2}",
+            m1.router.stats().registered,
+            m2.router.stats().registered
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Nothing was removed from the store: the hand-over is silent.
+    assert!(users.iter().all(|u| !stores
+        .registrations
+        .get(&format!("{u}@{DOMAIN}"))
+        .is_empty()));
+    // Every user is reached through either member, each served by its owner.
+    let alice = client(&m2, "alice", InviteAnswer::Manual).await;
+    alice.register(300).await.expect("alice registered");
+    for (i, u) in users.iter().enumerate() {
+        let status = alice
+            .message(&uri(u), "text/plain", "after the join")
+            .await
+            .expect("answered");
+        assert_eq!(status, 200, "{u}");
+        let got = clients[i]
+            .next_incoming_of("MESSAGE", WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("{u} not reached after the join: {e}"));
+        assert_eq!(got.body(), b"after the join");
+    }
+}
