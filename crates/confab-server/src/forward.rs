@@ -224,15 +224,31 @@ impl Listeners {
 
 /// The loop-detection hash of a request as received: 16 hex digits.
 pub fn loop_hash(key: &RandomState, req: &Message) -> String {
-    let h = key.hash_one((
+    use std::hash::Hasher;
+    let mut h = key.build_hasher();
+    h.write_u64(key.hash_one((
         req.request_uri_str(),
         req.from().ok().and_then(|f| f.tag()),
         req.to().ok().and_then(|t| t.tag()),
         req.header_bytes(HeaderName::CallId),
         req.cseq().ok().map(|c| c.seq),
         req.method_str(),
-    ));
-    format!("{h:016x}")
+    )));
+    // RFC 3261 §16.6 step 8: every field that steers the request, so that a spiral (the
+    // request back with its route set consumed further, e.g. a dialog through this
+    // front-end and another pool's and back) is told from a loop.
+    for name in [
+        HeaderName::Route,
+        HeaderName::ProxyRequire,
+        HeaderName::ProxyAuthorization,
+    ] {
+        for v in req.values(name) {
+            h.write(v.as_bytes());
+            h.write_u8(0xff);
+        }
+        h.write_u8(0xfe);
+    }
+    format!("{:016x}", h.finish())
 }
 
 /// The branch of copy `n` of a request with `hash`.

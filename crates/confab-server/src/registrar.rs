@@ -33,6 +33,7 @@ use tracing::{debug, warn};
 
 use crate::authenticate::{Asker, Authenticator, Outcome as Auth};
 use crate::config::ServiceConfig;
+use crate::forward::Listeners;
 use crate::location::{Binding, ContactUpdate, Location, Update, UpdateError};
 use crate::respond::Answer;
 use crate::transport::Source;
@@ -60,6 +61,7 @@ pub struct Registrar {
     config: Arc<ServiceConfig>,
     auth: Arc<Authenticator>,
     location: Arc<Location>,
+    listeners: Arc<Listeners>,
 }
 
 /// `q` in thousandths as written in a Contact (`0.5`, `1`).
@@ -81,12 +83,52 @@ impl Registrar {
         config: Arc<ServiceConfig>,
         auth: Arc<Authenticator>,
         location: Arc<Location>,
+        listeners: Arc<Listeners>,
     ) -> Self {
         Registrar {
             config,
             auth,
             location,
+            listeners,
         }
+    }
+
+    /// The Path and flow to keep for a REGISTER whose Path may name this front-end: one that
+    /// passed through here on its way to another pool and was sent back (two pools disagreeing
+    /// for a moment about the user's home pool, just after a move). What lies beyond this
+    /// front-end's own entry is reached from here directly: the entries nearer the client, and
+    /// the first of them (or the contact) by its address rather than by the pool it came
+    /// back from.
+    fn beyond_ourselves(
+        &self,
+        mut path: Vec<String>,
+        contact: Option<&str>,
+        source: &Source,
+    ) -> (Vec<String>, Source) {
+        let own = path.iter().rposition(|p| {
+            Contact::parse(p)
+                .ok()
+                .and_then(|c| {
+                    c.address()
+                        .map(|a| self.listeners.is_ours(a.uri(), &self.config))
+                })
+                .unwrap_or(false)
+        });
+        let Some(own) = own else {
+            return (path, *source);
+        };
+        path.drain(..=own);
+        let next = match path.first() {
+            Some(p) => Contact::parse(p)
+                .ok()
+                .and_then(|c| c.address().map(|a| a.uri().as_str().to_owned())),
+            None => contact.map(str::to_owned),
+        };
+        let flow = next
+            .and_then(|n| self.listeners.resolve_direct(&n))
+            .unwrap_or(*source);
+        debug!(?path, peer = %flow.peer, "REGISTER came back through this front-end: its own Path entry dropped");
+        (path, flow)
     }
 
     /// Handles one REGISTER from `source`.
@@ -193,6 +235,8 @@ impl Registrar {
                 Err(_) => return refuse(400, "Bad Path"),
             }
         }
+        let (path, flow) =
+            self.beyond_ourselves(path, updates.first().map(|u| u.contact.as_str()), source);
         let now = Instant::now();
         let bindings = if contacts.is_empty() {
             self.location.lookup(&aor, now)
@@ -204,7 +248,7 @@ impl Registrar {
                 remove_all: wildcard,
                 contacts: updates.clone(),
                 path: path.clone(),
-                flow: *source,
+                flow,
                 user_agent: req.user_agent().map(str::to_owned),
             };
             match self.location.update(update, now) {

@@ -230,6 +230,7 @@ impl Router {
                 Arc::clone(&config),
                 Arc::clone(&auth),
                 Arc::clone(&location),
+                Arc::clone(&listeners),
             ),
             proxy: Proxy::new(Arc::clone(&responder)),
             messaging: Messaging::new(

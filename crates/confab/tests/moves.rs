@@ -215,6 +215,48 @@ fn a_bulk_move_killed_midway_leaves_everyone_homed_once_and_a_rerun_completes_it
     users(&d, USERS);
     let everyone: Vec<String> = homes(&d).into_keys().collect();
     assert_eq!(everyone.len(), USERS);
+    // Every 20th user owns a presence rule and a queued message: the invariant check counts
+    // them after the kill and after the rerun.
+    with_store(&d.data, |store| async move {
+        for i in (20..=USERS).step_by(20) {
+            let user = addr(&format!("user{i}@localhost"));
+            store
+                .set_presence_rule(
+                    &user,
+                    &Watcher::parse("user1@localhost").expect("watcher"),
+                    PresenceLevel::Colleagues,
+                )
+                .await
+                .expect("rule");
+            store
+                .store_offline_message(
+                    &NewOfflineMessage {
+                        to_user: user,
+                        from_uri: "sip:user1@localhost".into(),
+                        content_type: "text/plain".into(),
+                        body: format!("for user{i}").into_bytes(),
+                        received_at: 1_900_000_000,
+                    },
+                    10,
+                    Duration::from_secs(u32::MAX.into()),
+                )
+                .await
+                .expect("offline");
+        }
+    });
+    let owned = |d: &Deployment| {
+        with_store(&d.data, |store| async move {
+            let (mut rules, mut queued) = (0, 0);
+            for i in (20..=USERS).step_by(20) {
+                let user = addr(&format!("user{i}@localhost"));
+                rules += store.presence_rules(&user).await.expect("rules").len();
+                queued += store.offline_message_count(&user).await.expect("count");
+            }
+            (rules, queued)
+        })
+    };
+    let data_before = owned(&d);
+    assert_eq!(data_before, (USERS / 20, (USERS / 20) as u64));
 
     // One user per transaction, so the kill lands between or inside batches.
     let mut cmd = common::confab(&[
@@ -256,6 +298,7 @@ fn a_bulk_move_killed_midway_leaves_everyone_homed_once_and_a_rerun_completes_it
     let stayed = after_kill.values().filter(|p| *p == "default").count();
     println!("killed with {moved} of {USERS} moved ({moved_at_kill} seen before the kill)");
     assert_eq!(after_kill.len(), USERS, "no user lost");
+    assert_eq!(owned(&d), data_before, "no user data lost by the kill");
     assert_eq!(
         moved + stayed,
         USERS,
@@ -288,6 +331,7 @@ fn a_bulk_move_killed_midway_leaves_everyone_homed_once_and_a_rerun_completes_it
     let mut expected: Vec<&String> = everyone.iter().collect();
     expected.sort();
     assert_eq!(names, expected, "the same users, none lost or added");
+    assert_eq!(owned(&d), data_before, "no user data lost by the rerun");
     // Each user's move is in the change feed exactly once.
     let moves = with_store(&d.data, |store| async move {
         store.changes_since(0, 100_000).await.expect("feed")

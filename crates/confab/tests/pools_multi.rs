@@ -55,7 +55,7 @@ fn two_pools() -> (Running, Running) {
         1,
     );
     publish(&data, a.addr("udp"), b.addr("udp"));
-    // Both front-ends follow the change feed (polled every second): wait until the first has
+    // Both front-ends follow the change feed (polled every `confab_store::POLL_INTERVAL`): wait until the first has
     // read both published versions (the second names b's address) before any client talks.
     let deadline = Instant::now() + WAIT;
     while a.stderr().matches("topology read again").count() < 2 {
