@@ -30,8 +30,42 @@ pub struct MoveRequest {
     pub from: Option<String>,
     /// Only users of this SIP domain.
     pub domain: Option<String>,
+    /// Only users whose address matches this pattern: `*` any run of characters, `?` one,
+    /// case-insensitive (`sales-*@example.com`).
+    pub filter: Option<String>,
     /// The pool they move to.
     pub to: String,
+}
+
+/// True when `text` matches the glob `pattern` (`*` any run, `?` one character; letters
+/// compared case-insensitively). Linear in practice: on a mismatch after a `*`, the `*`
+/// takes one character more and the rest is tried again.
+pub fn matches(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let t: Vec<char> = text.to_lowercase().chars().collect();
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while j < t.len() {
+        match p.get(i) {
+            Some('*') => {
+                star = Some((i, j));
+                i += 1;
+            }
+            Some(&c) if c == '?' || c == t[j] => {
+                i += 1;
+                j += 1;
+            }
+            _ => match star {
+                Some((si, sj)) => {
+                    i = si + 1;
+                    j = sj + 1;
+                    star = Some((si, sj + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
 }
 
 /// The users `request` would move, checked: the target pool (and `from`, `domain`) exist,
@@ -84,9 +118,22 @@ pub async fn plan(store: &Store, request: &MoveRequest) -> Result<Vec<UserSummar
             .filter(|u| domain.as_deref().is_none_or(|d| u.address.domain() == d))
             .collect()
     };
+    if let Some(f) = &request.filter {
+        if f.is_empty() || f.chars().any(char::is_control) {
+            return Err(OpsError::MoveSelection(
+                "--filter takes a pattern of the users' addresses, e.g. 'sales-*@example.com'",
+            ));
+        }
+    }
     Ok(selected
         .into_iter()
         .filter(|u| u.pool != request.to)
+        .filter(|u| {
+            request
+                .filter
+                .as_deref()
+                .is_none_or(|f| matches(f, &u.address.to_string()))
+        })
         .collect())
 }
 
@@ -102,4 +149,24 @@ pub async fn move_batch(
         tracing::info!(user = %m.address, from = %m.from, to, "user moved");
     }
     Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn patterns_of_addresses() {
+        assert!(matches("sales-*@example.com", "sales-bob@example.com"));
+        assert!(matches("SALES-*@Example.com", "sales-bob@example.COM"));
+        assert!(matches("*", "anyone@anywhere"));
+        assert!(matches("user?@*", "user7@localhost"));
+        assert!(!matches("user?@*", "user17@localhost"));
+        assert!(matches("*a*b*", "xxaxxbxx"));
+        assert!(!matches("*a*b", "xxaxxbxx"));
+        assert!(matches("a*a*a", "aaaaa"));
+        assert!(!matches("alice@example.com", "alice@example.co"));
+        assert!(matches("", ""));
+        assert!(!matches("", "x"));
+    }
 }

@@ -397,6 +397,44 @@ async fn users_of_a_legacy_pool_are_reached_through_its_next_hop() {
     ));
 }
 
+/// Users `{prefix}1` … `{prefix}{n}` (password `<name>-pw`) in the directory of `stores`.
+fn add_users(stores: &MemoryStores, prefix: &str, n: usize) -> Vec<String> {
+    let users: Vec<String> = (1..=n).map(|i| format!("{prefix}{i}")).collect();
+    for u in &users {
+        stores
+            .directory
+            .add_user(&format!("{u}@{DOMAIN}"), &format!("{u}-pw"));
+    }
+    users
+}
+
+/// Homes `users` and the deployment's alice, bob and carol on pool `a`.
+fn home_on_a(stores: &MemoryStores, users: &[String]) {
+    for u in users
+        .iter()
+        .map(String::as_str)
+        .chain(["alice", "bob", "carol"])
+    {
+        assert!(stores
+            .directory
+            .set_home_pool(&format!("{u}@{DOMAIN}"), Some("a")));
+    }
+}
+
+/// Waits until every one of `users` has its registration written behind.
+async fn written_behind(stores: &MemoryStores, users: &[String]) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while users.iter().any(|u| {
+        stores
+            .registrations
+            .get(&format!("{u}@{DOMAIN}"))
+            .is_empty()
+    }) {
+        assert!(std::time::Instant::now() < deadline, "never written behind");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The owner of `user` among the members at `addrs`, as every front-end computes it.
 fn owner_of(user: &str, addrs: &[std::net::SocketAddr]) -> usize {
     let keys: Vec<String> = addrs.iter().map(|a| format!("udp://{a}")).collect();
@@ -408,23 +446,10 @@ fn owner_of(user: &str, addrs: &[std::net::SocketAddr]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_members_of_a_pool_share_its_users_and_take_over_from_one_that_stops() {
     let stores = MemoryStores::default();
-    let users: Vec<String> = (1..=8).map(|i| format!("u{i}")).collect();
-    for u in &users {
-        stores
-            .directory
-            .add_user(&format!("{u}@{DOMAIN}"), &format!("{u}-pw"));
-    }
+    let users = add_users(&stores, "u", 8);
     let m1 = Deployment::start_with(config("a"), stores.clone()).await;
     let m2 = Deployment::start_with(config("a"), stores.clone()).await;
-    for u in users
-        .iter()
-        .map(String::as_str)
-        .chain(["alice", "bob", "carol"])
-    {
-        assert!(stores
-            .directory
-            .set_home_pool(&format!("{u}@{DOMAIN}"), Some("a")));
-    }
+    home_on_a(&stores, &users);
     stores.pools.set(vec![PoolRecord {
         name: "a".into(),
         kind: PoolKindRecord::FrontEnd,
@@ -486,16 +511,7 @@ async fn the_members_of_a_pool_share_its_users_and_take_over_from_one_that_stops
     assert_eq!(got.body(), b"m1 to m2");
 
     // Everything is in the store once written behind; then m2 stops.
-    let deadline = std::time::Instant::now() + WAIT;
-    while users.iter().any(|u| {
-        stores
-            .registrations
-            .get(&format!("{u}@{DOMAIN}"))
-            .is_empty()
-    }) {
-        assert!(std::time::Instant::now() < deadline, "never written behind");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    written_behind(&stores, &users).await;
     let Deployment { server, router, .. } = m2;
     server.stop().await;
     drop(router);
@@ -532,22 +548,9 @@ async fn the_members_of_a_pool_share_its_users_and_take_over_from_one_that_stops
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_joining_a_pool_is_handed_its_share_of_users() {
     let stores = MemoryStores::default();
-    let users: Vec<String> = (1..=12).map(|i| format!("j{i}")).collect();
-    for u in &users {
-        stores
-            .directory
-            .add_user(&format!("{u}@{DOMAIN}"), &format!("{u}-pw"));
-    }
+    let users = add_users(&stores, "j", 12);
     let m1 = Deployment::start_with(config("a"), stores.clone()).await;
-    for u in users
-        .iter()
-        .map(String::as_str)
-        .chain(["alice", "bob", "carol"])
-    {
-        assert!(stores
-            .directory
-            .set_home_pool(&format!("{u}@{DOMAIN}"), Some("a")));
-    }
+    home_on_a(&stores, &users);
     // m1 alone serves everyone.
     let mut clients = Vec::new();
     for u in &users {
@@ -556,16 +559,7 @@ async fn a_member_joining_a_pool_is_handed_its_share_of_users() {
         clients.push(ua);
     }
     assert_eq!(m1.router.stats().registered, users.len());
-    let deadline = std::time::Instant::now() + WAIT;
-    while users.iter().any(|u| {
-        stores
-            .registrations
-            .get(&format!("{u}@{DOMAIN}"))
-            .is_empty()
-    }) {
-        assert!(std::time::Instant::now() < deadline, "never written behind");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    written_behind(&stores, &users).await;
 
     // m2 joins: it takes the users it now owns from the store; m1 forgets them.
     let m2 = Deployment::start_with(config("a"), stores.clone()).await;

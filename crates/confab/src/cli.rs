@@ -395,6 +395,11 @@ pub struct UserMoveArgs {
     #[arg(long, value_name = "DOMAIN")]
     pub domain: Option<String>,
 
+    /// Only users whose address matches PATTERN: * any characters, ? one, case-insensitive
+    /// (quote it for the shell: --filter 'sales-*@example.com')
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+
     /// List who would move, and move nobody
     #[arg(long)]
     pub dry_run: bool,

@@ -37,6 +37,7 @@ pub fn run(deployment: &DeploymentArgs, args: &UserMoveArgs, json: bool) -> Exit
         users: args.users.clone(),
         from: args.from.clone(),
         domain: args.domain.clone(),
+        filter: args.filter.clone(),
         to: args.to.clone(),
     };
     manage::run(deployment, |store| async move {

@@ -209,6 +209,41 @@ fn refusals_say_how_to_fix_them_and_change_nothing() {
 }
 
 #[test]
+fn a_bulk_move_takes_only_the_users_its_filter_matches() {
+    let d = two_pools();
+    users(&d, 12);
+    let out = d.run(
+        &[
+            "user", "move", "--from", "default", "--to", "pool2", "--filter", "USER1?@*", "--json",
+        ],
+        None,
+    );
+    assert_success(&out);
+    let moved: Vec<String> = json(&out)["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .map(|u| u["address"].as_str().expect("address").to_owned())
+        .collect();
+    assert_eq!(
+        moved,
+        ["user10@localhost", "user11@localhost", "user12@localhost"]
+    );
+    let h = homes(&d);
+    assert_eq!(h.values().filter(|p| *p == "pool2").count(), 3);
+    assert_eq!(h["user1@localhost"], "default");
+    let head = d.changes();
+    let out = d.run(
+        &[
+            "user", "move", "--from", "default", "--to", "pool2", "--filter", "",
+        ],
+        None,
+    );
+    assert_fails(&out, 1, "--filter takes a pattern");
+    assert_eq!(d.changes(), head, "a refused filter moves nobody");
+}
+
+#[test]
 fn a_bulk_move_killed_midway_leaves_everyone_homed_once_and_a_rerun_completes_it() {
     const USERS: usize = 1_000;
     let d = two_pools();
