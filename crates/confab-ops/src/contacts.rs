@@ -9,6 +9,7 @@
 //!
 //! Change control hooks in here as in [`crate::users`] (issue 8).
 
+use crate::control::{self, ChangeContext, Done, Right};
 use confab_store::{
     Address, ContactEntry, ContactGroup, ContactList, GroupEntries, IfContactExists, NewContact,
     PresenceLevel, PresenceRule, Store, StoreError, Watcher,
@@ -181,10 +182,12 @@ pub async fn list(store: &Store, user: &Address) -> Result<ContactsView, OpsErro
 /// the list holds already gets the new name and group instead of being refused.
 pub async fn add(
     store: &Store,
+    ctx: &ChangeContext<'_>,
     user: &Address,
     contact: NewContact,
     update: bool,
 ) -> Result<ContactView, OpsError> {
+    ctx.require(Right::ManageUsers)?;
     let contact = NewContact {
         display_name: display_name(contact.display_name)?,
         ..contact
@@ -207,11 +210,26 @@ pub async fn add(
         Err(e) => return Err(refusal(user, e)),
     };
     tracing::info!(%user, contact = %entry.address, "contact added");
-    Ok(entry.into())
+    let view: ContactView = entry.into();
+    recorded(
+        store,
+        ctx,
+        user,
+        format!("add contact {} to {user}'s list", view.address),
+        serde_json::json!({ "op": "contacts.add", "user": user.to_string(), "contact": view.address.to_string() }),
+    )
+    .await?;
+    Ok(view)
 }
 
 /// Removes `contact` from a user's list.
-pub async fn remove(store: &Store, user: &Address, contact: &Address) -> Result<(), OpsError> {
+pub async fn remove(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    user: &Address,
+    contact: &Address,
+) -> Result<(), OpsError> {
+    ctx.require(Right::ManageUsers)?;
     match store.remove_contact(user, contact).await {
         Ok(()) => {}
         Err(StoreError::NotFound {
@@ -225,42 +243,74 @@ pub async fn remove(store: &Store, user: &Address, contact: &Address) -> Result<
         Err(e) => return Err(refusal(user, e)),
     }
     tracing::info!(%user, %contact, "contact removed");
-    Ok(())
+    recorded(
+        store,
+        ctx,
+        user,
+        format!("remove contact {contact} from {user}'s list"),
+        serde_json::json!({ "op": "contacts.remove", "user": user.to_string(), "contact": contact.to_string() }),
+    )
+    .await
 }
 
 /// Adds a contact group at the end of a user's display order.
-pub async fn add_group(store: &Store, user: &Address, name: &str) -> Result<GroupView, OpsError> {
+pub async fn add_group(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    user: &Address,
+    name: &str,
+) -> Result<GroupView, OpsError> {
+    ctx.require(Right::ManageUsers)?;
     let group = store
         .add_contact_group(user, name)
         .await
         .map_err(|e| refusal(user, e))?;
     tracing::info!(%user, group = %group.name, "contact group added");
+    recorded(
+        store,
+        ctx,
+        user,
+        format!("add contact group '{}' for {user}", group.name),
+        serde_json::json!({ "op": "contacts.group.add", "user": user.to_string(), "group": group.name }),
+    )
+    .await?;
     Ok(group_view(group, &[]))
 }
 
 /// Renames a contact group; its contacts and place stay.
 pub async fn rename_group(
     store: &Store,
+    ctx: &ChangeContext<'_>,
     user: &Address,
     from: &str,
     to: &str,
 ) -> Result<(), OpsError> {
+    ctx.require(Right::ManageUsers)?;
     store
         .rename_contact_group(user, from, to)
         .await
         .map_err(|e| refusal(user, e))?;
     tracing::info!(%user, from, to, "contact group renamed");
-    Ok(())
+    recorded(
+        store,
+        ctx,
+        user,
+        format!("rename contact group '{from}' of {user} to '{to}'"),
+        serde_json::json!({ "op": "contacts.group.rename", "user": user.to_string(), "from": from, "to": to }),
+    )
+    .await
 }
 
 /// Removes a contact group. One that holds contacts is refused unless `move_to_no_group`,
 /// which keeps them in the list without a group.
 pub async fn remove_group(
     store: &Store,
+    ctx: &ChangeContext<'_>,
     user: &Address,
     name: &str,
     move_to_no_group: bool,
 ) -> Result<GroupRemoved, OpsError> {
+    ctx.require(Right::ManageUsers)?;
     let entries = if move_to_no_group {
         GroupEntries::MoveToNoGroup
     } else {
@@ -284,11 +334,42 @@ pub async fn remove_group(
         .await
         .map_err(|e| refusal(user, e))?;
     tracing::info!(%user, group = name.trim(), moved, "contact group removed");
+    recorded(
+        store,
+        ctx,
+        user,
+        format!("remove contact group '{}' of {user}", name.trim()),
+        serde_json::json!({ "op": "contacts.group.remove", "user": user.to_string(), "group": name.trim(), "moved_to_no_group": moved }),
+    )
+    .await?;
     Ok(GroupRemoved {
         user: user.clone(),
         group: name.trim().to_owned(),
         moved_to_no_group: moved,
     })
+}
+
+/// Records a standard change of a user's contacts or presence rules.
+async fn recorded(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    user: &Address,
+    title: String,
+    operation: serde_json::Value,
+) -> Result<(), OpsError> {
+    control::record(
+        store,
+        ctx,
+        Done {
+            title,
+            reason: format!("standard change: {user}'s contacts or presence rules"),
+            operation: control::json(&operation),
+            before: None,
+            after: None,
+        },
+    )
+    .await
+    .map(|_| ())
 }
 
 /// A user's presence rules, by domain, a domain's own rule before its users'.
@@ -303,16 +384,26 @@ pub async fn presence_rules(store: &Store, user: &Address) -> Result<Vec<RuleVie
 /// Sets what `watcher` may see of a user, replacing the watcher's earlier rule.
 pub async fn set_presence_rule(
     store: &Store,
+    ctx: &ChangeContext<'_>,
     user: &Address,
     watcher: &Watcher,
     level: PresenceLevel,
 ) -> Result<RuleChange, OpsError> {
+    ctx.require(Right::ManageUsers)?;
     let changed = store
         .set_presence_rule(user, watcher, level)
         .await
         .map_err(|e| refusal(user, e))?;
     if changed {
         tracing::info!(%user, %watcher, %level, "presence rule set");
+        recorded(
+            store,
+            ctx,
+            user,
+            format!("let {watcher} see {user} as {level}"),
+            serde_json::json!({ "op": "presence-rules.set", "user": user.to_string(), "watcher": watcher.to_string(), "level": level.to_string() }),
+        )
+        .await?;
     }
     Ok(RuleChange {
         user: user.clone(),
@@ -327,9 +418,11 @@ pub async fn set_presence_rule(
 /// Removes the presence rule for `watcher`.
 pub async fn remove_presence_rule(
     store: &Store,
+    ctx: &ChangeContext<'_>,
     user: &Address,
     watcher: &Watcher,
 ) -> Result<(), OpsError> {
+    ctx.require(Right::ManageUsers)?;
     match store.remove_presence_rule(user, watcher).await {
         Ok(()) => {}
         Err(StoreError::NotFound {
@@ -344,5 +437,12 @@ pub async fn remove_presence_rule(
         Err(e) => return Err(refusal(user, e)),
     }
     tracing::info!(%user, %watcher, "presence rule removed");
-    Ok(())
+    recorded(
+        store,
+        ctx,
+        user,
+        format!("remove the presence rule of {user} for {watcher}"),
+        serde_json::json!({ "op": "presence-rules.remove", "user": user.to_string(), "watcher": watcher.to_string() }),
+    )
+    .await
 }

@@ -130,6 +130,46 @@ pub enum OpsError {
         /// The pool.
         pool: String,
     },
+    /// The administrator's roles do not grant what the operation needs.
+    #[error(
+        "administrator '{administrator}' may not {right}; an administrator with the role {roles} \
+         can, or one with the admin right can give '{administrator}' such a role"
+    )]
+    Denied {
+        /// Who asked.
+        administrator: String,
+        /// What was asked, in words.
+        right: String,
+        /// The roles that grant it.
+        roles: String,
+    },
+    /// A sign-in with an unknown name or a wrong token.
+    #[error(
+        "cannot sign in as administrator '{name}': no such administrator, or not its token; \
+         check the credentials file in the data directory (or CONFAB_ADMIN and \
+         CONFAB_ADMIN_TOKEN)"
+    )]
+    SignIn {
+        /// The name given.
+        name: String,
+    },
+    /// The administrator is disabled.
+    #[error("administrator '{name}' is disabled; another administrator with the admin role can enable it")]
+    Disabled {
+        /// The name.
+        name: String,
+    },
+    /// A mutation reached with a context authorised for something else.
+    #[error("this change was authorised to {authorised}, not to {wanted}; authorise it for what it does")]
+    OutsideChange {
+        /// What the context allows.
+        authorised: String,
+        /// What the operation needed.
+        wanted: String,
+    },
+    /// The system's random source failed.
+    #[error("no randomness for a new secret: {0}")]
+    Random(String),
     /// The topology document has problems; each says where and how to fix it.
     #[error(
         "the topology document has {} problem(s); nothing was changed: {}",

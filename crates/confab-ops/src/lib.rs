@@ -12,19 +12,26 @@
 //! Nothing else writes to the management store around it. It reaches SIP only through
 //! `confab-ua`.
 //!
-//! Built so far: [`users`] (add, list, show, set a password, disable, enable, remove),
-//! [`moves`] of users between pools (single and bulk, crash-safe batches), users'
-//! [`contacts`] (contact lists, groups and presence rules) and the [`topology`]: documents
-//! validated, diffed, published as versions and exported, pools and domains, with the
-//! defaults of a first start. Change records and the audit log arrive
-//! with their issue; each module says where they hook in.
+//! Built so far: [`control`] (administrators signing in, roles and rights, the change
+//! context every mutation takes, standard change records), [`users`] (add, list, show, set a
+//! password, disable, enable, remove), [`moves`] of users between pools (single and bulk,
+//! crash-safe batches), users' [`contacts`] (contact lists, groups and presence rules) and
+//! the [`topology`]: documents validated, diffed, published as versions and exported, pools
+//! and domains, with the defaults of a first start. Every public function that changes the
+//! store takes a [`control::ChangeContext`], except the defaults of a first start, which the
+//! deployment makes before it has an administrator. Not yet: normal changes waiting for
+//! approval, emergency changes, rollback, backups, migration.
 //!
 //! ```no_run
-//! # async fn demo(store: &confab_store::Store) -> Result<(), confab_ops::OpsError> {
+//! # async fn demo(store: &confab_store::Store, token: &str) -> Result<(), confab_ops::OpsError> {
+//! use confab_ops::control::{self, Right};
 //! use confab_ops::{users, Password};
-//! use confab_store::Address;
+//! use confab_store::{Address, ChangeClass};
 //!
-//! let alice = users::add(store, users::NewAccount {
+//! // Who acts, and the proof that they may: without a context, no mutation compiles.
+//! let operator = control::sign_in(store, "admin", token).await?;
+//! let ctx = control::authorize(&operator, Right::ManageUsers, ChangeClass::Standard)?;
+//! let alice = users::add(store, &ctx, users::NewAccount {
 //!     address: Address::parse("alice@localhost")?,
 //!     pool: None, // the pool `default`
 //!     display_name: Some("Alice".into()),
@@ -39,6 +46,7 @@
 #![warn(missing_docs)]
 
 pub mod contacts;
+pub mod control;
 mod error;
 pub mod moves;
 mod password;

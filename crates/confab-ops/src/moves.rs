@@ -9,11 +9,14 @@
 //! is still on the old pool. The old pool is drained by the same transaction and by its
 //! front-ends following the change feed (see the store's documentation); everything the user
 //! owns — credentials, contact list, presence rules, queued offline messages — stays with the
-//! user. Change records will wrap each move when change control arrives: the plan below is
-//! the "before" of such a record, the outcome its "after".
+//! user. A move is one change record: opened before the first batch
+//! ([`crate::control::begin`], with the plan), implemented after the last
+//! ([`crate::control::finish`], with who moved): a move killed half-way leaves its record
+//! requested, which is what happened.
 
 use confab_store::{Address, MovedUser, Store, UserFilter};
 
+use crate::control::{ChangeContext, Right};
 use crate::users::{check_domain, check_pool, UserSummary};
 use crate::OpsError;
 
@@ -141,9 +144,11 @@ pub async fn plan(store: &Store, request: &MoveRequest) -> Result<Vec<UserSummar
 /// (a user already there is passed over).
 pub async fn move_batch(
     store: &Store,
+    ctx: &ChangeContext<'_>,
     users: &[Address],
     to: &str,
 ) -> Result<Vec<MovedUser>, OpsError> {
+    ctx.require(Right::MoveUsers(users.len()))?;
     let moved = store.move_users(users, to).await?;
     for m in &moved {
         tracing::info!(user = %m.address, from = %m.from, to, "user moved");

@@ -4,12 +4,29 @@
 use confab_store::{Address, Registration, Store, StoreLocation, UserFilter};
 use confab_ua::credentials::{ha1, Algorithm};
 
+use crate::control::{self, ChangeContext, Operator, Right};
 use crate::users::{self, NewAccount};
 use crate::{topology, OpsError, Password};
+use confab_store::ChangeClass;
 
 struct Fixture {
     store: Store,
+    operator: Operator,
     _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A standard change managing users, by the first administrator.
+    fn users(&self) -> ChangeContext<'_> {
+        control::authorize(&self.operator, Right::ManageUsers, ChangeClass::Standard)
+            .expect("the first administrator manages users")
+    }
+
+    /// A standard change of the topology, by the first administrator.
+    fn topo(&self) -> ChangeContext<'_> {
+        control::authorize(&self.operator, Right::ManageTopology, ChangeClass::Standard)
+            .expect("the first administrator changes the topology")
+    }
 }
 
 /// A fresh store with the defaults of a first start: domain `localhost`, pool `default`.
@@ -23,7 +40,18 @@ async fn fixture() -> Fixture {
         .expect("defaults");
     assert_eq!(created.domain.as_deref(), Some("localhost"));
     assert_eq!(created.pool.as_deref(), Some("default"));
-    Fixture { store, _dir: dir }
+    let token = control::bootstrap(&store)
+        .await
+        .expect("bootstrap")
+        .expect("a first administrator");
+    let operator = control::sign_in(&store, control::FIRST_ADMINISTRATOR, &token)
+        .await
+        .expect("signed in");
+    Fixture {
+        store,
+        operator,
+        _dir: dir,
+    }
 }
 
 fn addr(text: &str) -> Address {
@@ -70,6 +98,7 @@ async fn add_stores_ha1_per_algorithm_for_the_domain_realm() {
     let f = fixture().await;
     let added = users::add(
         &f.store,
+        &f.users(),
         NewAccount {
             display_name: Some("  Alice Liddell ".into()),
             ..account("alice@LocalHost", "correct horse")
@@ -111,13 +140,21 @@ async fn add_stores_ha1_per_algorithm_for_the_domain_realm() {
 #[tokio::test]
 async fn add_refusals_change_nothing_and_say_what_to_do() {
     let f = fixture().await;
-    users::add(&f.store, account("alice@localhost", "first password"))
-        .await
-        .expect("added");
+    users::add(
+        &f.store,
+        &f.users(),
+        account("alice@localhost", "first password"),
+    )
+    .await
+    .expect("added");
 
     let e = refused(
         &f.store,
-        users::add(&f.store, account("bob@example.org", "a password")),
+        users::add(
+            &f.store,
+            &f.users(),
+            account("bob@example.org", "a password"),
+        ),
     )
     .await;
     assert!(matches!(e, OpsError::UnknownDomain { .. }), "{e:?}");
@@ -129,6 +166,7 @@ async fn add_refusals_change_nothing_and_say_what_to_do() {
         &f.store,
         users::add(
             &f.store,
+            &f.users(),
             NewAccount {
                 pool: Some("pool-b".into()),
                 ..account("bob@localhost", "a password")
@@ -146,7 +184,11 @@ async fn add_refusals_change_nothing_and_say_what_to_do() {
         .expect("credentials");
     let e = refused(
         &f.store,
-        users::add(&f.store, account("alice@LOCALHOST", "second password")),
+        users::add(
+            &f.store,
+            &f.users(),
+            account("alice@LOCALHOST", "second password"),
+        ),
     )
     .await;
     assert!(matches!(e, OpsError::UserExists { .. }), "{e:?}");
@@ -166,6 +208,7 @@ async fn add_refusals_change_nothing_and_say_what_to_do() {
         &f.store,
         users::add(
             &f.store,
+            &f.users(),
             NewAccount {
                 display_name: Some("   ".into()),
                 ..account("carol@localhost", "a password")
@@ -179,6 +222,7 @@ async fn add_refusals_change_nothing_and_say_what_to_do() {
         &f.store,
         users::add(
             &f.store,
+            &f.users(),
             NewAccount {
                 display_name: Some("bad\u{7}bell".into()),
                 ..account("carol@localhost", "a password")
@@ -214,11 +258,11 @@ fn password_rules() {
 #[tokio::test]
 async fn list_filters_by_pool_and_domain() {
     let f = fixture().await;
-    topology::add_domain(&f.store, "Example.COM")
+    topology::add_domain(&f.store, &f.topo(), "Example.COM")
         .await
         .expect("domain");
     for a in ["bob@localhost", "alice@localhost", "carol@example.com"] {
-        users::add(&f.store, account(a, "a password"))
+        users::add(&f.store, &f.users(), account(a, "a password"))
             .await
             .expect("added");
     }
@@ -278,9 +322,13 @@ async fn list_filters_by_pool_and_domain() {
 #[tokio::test]
 async fn show_counts_active_registrations_and_never_holds_ha1() {
     let f = fixture().await;
-    users::add(&f.store, account("alice@localhost", "a password"))
-        .await
-        .expect("added");
+    users::add(
+        &f.store,
+        &f.users(),
+        account("alice@localhost", "a password"),
+    )
+    .await
+    .expect("added");
     let now = i64::try_from(
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -341,11 +389,15 @@ async fn show_counts_active_registrations_and_never_holds_ha1() {
 async fn set_password_replaces_the_credentials() {
     let f = fixture().await;
     let alice = addr("alice@localhost");
-    users::add(&f.store, account("alice@localhost", "old password"))
-        .await
-        .expect("added");
+    users::add(
+        &f.store,
+        &f.users(),
+        account("alice@localhost", "old password"),
+    )
+    .await
+    .expect("added");
     let head = f.store.last_change_seq().await.expect("head");
-    users::set_password(&f.store, &alice, &password("new password"))
+    users::set_password(&f.store, &f.users(), &alice, &password("new password"))
         .await
         .expect("set");
     assert_eq!(
@@ -365,7 +417,12 @@ async fn set_password_replaces_the_credentials() {
     }
     let e = refused(
         &f.store,
-        users::set_password(&f.store, &addr("nobody@localhost"), &password("whatever")),
+        users::set_password(
+            &f.store,
+            &f.users(),
+            &addr("nobody@localhost"),
+            &password("whatever"),
+        ),
     )
     .await;
     assert!(matches!(e, OpsError::UnknownUser { .. }), "{e:?}");
@@ -375,11 +432,15 @@ async fn set_password_replaces_the_credentials() {
 async fn disable_enable_and_remove() {
     let f = fixture().await;
     let alice = addr("alice@localhost");
-    users::add(&f.store, account("alice@localhost", "a password"))
-        .await
-        .expect("added");
+    users::add(
+        &f.store,
+        &f.users(),
+        account("alice@localhost", "a password"),
+    )
+    .await
+    .expect("added");
 
-    let off = users::set_enabled(&f.store, &alice, false)
+    let off = users::set_enabled(&f.store, &f.users(), &alice, false)
         .await
         .expect("disabled");
     assert!(off.changed && !off.enabled);
@@ -390,11 +451,11 @@ async fn disable_enable_and_remove() {
             .user
             .enabled
     );
-    let again = users::set_enabled(&f.store, &alice, false)
+    let again = users::set_enabled(&f.store, &f.users(), &alice, false)
         .await
         .expect("disabled again");
     assert!(!again.changed, "already disabled");
-    let on = users::set_enabled(&f.store, &alice, true)
+    let on = users::set_enabled(&f.store, &f.users(), &alice, true)
         .await
         .expect("enabled");
     assert!(on.changed && on.enabled);
@@ -408,7 +469,9 @@ async fn disable_enable_and_remove() {
         "disabling keeps the credentials"
     );
 
-    users::remove(&f.store, &alice).await.expect("removed");
+    users::remove(&f.store, &f.users(), &alice)
+        .await
+        .expect("removed");
     assert!(f.store.find_user(&alice).await.expect("find").is_none());
     assert!(f
         .store
@@ -416,9 +479,13 @@ async fn disable_enable_and_remove() {
         .await
         .expect("credentials")
         .is_empty());
-    let e = refused(&f.store, users::remove(&f.store, &alice)).await;
+    let e = refused(&f.store, users::remove(&f.store, &f.users(), &alice)).await;
     assert!(matches!(e, OpsError::UnknownUser { .. }), "{e:?}");
-    let e = refused(&f.store, users::set_enabled(&f.store, &alice, true)).await;
+    let e = refused(
+        &f.store,
+        users::set_enabled(&f.store, &f.users(), &alice, true),
+    )
+    .await;
     assert!(matches!(e, OpsError::UnknownUser { .. }), "{e:?}");
 }
 
@@ -430,13 +497,21 @@ async fn domains_and_defaults() {
         .expect("defaults");
     assert!(!again.created_any(), "a second start creates nothing");
 
-    let added = topology::add_domain(&f.store, " Example.COM ")
+    let added = topology::add_domain(&f.store, &f.topo(), " Example.COM ")
         .await
         .expect("added");
     assert_eq!(added.name, "example.com");
-    let e = refused(&f.store, topology::add_domain(&f.store, "example.com")).await;
+    let e = refused(
+        &f.store,
+        topology::add_domain(&f.store, &f.topo(), "example.com"),
+    )
+    .await;
     assert!(e.to_string().contains("already exists"), "{e}");
-    let e = refused(&f.store, topology::add_domain(&f.store, "bad domain")).await;
+    let e = refused(
+        &f.store,
+        topology::add_domain(&f.store, &f.topo(), "bad domain"),
+    )
+    .await;
     assert!(e.to_string().contains("example.com"), "the fix: {e}");
 
     let names: Vec<String> = topology::domains(&f.store)
@@ -460,9 +535,13 @@ fn import_row(line: u64, address: &str, secret: &str) -> users::ImportRow {
 #[tokio::test]
 async fn import_checks_every_row_before_storing_any() {
     let f = fixture().await;
-    users::add(&f.store, account("alice@localhost", "first password"))
-        .await
-        .expect("added");
+    users::add(
+        &f.store,
+        &f.users(),
+        account("alice@localhost", "first password"),
+    )
+    .await
+    .expect("added");
     let rows = vec![
         import_row(2, "bob@localhost", "bobs password"),
         import_row(3, "alice@localhost", "another password"),
@@ -513,10 +592,14 @@ async fn import_failing_half_way_removes_what_it_stored() {
     assert_eq!(plan.len(), count);
     // Another administrator adds a user of the second batch between the check and the store.
     let late = format!("u{}@localhost", count - 1);
-    users::add(&f.store, account(&late, "someone elses password"))
-        .await
-        .expect("added");
-    let e = users::apply_import(&f.store, plan)
+    users::add(
+        &f.store,
+        &f.users(),
+        account(&late, "someone elses password"),
+    )
+    .await
+    .expect("added");
+    let e = users::apply_import(&f.store, &f.users(), plan)
         .await
         .expect_err("refused");
     assert!(

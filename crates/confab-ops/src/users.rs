@@ -11,10 +11,9 @@
 //! any, so that one run reports every bad row; it then stores the users in transactions of
 //! [`IMPORT_BATCH`] and, should one fail, removes the batches stored before it.
 //!
-//! Change control hooks in here (issue 8): each mutating function will take the acting
-//! administrator and the change record it belongs to, refuse without one, and append the
-//! record's before/after and an audit entry in the same transaction as the change. Until then
-//! these functions apply at once and nothing but the change feed records them.
+//! Change control: each mutating function takes a [`ChangeContext`] authorised to manage
+//! users, and records what it did as a standard change ([`control::record`]: the record with
+//! its before and after, and its audit entry). A refused operation records nothing.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +22,7 @@ use confab_store::{
 };
 use serde::{Serialize, Serializer};
 
+use crate::control::{self, ChangeContext, Done, Right};
 use crate::{OpsError, Password};
 
 mod import;
@@ -144,7 +144,12 @@ pub async fn check_new(store: &Store, address: &Address, pool: &str) -> Result<(
 }
 
 /// Adds a user with credentials made from its password.
-pub async fn add(store: &Store, new: NewAccount) -> Result<UserDetails, OpsError> {
+pub async fn add(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    new: NewAccount,
+) -> Result<UserDetails, OpsError> {
+    ctx.require(Right::ManageUsers)?;
     let pool = pool_or_default(new.pool.as_deref()).to_owned();
     let display_name = match new.display_name {
         None => None,
@@ -186,11 +191,28 @@ pub async fn add(store: &Store, new: NewAccount) -> Result<UserDetails, OpsError
         Err(e) => return Err(e.into()),
     };
     tracing::info!(user = %user.address, pool = %user.pool, "user added");
-    Ok(UserDetails {
+    let details = UserDetails {
         user: user.into(),
         credentials: infos(&credentials),
         registrations: 0,
-    })
+    };
+    control::record(
+        store,
+        ctx,
+        Done {
+            title: format!("add user {}", details.user.address),
+            reason: "standard change: add a user".into(),
+            operation: control::json(&serde_json::json!({
+                "op": "user.add",
+                "address": details.user.address.to_string(),
+                "pool": details.user.pool,
+            })),
+            before: None,
+            after: Some(control::json(&details.user)),
+        },
+    )
+    .await?;
+    Ok(details)
 }
 
 /// The users matching `filter`, by domain and user part. A pool or domain in the filter that
@@ -230,15 +252,33 @@ pub async fn show(store: &Store, address: &Address) -> Result<UserDetails, OpsEr
 /// Replaces all of a user's credentials with ones made from `password`, in one transaction.
 pub async fn set_password(
     store: &Store,
+    ctx: &ChangeContext<'_>,
     address: &Address,
     password: &Password,
 ) -> Result<UserDetails, OpsError> {
+    ctx.require(Right::ManageUsers)?;
     let credentials = password.credentials(address);
     store
         .set_credentials(address, &credentials)
         .await
         .map_err(|e| user_error(address, e))?;
     tracing::info!(user = %address, "password set");
+    control::record(
+        store,
+        ctx,
+        Done {
+            title: format!("reset the password of {address}"),
+            reason: "standard change: reset a password".into(),
+            // Never the password nor its digests.
+            operation: control::json(&serde_json::json!({
+                "op": "user.passwd",
+                "address": address.to_string(),
+            })),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
     show(store, address).await
 }
 
@@ -246,15 +286,33 @@ pub async fn set_password(
 /// messages) but the user may not sign in; front-ends learn of it from the change feed.
 pub async fn set_enabled(
     store: &Store,
+    ctx: &ChangeContext<'_>,
     address: &Address,
     enabled: bool,
 ) -> Result<EnabledChange, OpsError> {
+    ctx.require(Right::ManageUsers)?;
     let changed = store
         .set_enabled(address, enabled)
         .await
         .map_err(|e| user_error(address, e))?;
     if changed {
         tracing::info!(user = %address, enabled, "user enabled or disabled");
+        let verb = if enabled { "enable" } else { "disable" };
+        control::record(
+            store,
+            ctx,
+            Done {
+                title: format!("{verb} user {address}"),
+                reason: format!("standard change: {verb} a user"),
+                operation: control::json(&serde_json::json!({
+                    "op": format!("user.{verb}"),
+                    "address": address.to_string(),
+                })),
+                before: Some(control::json(&serde_json::json!({ "enabled": !enabled }))),
+                after: Some(control::json(&serde_json::json!({ "enabled": enabled }))),
+            },
+        )
+        .await?;
     }
     Ok(EnabledChange {
         address: address.clone(),
@@ -264,12 +322,33 @@ pub async fn set_enabled(
 }
 
 /// Removes a user with their credentials, registrations and offline messages.
-pub async fn remove(store: &Store, address: &Address) -> Result<(), OpsError> {
+pub async fn remove(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    address: &Address,
+) -> Result<(), OpsError> {
+    ctx.require(Right::ManageUsers)?;
+    let before = show(store, address).await?;
     store
         .remove_user(address)
         .await
         .map_err(|e| user_error(address, e))?;
     tracing::info!(user = %address, "user removed");
+    control::record(
+        store,
+        ctx,
+        Done {
+            title: format!("remove user {address}"),
+            reason: "standard change: remove a user".into(),
+            operation: control::json(&serde_json::json!({
+                "op": "user.remove",
+                "address": address.to_string(),
+            })),
+            before: Some(control::json(&before)),
+            after: None,
+        },
+    )
+    .await?;
     Ok(())
 }
 

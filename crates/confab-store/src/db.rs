@@ -412,6 +412,10 @@ impl Row {
         each!(self, Row, |row| row.try_get(column)).map_err(|e| decode(column, e))
     }
 
+    pub(crate) fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        each!(self, Row, |row| row.try_get(column)).map_err(|e| decode(column, e))
+    }
+
     pub(crate) fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
         each!(self, Row, |row| row.try_get(column)).map_err(|e| decode(column, e))
     }

@@ -41,6 +41,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admins;
+mod audit;
+mod changes;
 mod contacts;
 mod db;
 mod error;
@@ -57,6 +60,11 @@ mod topology;
 mod topology_publish;
 mod users;
 
+pub use admins::{Administrator, Role};
+pub use audit::{entry_hash, AuditBreak, AuditEntry, AuditVerdict, GENESIS};
+pub use changes::{
+    Approval, ChangeClass, ChangeFilter, ChangeRecord, ChangeState, Decision, NewChange,
+};
 pub use contacts::{
     ContactEntry, ContactGroup, ContactList, GroupEntries, IfContactExists, NewContact,
     PresenceLevel, PresenceRule, Watcher, MAX_GROUP_NAME,

@@ -51,10 +51,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_pool_members.sql"),
         postgres: include_str!("../migrations/postgres/0005_pool_members.sql"),
     },
+    Migration {
+        version: 6,
+        name: "change_control",
+        sqlite: include_str!("../migrations/sqlite/0006_change_control.sql"),
+        postgres: include_str!("../migrations/postgres/0006_change_control.sql"),
+    },
 ];
 
 /// The schema version this build creates and expects.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The advisory lock key that serialises migrations on PostgreSQL ("confab" and 1).
 const POSTGRES_LOCK_KEY: i64 = 0x0063_6f6e_6661_6201;

@@ -107,6 +107,97 @@ pub enum Command {
     /// TLS certificates for the tls:// and wss:// listeners
     #[command(subcommand)]
     Tls(TlsCommand),
+
+    /// Change records: list, show
+    ///
+    /// Every administrative change is recorded with its class (standard, normal, emergency),
+    /// state, requester, approvals and what it changed.
+    #[command(subcommand)]
+    Change(ChangeCommand),
+
+    /// The hash-chained audit log: list, verify
+    ///
+    /// Exit status of verify: 0 intact, 1 an entry modified, deleted or reordered (the first
+    /// bad one is named), 2 the store cannot be read.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+
+    /// Administrators of the deployment and their roles: list
+    ///
+    /// A first start creates the administrator `admin` with every role and writes its
+    /// credentials to admin.credentials in the data directory.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `confab change …`
+#[derive(Debug, Subcommand)]
+pub enum ChangeCommand {
+    /// List the change records, newest first
+    List(ChangeListArgs),
+
+    /// Show one change record
+    Show(ChangeShowArgs),
+}
+
+/// `confab change list`.
+#[derive(Debug, Args)]
+pub struct ChangeListArgs {
+    /// Only changes in this state: requested, approved, implemented, reviewed, rejected,
+    /// rolled-back
+    #[arg(long, value_name = "STATE", value_parser = change_state)]
+    pub state: Option<confab_store::ChangeState>,
+
+    /// Only changes of this class: standard, normal, emergency
+    #[arg(long, value_name = "CLASS", value_parser = change_class)]
+    pub class: Option<confab_store::ChangeClass>,
+}
+
+/// `confab change show`.
+#[derive(Debug, Args)]
+pub struct ChangeShowArgs {
+    /// The change's number
+    #[arg(value_name = "ID")]
+    pub id: i64,
+}
+
+/// `confab audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit entries in order
+    List(AuditListArgs),
+
+    /// Check the whole chain: every entry's hash, and each linked to the one before
+    Verify,
+}
+
+/// `confab audit list`.
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    /// Entries after this sequence number
+    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    pub after: i64,
+
+    /// At most this many entries
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: usize,
+}
+
+/// `confab admin …`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// List the administrators with their roles
+    List,
+}
+
+fn change_state(text: &str) -> Result<confab_store::ChangeState, String> {
+    text.parse()
+        .map_err(|e: confab_store::StoreError| e.to_string())
+}
+
+fn change_class(text: &str) -> Result<confab_store::ChangeClass, String> {
+    text.parse()
+        .map_err(|e: confab_store::StoreError| e.to_string())
 }
 
 /// Where to find the deployment: every management command and `serve` take these.

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use confab_ops::contacts::{self, ContactsView, RuleView};
+use confab_ops::control::{ChangeContext, Right};
 use confab_store::NewContact;
 
 use crate::cli::{ContactGroupCommand, ContactsCommand, DeploymentArgs, PresenceRulesCommand};
@@ -23,8 +24,11 @@ pub fn run(deployment: &DeploymentArgs, command: &ContactsCommand, json: bool) -
             }
             ContactsCommand::Add(args) => {
                 let (user, contact) = (&args.target.user, &args.target.contact);
+                let operator = manage::sign_in(&store, deployment).await?;
+                let ctx = manage::standard(&operator, Right::ManageUsers)?;
                 let added = contacts::add(
                     &store,
+                    &ctx,
                     user,
                     NewContact {
                         address: contact.clone(),
@@ -48,7 +52,9 @@ pub fn run(deployment: &DeploymentArgs, command: &ContactsCommand, json: bool) -
             }
             ContactsCommand::Remove(args) => {
                 let (user, contact) = (&args.user, &args.contact);
-                contacts::remove(&store, user, contact).await?;
+                let operator = manage::sign_in(&store, deployment).await?;
+                let ctx = manage::standard(&operator, Right::ManageUsers)?;
+                contacts::remove(&store, &ctx, user, contact).await?;
                 if json {
                     return print_json(&serde_json::json!({
                         "user": user.to_string(),
@@ -60,19 +66,24 @@ pub fn run(deployment: &DeploymentArgs, command: &ContactsCommand, json: bool) -
                     "removed {contact} from the contact list of {user}\n"
                 ))
             }
-            ContactsCommand::Group(group) => run_group(&store, group, json).await,
+            ContactsCommand::Group(group) => {
+                let operator = manage::sign_in(&store, deployment).await?;
+                let ctx = manage::standard(&operator, Right::ManageUsers)?;
+                run_group(&store, &ctx, group, json).await
+            }
         }
     })
 }
 
 async fn run_group(
     store: &confab_store::Store,
+    ctx: &ChangeContext<'_>,
     command: &ContactGroupCommand,
     json: bool,
 ) -> Result<(), manage::Failure> {
     match command {
         ContactGroupCommand::Add(args) => {
-            let group = contacts::add_group(store, &args.user, &args.group).await?;
+            let group = contacts::add_group(store, ctx, &args.user, &args.group).await?;
             if json {
                 return print_json(&group);
             }
@@ -83,7 +94,7 @@ async fn run_group(
         }
         ContactGroupCommand::Rename(args) => {
             let user = &args.target.user;
-            contacts::rename_group(store, user, &args.target.group, &args.new).await?;
+            contacts::rename_group(store, ctx, user, &args.target.group, &args.new).await?;
             if json {
                 return print_json(&serde_json::json!({
                     "user": user.to_string(),
@@ -100,7 +111,7 @@ async fn run_group(
         ContactGroupCommand::Remove(args) => {
             let user = &args.target.user;
             let removed =
-                contacts::remove_group(store, user, &args.target.group, args.move_to_no_group)
+                contacts::remove_group(store, ctx, user, &args.target.group, args.move_to_no_group)
                     .await?;
             if json {
                 return print_json(&removed);
@@ -164,7 +175,10 @@ pub fn run_presence_rules(
             }
             PresenceRulesCommand::Set(args) => {
                 let (user, watcher) = (&args.target.user, &args.target.watcher);
-                let change = contacts::set_presence_rule(&store, user, watcher, args.level).await?;
+                let operator = manage::sign_in(&store, deployment).await?;
+                let ctx = manage::standard(&operator, Right::ManageUsers)?;
+                let change =
+                    contacts::set_presence_rule(&store, &ctx, user, watcher, args.level).await?;
                 if json {
                     return print_json(&change);
                 }
@@ -183,7 +197,9 @@ pub fn run_presence_rules(
             }
             PresenceRulesCommand::Remove(args) => {
                 let (user, watcher) = (&args.user, &args.watcher);
-                contacts::remove_presence_rule(&store, user, watcher).await?;
+                let operator = manage::sign_in(&store, deployment).await?;
+                let ctx = manage::standard(&operator, Right::ManageUsers)?;
+                contacts::remove_presence_rule(&store, &ctx, user, watcher).await?;
                 if json {
                     return print_json(&serde_json::json!({
                         "user": user.to_string(),

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use confab_ops::control::Right;
 use confab_ops::topology;
 
 use crate::cli::{DeploymentArgs, DomainCommand};
@@ -11,7 +12,9 @@ use crate::manage::{self, print, print_json, table, utc};
 pub fn run(deployment: &DeploymentArgs, command: &DomainCommand, json: bool) -> ExitCode {
     match command {
         DomainCommand::Add(args) => manage::run(deployment, |store| async move {
-            let added = topology::add_domain(&store, &args.name).await?;
+            let operator = manage::sign_in(&store, deployment).await?;
+            let ctx = manage::standard(&operator, Right::ManageTopology)?;
+            let added = topology::add_domain(&store, &ctx, &args.name).await?;
             if json {
                 return print_json(&added);
             }

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod change;
 mod cli;
 mod contacts;
 mod domain;
@@ -67,6 +68,9 @@ fn main() -> ExitCode {
         Command::Topology(command) => topology::run(&cli.deployment, command, cli.json),
         Command::Pool(command) => topology::run_pool(&cli.deployment, command, cli.json),
         Command::Tls(TlsCommand::Generate(args)) => tls_generate::run(args, cli.json),
+        Command::Change(command) => change::run_change(&cli.deployment, command, cli.json),
+        Command::Audit(command) => change::run_audit(&cli.deployment, command, cli.json),
+        Command::Admin(command) => change::run_admin(&cli.deployment, command, cli.json),
     }
 }
 

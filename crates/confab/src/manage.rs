@@ -12,8 +12,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use confab_ops::control::{self, ChangeContext, Operator, Right};
 use confab_ops::OpsError;
-use confab_store::{Store, StoreError, StoreLocation, UnixTime};
+use confab_store::{ChangeClass, Store, StoreError, StoreLocation, UnixTime};
 use serde::Serialize;
 
 use crate::cli::DeploymentArgs;
@@ -130,6 +131,89 @@ pub async fn open(deployment: &DeploymentArgs) -> Result<Store, Failure> {
         }
     }
     Ok(Store::open(&location).await?)
+}
+
+/// The administrator a management command acts as: `CONFAB_ADMIN` and `CONFAB_ADMIN_TOKEN`,
+/// else the credentials file of the data directory (`admin.credentials`, which a first start
+/// writes). A deployment without any administrator (one created before change control)
+/// gets its first one here, as a first start would give it.
+pub async fn sign_in(store: &Store, deployment: &DeploymentArgs) -> Result<Operator, Failure> {
+    let data_dir = deployment
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let file = data_dir.join(crate::change::CREDENTIALS_FILE);
+    let (name, token) = match (
+        std::env::var("CONFAB_ADMIN"),
+        std::env::var("CONFAB_ADMIN_TOKEN"),
+    ) {
+        (Ok(name), Ok(token)) => (name, token),
+        _ => match std::fs::read_to_string(&file) {
+            Ok(text) => read_credentials(&text).ok_or_else(|| {
+                Failure::Failed(format!(
+                    "{} is not a credentials file (name = \"…\" and token = \"…\"); restore \
+                     it, or set CONFAB_ADMIN and CONFAB_ADMIN_TOKEN",
+                    file.display()
+                ))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match control::bootstrap(store).await? {
+                    Some(token) => {
+                        let path = crate::change::write_credentials(
+                            &data_dir,
+                            control::FIRST_ADMINISTRATOR,
+                            &token,
+                        )
+                        .map_err(|e| {
+                            Failure::Failed(format!(
+                                "cannot write the first administrator's credentials to {}: {e}",
+                                file.display()
+                            ))
+                        })?;
+                        eprintln!(
+                            "note: this deployment had no administrator; created '{}' with every \
+                             role, credentials in {}",
+                            control::FIRST_ADMINISTRATOR,
+                            path.display()
+                        );
+                        (control::FIRST_ADMINISTRATOR.to_owned(), token)
+                    }
+                    None => {
+                        return Err(Failure::Failed(format!(
+                            "sign in as an administrator: no credentials file at {} and no \
+                             CONFAB_ADMIN and CONFAB_ADMIN_TOKEN; copy the credentials file of \
+                             the data directory where the deployment first started, or ask an \
+                             administrator for a token",
+                            file.display()
+                        )))
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(Failure::Failed(format!(
+                    "cannot read the credentials file {}: {e}",
+                    file.display()
+                )))
+            }
+        },
+    };
+    Ok(control::sign_in(store, &name, &token).await?)
+}
+
+/// `name` and `token` from a credentials file.
+fn read_credentials(text: &str) -> Option<(String, String)> {
+    #[derive(serde::Deserialize)]
+    struct Credentials {
+        name: String,
+        token: String,
+    }
+    let c: Credentials = toml::from_str(text).ok()?;
+    Some((c.name, c.token))
+}
+
+/// A standard change by `operator` needing `right`, authorised.
+pub fn standard(operator: &Operator, right: Right) -> Result<ChangeContext<'_>, Failure> {
+    Ok(control::authorize(operator, right, ChangeClass::Standard)?)
 }
 
 /// A path as one shell word, quoted when it needs to be.

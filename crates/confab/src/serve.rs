@@ -115,6 +115,40 @@ async fn open_store(
             return Err(ExitCode::from(EXIT_RUNTIME));
         }
     };
+    // The first administrator, on a first start (or the first start after an upgrade to
+    // change control): its credentials go to the data directory, for whoever started it.
+    match confab_ops::control::bootstrap(&store).await {
+        Ok(None) => {}
+        Ok(Some(token)) => {
+            let written = std::fs::create_dir_all(&settings.data_dir).and_then(|()| {
+                crate::change::write_credentials(
+                    &settings.data_dir,
+                    confab_ops::control::FIRST_ADMINISTRATOR,
+                    &token,
+                )
+            });
+            match written {
+                Ok(path) => info!(
+                    administrator = confab_ops::control::FIRST_ADMINISTRATOR,
+                    credentials = %path.display(),
+                    "first administrator created, with every role"
+                ),
+                Err(e) => {
+                    eprintln!(
+                        "error: cannot write the first administrator's credentials to {}: {e}",
+                        settings.data_dir.display()
+                    );
+                    store.close().await;
+                    return Err(ExitCode::from(EXIT_RUNTIME));
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            store.close().await;
+            return Err(ExitCode::from(EXIT_RUNTIME));
+        }
+    }
     if !created.created_any() && settings.origin("domain") != Origin::Default {
         match topology::domains(&store).await {
             Ok(domains) if !domains.iter().any(|d| d.name == settings.domain) => warn!(

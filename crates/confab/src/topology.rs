@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use confab_ops::control::Right;
 use confab_ops::topology::{self, MemberSummary, PoolSummary, Problem, Severity};
 use confab_ops::OpsError;
 use confab_store::SQLITE_FILE;
@@ -27,8 +28,9 @@ pub fn run(deployment: &DeploymentArgs, command: &TopologyCommand, json: bool) -
             };
             let comment = args.comment.clone();
             manage::run(deployment, |store| async move {
-                // Change records hook in here: today the publication records who and why.
-                let published = topology::publish(&store, &text, &operator(), comment.as_deref())
+                let operator = manage::sign_in(&store, deployment).await?;
+                let ctx = manage::standard(&operator, Right::ManageTopology)?;
+                let published = topology::publish(&store, &ctx, &text, comment.as_deref())
                     .await
                     .map_err(|e| problems_failure(file, e))?;
                 print_warnings(file, &published.warnings);
@@ -352,12 +354,4 @@ fn print_warnings(file: &Path, problems: &[Problem]) {
     for p in problems {
         eprintln!("{}:{p}", file.display());
     }
-}
-
-/// Who publishes: the operating-system user, until change records name the administrator.
-fn operator() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.trim().is_empty() && !u.chars().any(char::is_control))
-        .unwrap_or_else(|| "unknown".to_owned())
 }

@@ -4,6 +4,7 @@
 
 use std::process::ExitCode;
 
+use confab_ops::control::Right;
 use confab_ops::users::{self, EnabledChange, NewAccount, UserDetails, UserSummary};
 use confab_store::{Address, UserFilter};
 
@@ -35,6 +36,8 @@ fn add(deployment: &DeploymentArgs, args: &UserAddArgs, json: bool) -> ExitCode 
             Err(usage) => return usage.report(),
         };
     manage::run(deployment, |store| async move {
+        let operator = manage::sign_in(&store, deployment).await?;
+        let ctx = manage::standard(&operator, Right::ManageUsers)?;
         let pool = users::pool_or_default(args.pool.as_deref());
         // Refuse an unknown domain or pool or an existing user before asking for a password.
         users::check_new(&store, &args.address, pool).await?;
@@ -44,6 +47,7 @@ fn add(deployment: &DeploymentArgs, args: &UserAddArgs, json: bool) -> ExitCode 
         }
         let added = users::add(
             &store,
+            &ctx,
             NewAccount {
                 address: args.address.clone(),
                 pool: args.pool.clone(),
@@ -153,13 +157,15 @@ fn passwd(deployment: &DeploymentArgs, args: &UserPasswdArgs, json: bool) -> Exi
         Err(usage) => return usage.report(),
     };
     manage::run(deployment, |store| async move {
+        let operator = manage::sign_in(&store, deployment).await?;
+        let ctx = manage::standard(&operator, Right::ManageUsers)?;
         // An unknown user is refused before the password is asked for.
         users::show(&store, &args.address).await?;
         let password = prompt::read_password(source, &args.address)?;
         if let Some(warning) = password.warning() {
             warn(&warning);
         }
-        let details = users::set_password(&store, &args.address, &password).await?;
+        let details = users::set_password(&store, &ctx, &args.address, &password).await?;
         if json {
             return print_json(&details);
         }
@@ -172,7 +178,9 @@ fn passwd(deployment: &DeploymentArgs, args: &UserPasswdArgs, json: bool) -> Exi
 
 fn set_enabled(deployment: &DeploymentArgs, args: &UserArg, enabled: bool, json: bool) -> ExitCode {
     manage::run(deployment, |store| async move {
-        let change = users::set_enabled(&store, &args.address, enabled).await?;
+        let operator = manage::sign_in(&store, deployment).await?;
+        let ctx = manage::standard(&operator, Right::ManageUsers)?;
+        let change = users::set_enabled(&store, &ctx, &args.address, enabled).await?;
         if json {
             return print_json(&change);
         }
@@ -199,6 +207,8 @@ fn remove(deployment: &DeploymentArgs, args: &UserRemoveArgs, json: bool) -> Exi
         Err(usage) => return usage.report(),
     };
     manage::run(deployment, |store| async move {
+        let operator = manage::sign_in(&store, deployment).await?;
+        let ctx = manage::standard(&operator, Right::ManageUsers)?;
         let details = users::show(&store, &args.address).await?;
         if ask && !prompt::confirm(&removal_question(&args.address, &details))? {
             return Err(Failure::Failed(format!(
@@ -206,7 +216,7 @@ fn remove(deployment: &DeploymentArgs, args: &UserRemoveArgs, json: bool) -> Exi
                 args.address
             )));
         }
-        users::remove(&store, &args.address).await?;
+        users::remove(&store, &ctx, &args.address).await?;
         if json {
             return print_json(&serde_json::json!({
                 "address": args.address.to_string(),

@@ -11,6 +11,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
+use confab_ops::control::Right;
 use confab_ops::users::{self, ImportError, ImportOptions, ImportReport, ImportRow, RowProblem};
 
 use crate::cli::{DeploymentArgs, UserImportArgs};
@@ -53,6 +54,8 @@ pub fn run(deployment: &DeploymentArgs, args: &UserImportArgs, json: bool) -> Ex
     };
     let Parsed { rows, mut problems } = parsed;
     manage::run(deployment, |store| async move {
+        let operator = manage::sign_in(&store, deployment).await?;
+        let ctx = manage::standard(&operator, Right::ManageUsers)?;
         let checked = users::check_import(&store, rows, &options).await;
         let plan = match checked {
             Ok(plan) if problems.is_empty() => plan,
@@ -67,7 +70,7 @@ pub fn run(deployment: &DeploymentArgs, args: &UserImportArgs, json: bool) -> Ex
         if !weak.is_empty() {
             warn(&weak_warning(weak));
         }
-        let report = users::apply_import(&store, plan)
+        let report = users::apply_import(&store, &ctx, plan)
             .await
             .map_err(|e| Failure::Failed(e.to_string()))?;
         if json {

@@ -5,6 +5,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use confab_ops::control::{self, Done, Right};
 use confab_ops::moves::{self, MoveRequest};
 use confab_store::Address;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -52,11 +53,39 @@ pub fn run(deployment: &DeploymentArgs, args: &UserMoveArgs, json: bool) -> Exit
                 .collect();
             return report(&args.to, true, users, json);
         }
+        if planned.is_empty() {
+            return report(&args.to, false, Vec::new(), json);
+        }
+        let operator = manage::sign_in(&store, deployment).await?;
+        let ctx = manage::standard(&operator, Right::MoveUsers(planned.len()))?;
+        let plan_json: Vec<MovedJson> = planned
+            .iter()
+            .map(|u| MovedJson {
+                address: u.address.to_string(),
+                from: u.pool.clone(),
+            })
+            .collect();
+        let change = control::begin(
+            &store,
+            &ctx,
+            Done {
+                title: format!("move {} user(s) to pool {}", planned.len(), args.to),
+                reason: "move users between pools".into(),
+                operation: control::json(&serde_json::json!({
+                    "op": "user.move",
+                    "to": args.to,
+                    "users": plan_json,
+                })),
+                before: None,
+                after: None,
+            },
+        )
+        .await?;
         let bar = progress(planned.len() as u64, json);
         let mut done = Vec::with_capacity(planned.len());
         for chunk in planned.chunks(args.batch) {
             let addresses: Vec<Address> = chunk.iter().map(|u| u.address.clone()).collect();
-            let moved = match moves::move_batch(&store, &addresses, &args.to).await {
+            let moved = match moves::move_batch(&store, &ctx, &addresses, &args.to).await {
                 Ok(moved) => moved,
                 Err(e) => {
                     bar.abandon();
@@ -75,6 +104,14 @@ pub fn run(deployment: &DeploymentArgs, args: &UserMoveArgs, json: bool) -> Exit
             }));
         }
         bar.finish_and_clear();
+        control::finish(
+            &store,
+            &ctx,
+            change,
+            None,
+            Some(&control::json(&serde_json::json!({ "moved": done.len() }))),
+        )
+        .await?;
         report(&args.to, false, done, json)
     })
 }

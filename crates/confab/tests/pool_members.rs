@@ -33,10 +33,11 @@ fn url() -> String {
     })
 }
 
-/// `confab ARGS --store URL`, successful.
-fn cli(url: &str, args: &[&str], stdin: Option<&str>) {
+/// `confab ARGS --store URL --data-dir DATA` (the data directory of the first front-end,
+/// whose first start wrote the administrator's credentials there), successful.
+fn cli(url: &str, data: &std::path::Path, args: &[&str], stdin: Option<&str>) {
     let mut cmd = confab(args);
-    cmd.arg("--store").arg(url);
+    cmd.arg("--store").arg(url).arg("--data-dir").arg(data);
     assert_success(&run(cmd, stdin));
 }
 
@@ -106,6 +107,7 @@ fn a_killed_members_users_are_reached_through_the_other_within_ten_seconds() {
     }
     cli(
         &url,
+        &a.data_dir(),
         &["user", "import", "-", "--pool", "default"],
         Some(&csv),
     );
@@ -134,6 +136,7 @@ fn a_killed_members_users_are_reached_through_the_other_within_ten_seconds() {
     let (watcher, watched) = (owned_by_b[0], owned_by_a[0]);
     cli(
         &url,
+        &a.data_dir(),
         &["contacts", "add", &aor(watched), &aor(watcher)],
         None,
     );

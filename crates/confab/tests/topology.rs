@@ -88,7 +88,7 @@ fn publish_then_show_export_and_diff() {
     assert_success(&out);
     let text = stdout(&out);
     assert!(
-        text.starts_with("published topology version 1 (by oscar)"),
+        text.starts_with("published topology version 1 (by admin)"),
         "{text}"
     );
     assert!(text.contains("+ pool kamailio"), "{text}");
@@ -96,7 +96,21 @@ fn publish_then_show_export_and_diff() {
 
     let shown = json(&d.run(&["topology", "show", "--json"], None));
     assert_eq!(shown["version"]["version"], 1);
-    assert_eq!(shown["version"]["published_by"], "oscar");
+    assert_eq!(
+        shown["version"]["published_by"], "admin",
+        "the administrator who signed in, not the shell's user"
+    );
+    // The publication is a change record, in the audit log.
+    let changes = json(&d.run(&["change", "list", "--json"], None));
+    let publish = changes
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["title"] == "publish topology version 1")
+        .expect("the publication's change record");
+    assert_eq!(publish["state"], "implemented");
+    assert_eq!(publish["requested_by"], "admin");
+    assert_success(&d.run(&["audit", "verify"], None));
     assert_eq!(shown["version"]["comment"], "first");
     assert_eq!(shown["pools"].as_array().map(Vec::len), Some(4));
     let text = stdout(&d.run(&["topology", "show"], None));

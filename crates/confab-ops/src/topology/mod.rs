@@ -14,6 +14,7 @@ pub mod document;
 pub mod export;
 pub mod validate;
 
+use crate::control::{self, ChangeContext, Done, Right};
 use std::collections::HashMap;
 
 use confab_store::{Defaults, Domain, Store, TopologySpec, UnixTime, UserFilter};
@@ -44,9 +45,29 @@ impl From<Domain> for DomainSummary {
 }
 
 /// Adds a SIP domain for users to be added in.
-pub async fn add_domain(store: &Store, name: &str) -> Result<DomainSummary, OpsError> {
+pub async fn add_domain(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    name: &str,
+) -> Result<DomainSummary, OpsError> {
+    ctx.require(Right::ManageTopology)?;
     let domain = store.add_domain(name).await?;
     tracing::info!(domain = %domain.name, "SIP domain added");
+    control::record(
+        store,
+        ctx,
+        Done {
+            title: format!("add SIP domain {}", domain.name),
+            reason: "add a SIP domain".into(),
+            operation: control::json(&serde_json::json!({
+                "op": "domain.add",
+                "domain": domain.name,
+            })),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
     Ok(domain.into())
 }
 
@@ -62,7 +83,9 @@ pub async fn domains(store: &Store) -> Result<Vec<DomainSummary>, OpsError> {
 
 /// What a first start needs: the SIP domain `default_domain` if the deployment has none, and
 /// the pool `default` if it has no pool. Safe on every start and from several front-ends at
-/// once; returns what it created, so that the caller can tell a first start.
+/// once; returns what it created, so that the caller can tell a first start. The one change
+/// made without a change context: the deployment makes it itself, before it has any
+/// administrator (see [`crate::control::bootstrap`]).
 pub async fn ensure_defaults(store: &Store, default_domain: &str) -> Result<Defaults, OpsError> {
     Ok(store.ensure_defaults(default_domain).await?)
 }
@@ -137,16 +160,17 @@ pub struct Published {
 /// sites and pools become the document's. Refused with every problem, changing nothing.
 pub async fn publish(
     store: &Store,
+    ctx: &ChangeContext<'_>,
     text: &str,
-    published_by: &str,
     comment: Option<&str>,
 ) -> Result<Published, OpsError> {
+    ctx.require(Right::ManageTopology)?;
+    let published_by = ctx.operator().name();
     let checked = validate(Some(store), text)
         .await?
         .map_err(|problems| OpsError::InvalidTopology { problems })?;
     let before = current(store).await?;
-    // Change control hooks in here: the change record (standard change "publish topology",
-    // before = the current version, after = this document) opens before the store writes.
+    let previous = store.topology_version().await?.map(|v| v.version);
     let version = store
         .publish_topology(&checked.spec, text, published_by, comment)
         .await?;
@@ -155,6 +179,23 @@ pub async fn publish(
         by = published_by,
         "topology published"
     );
+    control::record(
+        store,
+        ctx,
+        Done {
+            title: format!("publish topology version {}", version.version),
+            reason: comment.unwrap_or("publish a topology document").to_owned(),
+            operation: control::json(&serde_json::json!({
+                "op": "topology.publish",
+                "version": version.version,
+            })),
+            before: Some(control::json(&serde_json::json!({ "version": previous }))),
+            after: Some(control::json(
+                &serde_json::json!({ "version": version.version }),
+            )),
+        },
+    )
+    .await?;
     Ok(Published {
         version: version.version,
         published_by: version.published_by,

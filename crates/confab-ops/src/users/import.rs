@@ -3,6 +3,7 @@
 //! come from the caller already split into fields (the CLI reads the CSV); their line numbers
 //! are only carried into the messages.
 
+use crate::control::{self, ChangeContext, Done, Right};
 use std::collections::{HashMap, HashSet};
 
 use confab_store::{Address, Credential, NewUser, Store, StoreError, UserFilter};
@@ -281,7 +282,12 @@ pub async fn check_import(
 /// Stores a checked import in transactions of [`IMPORT_BATCH`] users. All or nothing: should
 /// a batch fail (another administrator added one of the users meanwhile, the disk is full),
 /// the batches stored before it are removed again and the error returned.
-pub async fn apply_import(store: &Store, plan: ImportPlan) -> Result<ImportReport, ImportError> {
+pub async fn apply_import(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    plan: ImportPlan,
+) -> Result<ImportReport, ImportError> {
+    ctx.require(Right::ManageUsers).map_err(ImportError::Ops)?;
     let mut done = 0;
     for batch in plan.users.chunks(IMPORT_BATCH) {
         match store.add_users_with_credentials(batch).await {
@@ -315,6 +321,28 @@ pub async fn apply_import(store: &Store, plan: ImportPlan) -> Result<ImportRepor
         }
     }
     tracing::info!(users = done, pool = %plan.pool, "users imported");
+    let addresses: Vec<String> = plan
+        .users
+        .iter()
+        .map(|(u, _)| u.address.to_string())
+        .collect();
+    control::record(
+        store,
+        ctx,
+        Done {
+            title: format!("import {done} user(s) to pool {}", plan.pool),
+            reason: "standard change: import users".into(),
+            operation: control::json(&serde_json::json!({
+                "op": "user.import",
+                "pool": plan.pool,
+                "users": addresses,
+            })),
+            before: None,
+            after: None,
+        },
+    )
+    .await
+    .map_err(ImportError::Ops)?;
     Ok(ImportReport {
         imported: done,
         skipped: plan.skipped,

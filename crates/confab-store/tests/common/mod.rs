@@ -4,6 +4,7 @@
 
 use confab_store::{Address, Credential, NewUser, Store, StoreLocation};
 
+mod change_control;
 mod contacts;
 mod feed;
 mod hot;
@@ -13,6 +14,7 @@ mod schema;
 mod topology;
 mod users;
 
+pub use change_control::*;
 pub use contacts::*;
 pub use feed::*;
 pub use hot::*;
@@ -81,7 +83,10 @@ macro_rules! store_suite {
             contacts_validation_changes_nothing,
             presence_write_read_replace, presence_goes_with_its_user,
             topology_publish_and_read_back, topology_refuses_removing_what_users_use,
-            pool_members_heartbeat_and_leave);
+            pool_members_heartbeat_and_leave, administrators_and_their_roles,
+            change_records_through_their_states, audit_tampering_is_found,
+            audit_deletion_and_reordering_are_found, audit_truncation_is_found,
+            audit_swaps_are_found);
     };
     (@each $attrs:tt $fixture:path; $($name:ident),* $(,)?) => {
         $( store_suite!(@one $attrs $fixture, $name); )*

@@ -1,0 +1,313 @@
+//! `confab change`, `confab audit` and `confab admin`: the change records, the hash-chained
+//! audit log and the administrators, as the store keeps them. Reading only, for now: changes
+//! are recorded by the operations that make them.
+
+use std::process::ExitCode;
+
+use confab_store::{AuditEntry, ChangeFilter, ChangeRecord};
+use serde::Serialize;
+
+use crate::cli::{AdminCommand, AuditCommand, ChangeCommand, DeploymentArgs};
+use crate::manage::{self, print, print_json, table, utc, Failure};
+
+/// The credentials file a first start writes in the data directory: the first
+/// administrator's name and token, readable by its owner only.
+pub const CREDENTIALS_FILE: &str = "admin.credentials";
+
+/// Writes the first administrator's credentials to `dir/admin.credentials` (mode 0600), so
+/// that the operator who started the deployment can act as it.
+pub fn write_credentials(
+    dir: &std::path::Path,
+    name: &str,
+    token: &str,
+) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    let path = dir.join(CREDENTIALS_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    // A file left by an earlier store of this directory holds credentials that store had:
+    // replaced.
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    writeln!(
+        file,
+        "# Confab administrator credentials: keep this file secret.\n\
+         name = \"{name}\"\ntoken = \"{token}\""
+    )?;
+    file.sync_all()?;
+    Ok(path)
+}
+
+#[derive(Serialize)]
+struct ChangeJson<'a> {
+    id: i64,
+    class: &'a str,
+    state: &'a str,
+    title: &'a str,
+    reason: &'a str,
+    impact: Option<&'a str>,
+    requested_by: &'a str,
+    requested_at: i64,
+    implemented_at: Option<i64>,
+    reviewed_at: Option<i64>,
+    review_due: Option<i64>,
+    operation: &'a str,
+    before: Option<&'a str>,
+    after: Option<&'a str>,
+    rolls_back: Option<i64>,
+    rolled_back_by: Option<i64>,
+    approvals: Vec<ApprovalJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ApprovalJson<'a> {
+    approver: &'a str,
+    decision: &'a str,
+    comment: Option<&'a str>,
+    at: i64,
+}
+
+fn change_json(c: &ChangeRecord) -> ChangeJson<'_> {
+    ChangeJson {
+        id: c.id,
+        class: c.class.as_str(),
+        state: c.state.as_str(),
+        title: &c.title,
+        reason: &c.reason,
+        impact: c.impact.as_deref(),
+        requested_by: &c.requested_by,
+        requested_at: c.requested_at,
+        implemented_at: c.implemented_at,
+        reviewed_at: c.reviewed_at,
+        review_due: c.review_due,
+        operation: &c.operation,
+        before: c.before.as_deref(),
+        after: c.after.as_deref(),
+        rolls_back: c.rolls_back,
+        rolled_back_by: c.rolled_back_by,
+        approvals: c
+            .approvals
+            .iter()
+            .map(|a| ApprovalJson {
+                approver: &a.approver,
+                decision: a.decision.as_str(),
+                comment: a.comment.as_deref(),
+                at: a.at,
+            })
+            .collect(),
+    }
+}
+
+/// Runs one `confab change` command.
+pub fn run_change(deployment: &DeploymentArgs, command: &ChangeCommand, json: bool) -> ExitCode {
+    match command {
+        ChangeCommand::List(args) => manage::run(deployment, |store| async move {
+            let changes = store
+                .changes(&ChangeFilter {
+                    state: args.state,
+                    class: args.class,
+                })
+                .await?;
+            if json {
+                return print_json(&changes.iter().map(change_json).collect::<Vec<_>>());
+            }
+            let mut rows = vec![["ID", "CLASS", "STATE", "REQUESTED", "BY", "TITLE"]
+                .map(str::to_owned)
+                .to_vec()];
+            for c in &changes {
+                rows.push(vec![
+                    c.id.to_string(),
+                    c.class.as_str().to_owned(),
+                    c.state.as_str().to_owned(),
+                    utc(c.requested_at),
+                    c.requested_by.clone(),
+                    c.title.clone(),
+                ]);
+            }
+            print(&table(&rows))
+        }),
+        ChangeCommand::Show(args) => manage::run(deployment, |store| async move {
+            let Some(c) = store.change(args.id).await? else {
+                return Err(Failure::Failed(format!(
+                    "no change {} in this deployment; list them with `confab change list`",
+                    args.id
+                )));
+            };
+            if json {
+                return print_json(&change_json(&c));
+            }
+            let none = || "-".to_owned();
+            let mut rows = vec![
+                vec!["change".to_owned(), c.id.to_string()],
+                vec!["class".to_owned(), c.class.as_str().to_owned()],
+                vec!["state".to_owned(), c.state.as_str().to_owned()],
+                vec!["title".to_owned(), c.title.clone()],
+                vec!["reason".to_owned(), c.reason.clone()],
+                vec!["impact".to_owned(), c.impact.clone().unwrap_or_else(none)],
+                vec!["requested by".to_owned(), c.requested_by.clone()],
+                vec!["requested".to_owned(), utc(c.requested_at)],
+                vec![
+                    "implemented".to_owned(),
+                    c.implemented_at.map(utc).unwrap_or_else(none),
+                ],
+                vec![
+                    "review due".to_owned(),
+                    c.review_due.map(utc).unwrap_or_else(none),
+                ],
+                vec!["operation".to_owned(), c.operation.clone()],
+                vec!["before".to_owned(), c.before.clone().unwrap_or_else(none)],
+                vec!["after".to_owned(), c.after.clone().unwrap_or_else(none)],
+            ];
+            for a in &c.approvals {
+                rows.push(vec![
+                    a.decision.as_str().to_owned(),
+                    format!("{} at {}", a.approver, utc(a.at)),
+                ]);
+            }
+            print(&table(&rows))
+        }),
+    }
+}
+
+#[derive(Serialize)]
+struct AuditJson<'a> {
+    seq: i64,
+    at_ms: i64,
+    actor: &'a str,
+    action: &'a str,
+    subject: &'a str,
+    detail: &'a str,
+    hash: &'a str,
+}
+
+fn audit_json(e: &AuditEntry) -> AuditJson<'_> {
+    AuditJson {
+        seq: e.seq,
+        at_ms: e.at,
+        actor: &e.actor,
+        action: &e.action,
+        subject: &e.subject,
+        detail: &e.detail,
+        hash: &e.hash,
+    }
+}
+
+/// Runs one `confab audit` command.
+pub fn run_audit(deployment: &DeploymentArgs, command: &AuditCommand, json: bool) -> ExitCode {
+    match command {
+        AuditCommand::List(args) => manage::run(deployment, |store| async move {
+            let entries = store.audit_entries(args.after, args.limit).await?;
+            if json {
+                return print_json(&entries.iter().map(audit_json).collect::<Vec<_>>());
+            }
+            let mut rows = vec![["SEQ", "TIME", "ACTOR", "ACTION", "SUBJECT"]
+                .map(str::to_owned)
+                .to_vec()];
+            for e in &entries {
+                rows.push(vec![
+                    e.seq.to_string(),
+                    utc(e.at.div_euclid(1000)),
+                    e.actor.clone(),
+                    e.action.clone(),
+                    e.subject.clone(),
+                ]);
+            }
+            print(&table(&rows))
+        }),
+        AuditCommand::Verify => {
+            let verdict = manage::run_with(deployment, |store| async move {
+                let verdict = store.verify_audit().await?;
+                #[derive(Serialize)]
+                struct VerdictJson<'a> {
+                    entries: u64,
+                    intact: bool,
+                    first_bad: Option<i64>,
+                    problem: Option<&'a str>,
+                }
+                let bad = verdict.first_bad.as_ref();
+                if json {
+                    print_json(&VerdictJson {
+                        entries: verdict.entries,
+                        intact: bad.is_none(),
+                        first_bad: bad.map(|b| b.seq),
+                        problem: bad.map(|b| b.problem.as_str()),
+                    })?;
+                } else {
+                    match bad {
+                        None => print(&format!(
+                            "audit log intact: {} entries, each hash chained to the one before\n",
+                            verdict.entries
+                        ))?,
+                        Some(b) => print(&format!(
+                            "audit log BROKEN at entry {}: {}\n(entries before it verify; from \
+                             it on, the log cannot be trusted: compare with a backup)\n",
+                            b.seq, b.problem
+                        ))?,
+                    }
+                }
+                Ok(if bad.is_none() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                })
+            });
+            verdict.unwrap_or_else(Failure::report)
+        }
+    }
+}
+
+/// Runs one `confab admin` command.
+pub fn run_admin(deployment: &DeploymentArgs, command: &AdminCommand, json: bool) -> ExitCode {
+    match command {
+        AdminCommand::List => manage::run(deployment, |store| async move {
+            // Signing in gives a deployment without administrators its first one.
+            manage::sign_in(&store, deployment).await?;
+            let admins = store.administrators().await?;
+            #[derive(Serialize)]
+            struct AdminJson<'a> {
+                name: &'a str,
+                roles: Vec<&'static str>,
+                enabled: bool,
+                created_at: i64,
+            }
+            if json {
+                return print_json(
+                    &admins
+                        .iter()
+                        .map(|a| AdminJson {
+                            name: &a.name,
+                            roles: a.roles.iter().map(|r| r.as_str()).collect(),
+                            enabled: a.enabled,
+                            created_at: a.created_at,
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+            let mut rows = vec![["NAME", "ROLES", "ENABLED", "CREATED"]
+                .map(str::to_owned)
+                .to_vec()];
+            for a in &admins {
+                rows.push(vec![
+                    a.name.clone(),
+                    a.roles
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    if a.enabled { "yes" } else { "no" }.to_owned(),
+                    utc(a.created_at),
+                ]);
+            }
+            print(&table(&rows))
+        }),
+    }
+}

@@ -1,0 +1,209 @@
+//! Change control as an operator meets it: the first administrator and its credentials file,
+//! each change a record and an audit entry, roles that refuse (saying which role would do,
+//! changing nothing), a wrong token refused, and `confab audit verify` finding an entry edited
+//! straight in the SQLite file.
+#![cfg(unix)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::store::*;
+use confab_store::Role;
+
+/// `confab ARGS` on `d` as administrator `name` with `token` (environment, not the file).
+fn run_as(
+    d: &Deployment,
+    name: &str,
+    token: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    let mut cmd = common::confab(args);
+    cmd.arg("--data-dir")
+        .arg(&d.data)
+        .env("CONFAB_ADMIN", name)
+        .env("CONFAB_ADMIN_TOKEN", token);
+    run(cmd, stdin)
+}
+
+/// Adds administrator `name` with `roles` straight into the store; returns its token.
+fn add_admin(d: &Deployment, name: &str, roles: &[Role]) -> String {
+    let token = format!("{name}-secret-token-0123456789");
+    let hash = confab_ops::control::token_hash(&token);
+    let (name, roles) = (name.to_owned(), roles.to_vec());
+    with_store(&d.data, |store| async move {
+        store
+            .add_administrator(&name, &roles, &hash, Some("admin"))
+            .await
+            .expect("administrator added");
+    });
+    token
+}
+
+#[test]
+fn the_first_administrator_records_every_change() {
+    let d = Deployment::new();
+    let file = d.data.join("admin.credentials");
+    let text = std::fs::read_to_string(&file).expect("credentials written");
+    assert!(text.contains("name = \"admin\""), "{text}");
+    let mode = std::fs::metadata(&file).expect("file").permissions().mode();
+    assert_eq!(mode & 0o077, 0, "only its owner reads it: {mode:o}");
+    let admins = json(&d.run(&["admin", "list", "--json"], None));
+    assert_eq!(admins[0]["name"], "admin");
+    assert_eq!(
+        admins[0]["roles"],
+        serde_json::json!(["viewer", "user-admin", "admin", "approver", "emergency"])
+    );
+
+    d.add("alice@localhost", "password 1");
+    assert_success(&d.run(&["user", "disable", "alice@localhost"], None));
+    let changes = json(&d.run(&["change", "list", "--json"], None));
+    let titles: Vec<&str> = changes
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["title"].as_str().expect("title"))
+        .collect();
+    assert_eq!(
+        titles,
+        ["disable user alice@localhost", "add user alice@localhost"]
+    );
+    for c in changes.as_array().expect("changes") {
+        assert_eq!(c["class"], "standard");
+        assert_eq!(c["state"], "implemented");
+        assert_eq!(c["requested_by"], "admin");
+    }
+    let disable = &changes[0];
+    assert_eq!(disable["before"], "{\"enabled\":true}");
+    assert_eq!(disable["after"], "{\"enabled\":false}");
+    let shown = stdout(&d.run(&["change", "show", &disable["id"].to_string()], None));
+    assert!(shown.contains("disable user alice@localhost"), "{shown}");
+    let audit = json(&d.run(&["audit", "list", "--json"], None));
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "admin.add",
+            "change.request",
+            "change.implement",
+            "change.request",
+            "change.implement"
+        ]
+    );
+    let out = d.run(&["audit", "verify"], None);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains("intact: 5 entries"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn roles_refuse_what_they_do_not_grant_and_nothing_changes() {
+    let d = Deployment::new();
+    d.add("alice@localhost", "password 1");
+    let viewer = add_admin(&d, "vera", &[Role::Viewer]);
+    let user_admin = add_admin(&d, "uma", &[Role::UserAdmin]);
+    let before = (d.changes(), d.store_files());
+
+    let out = run_as(
+        &d,
+        "vera",
+        &viewer,
+        &["user", "disable", "alice@localhost"],
+        None,
+    );
+    assert_fails(&out, 1, "administrator 'vera' may not manage users");
+    assert!(
+        stderr(&out).contains("user-admin"),
+        "names the role: {}",
+        stderr(&out)
+    );
+    let out = run_as(
+        &d,
+        "uma",
+        &user_admin,
+        &["domain", "add", "example.org"],
+        None,
+    );
+    assert_fails(&out, 1, "may not change the topology");
+    let out = run_as(
+        &d,
+        "uma",
+        "not uma's token",
+        &["user", "disable", "alice@localhost"],
+        None,
+    );
+    assert_fails(&out, 1, "cannot sign in as administrator 'uma'");
+    let out = run_as(
+        &d,
+        "nobody",
+        "x",
+        &["user", "disable", "alice@localhost"],
+        None,
+    );
+    assert_fails(&out, 1, "cannot sign in as administrator 'nobody'");
+    assert_eq!(
+        (d.changes(), d.store_files()),
+        before,
+        "refusals change nothing"
+    );
+
+    // What the role grants works, recorded under the administrator's name.
+    let out = run_as(
+        &d,
+        "uma",
+        &user_admin,
+        &["user", "disable", "alice@localhost"],
+        None,
+    );
+    assert_success(&out);
+    let changes = json(&d.run(&["change", "list", "--json"], None));
+    assert_eq!(changes[0]["requested_by"], "uma");
+    // A viewer reads.
+    assert_success(&run_as(&d, "vera", &viewer, &["user", "list"], None));
+}
+
+#[test]
+fn audit_verify_finds_an_entry_edited_in_the_file() {
+    let d = Deployment::new();
+    d.add("alice@localhost", "password 1");
+    d.add("bob@localhost", "password 2");
+    assert_success(&d.run(&["audit", "verify"], None));
+    // What someone with the file and sqlite3 would do: rewrite an old entry.
+    let db = d.data.join(confab_store::SQLITE_FILE);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("opens the file");
+        sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+            .execute(&mut conn)
+            .await
+            .expect("edited");
+        conn.close().await.expect("closed");
+    });
+    let out = d.run(&["audit", "verify"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("BROKEN at entry 2"),
+        "{}",
+        stdout(&out)
+    );
+    let out = d.run(&["audit", "verify", "--json"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(verdict["intact"], false);
+    assert_eq!(verdict["first_bad"], 2);
+}
