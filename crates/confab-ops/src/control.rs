@@ -14,9 +14,13 @@
 //! [`record`] writes its change record (a standard change, requested and implemented at
 //! once, with what it changed) and the store appends it to the audit log.
 //!
-//! Not yet: normal changes waiting for another administrator's approval (topology publish,
-//! bulk moves above the limit, role changes are still applied as standard changes by an
-//! `admin`), emergency changes with their snapshot and review, rollback.
+//! A normal change ([`request`]) carries its [`Operation`] in its record; another
+//! administrator with the approver role approves or rejects it ([`decide`]); then an
+//! administrator allowed to make it [`implement`]s it, in a context bound to that record.
+//! Publishing a topology is a normal change.
+//!
+//! Not yet: bulk moves above the limit and role changes as normal changes, emergency changes
+//! with their snapshot and review, rollback.
 
 use confab_store::{Administrator, ChangeClass, ChangeRecord, NewChange, Role, Store, StoreError};
 use sha2::{Digest, Sha256};
@@ -197,6 +201,8 @@ pub struct ChangeContext<'a> {
     operator: &'a Operator,
     class: ChangeClass,
     right: Right,
+    /// The approved change being implemented, when it is one ([`implement`]).
+    change: Option<i64>,
 }
 
 impl ChangeContext<'_> {
@@ -243,6 +249,7 @@ pub fn authorize(
         operator,
         class,
         right,
+        change: None,
     })
 }
 
@@ -275,13 +282,20 @@ pub async fn record(
     done: Done,
 ) -> Result<ChangeRecord, OpsError> {
     let (before, after) = (done.before.clone(), done.after.clone());
-    let id = begin(store, ctx, done).await?;
+    let id = match ctx.change {
+        // An approved change being implemented: its record exists.
+        Some(id) => id,
+        None => begin(store, ctx, done).await?,
+    };
     finish(store, ctx, id, before.as_deref(), after.as_deref()).await
 }
 
 /// Opens the record of a change `ctx` is about to make in several steps (a move in
 /// batches): requested, with what it will do. Returns its number for [`finish`].
 pub async fn begin(store: &Store, ctx: &ChangeContext<'_>, done: Done) -> Result<i64, OpsError> {
+    if let Some(id) = ctx.change {
+        return Ok(id);
+    }
     let requested = store
         .request_change(&NewChange {
             class: ctx.class,
@@ -307,6 +321,162 @@ pub async fn finish(
     Ok(store
         .record_implemented(id, &ctx.operator.name, before, after, None, None)
         .await?)
+}
+
+/// An operation a normal change carries, kept in its record as JSON until it is implemented.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op")]
+pub enum Operation {
+    /// Publish a topology document.
+    #[serde(rename = "topology.publish")]
+    PublishTopology {
+        /// The document, as the operator gave it.
+        document: String,
+        /// Why, as `--comment` said.
+        comment: Option<String>,
+    },
+}
+
+impl Operation {
+    /// What the operation needs of whoever requests or implements it.
+    pub fn right(&self) -> Right {
+        match self {
+            Operation::PublishTopology { .. } => Right::ManageTopology,
+        }
+    }
+
+    fn title(&self) -> String {
+        match self {
+            Operation::PublishTopology { .. } => "publish a topology document".to_owned(),
+        }
+    }
+}
+
+/// What an implemented operation did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A topology was published.
+    Published(crate::topology::Published),
+}
+
+/// Asks for a normal change carrying `operation`, which the operator must be allowed to
+/// make; it waits for another administrator's approval ([`decide`]), then [`implement`].
+pub async fn request(
+    store: &Store,
+    operator: &Operator,
+    operation: &Operation,
+    reason: &str,
+    impact: Option<&str>,
+) -> Result<ChangeRecord, OpsError> {
+    operator.check(operation.right())?;
+    Ok(store
+        .request_change(&NewChange {
+            class: ChangeClass::Normal,
+            title: operation.title(),
+            reason: reason.to_owned(),
+            impact: impact.map(str::to_owned),
+            requested_by: operator.name.clone(),
+            operation: json(operation),
+            rolls_back: None,
+        })
+        .await?)
+}
+
+/// Approves or rejects change `id` as `operator`, who must hold the approver role and not be
+/// its requester (the store checks that inside its transaction).
+pub async fn decide(
+    store: &Store,
+    operator: &Operator,
+    id: i64,
+    decision: confab_store::Decision,
+    comment: Option<&str>,
+) -> Result<ChangeRecord, OpsError> {
+    operator.check(Right::Approve)?;
+    Ok(store
+        .decide_change(id, &operator.name, decision, comment)
+        .await?)
+}
+
+/// Implements the approved normal change `id`: its operation, run by `operator` (who must be
+/// allowed to make it) in a context bound to the change, which records it implemented.
+pub async fn implement(
+    store: &Store,
+    operator: &Operator,
+    id: i64,
+) -> Result<(ChangeRecord, Outcome), OpsError> {
+    let Some(change) = store.change(id).await? else {
+        return Err(StoreError::NotFound {
+            what: "change",
+            name: id.to_string(),
+            fix: "list the changes with `confab change list`",
+        }
+        .into());
+    };
+    if change.state != confab_store::ChangeState::Approved {
+        return Err(OpsError::NotApproved {
+            id,
+            state: change.state.as_str().to_owned(),
+        });
+    }
+    let operation: Operation =
+        serde_json::from_str(&change.operation).map_err(|e| OpsError::Operation {
+            id,
+            reason: e.to_string(),
+        })?;
+    let mut ctx = authorize(operator, operation.right(), ChangeClass::Normal)?;
+    ctx.change = Some(id);
+    let outcome = match &operation {
+        Operation::PublishTopology { document, comment } => Outcome::Published(
+            crate::topology::publish(store, &ctx, document, comment.as_deref()).await?,
+        ),
+    };
+    let record = store.change(id).await?.unwrap_or(change);
+    Ok((record, outcome))
+}
+
+/// Adds administrator `name` with `roles`; returns its token, which is shown once and kept
+/// only as a hash. (Role changes become normal changes with the rest of issue 8; a deployment
+/// with one administrator must be able to add the second, who approves from then on.)
+pub async fn add_administrator(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    name: &str,
+    roles: &[Role],
+) -> Result<String, OpsError> {
+    ctx.require(Right::ManageAdministrators)?;
+    let token = new_token()?;
+    let admin = store
+        .add_administrator(name, roles, &token_hash(&token), Some(ctx.operator.name()))
+        .await?;
+    let roles: Vec<&str> = admin.roles.iter().map(|r| r.as_str()).collect();
+    record(
+        store,
+        ctx,
+        Done {
+            title: format!("add administrator {name}"),
+            reason: "add an administrator".into(),
+            operation: json(&serde_json::json!({
+                "op": "admin.add",
+                "name": name,
+                "roles": roles,
+            })),
+            before: None,
+            after: Some(json(&serde_json::json!({ "roles": roles }))),
+        },
+    )
+    .await?;
+    Ok(token)
+}
+
+/// Records the review of an implemented change by `operator` (an approver).
+pub async fn review(
+    store: &Store,
+    operator: &Operator,
+    id: i64,
+    comment: &str,
+) -> Result<ChangeRecord, OpsError> {
+    operator.check(Right::Approve)?;
+    Ok(store.record_reviewed(id, &operator.name, comment).await?)
 }
 
 #[cfg(test)]

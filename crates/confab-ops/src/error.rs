@@ -167,6 +167,25 @@ pub enum OpsError {
         /// What the operation needed.
         wanted: String,
     },
+    /// A change implemented before it was approved.
+    #[error(
+        "change {id} is {state}, not approved; an administrator with the approver role other \
+         than its requester approves it with `confab change approve {id}` first"
+    )]
+    NotApproved {
+        /// The change.
+        id: i64,
+        /// Its state.
+        state: String,
+    },
+    /// A change record whose operation this version cannot carry out.
+    #[error("change {id} carries an operation this confab cannot carry out ({reason}); implement it with the version that requested it")]
+    Operation {
+        /// The change.
+        id: i64,
+        /// Why.
+        reason: String,
+    },
     /// The system's random source failed.
     #[error("no randomness for a new secret: {0}")]
     Random(String),

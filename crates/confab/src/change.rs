@@ -4,7 +4,8 @@
 
 use std::process::ExitCode;
 
-use confab_store::{AuditEntry, ChangeFilter, ChangeRecord};
+use confab_ops::control::{self, Outcome, Right};
+use confab_store::{AuditEntry, ChangeFilter, ChangeRecord, Decision};
 use serde::Serialize;
 
 use crate::cli::{AdminCommand, AuditCommand, ChangeCommand, DeploymentArgs};
@@ -134,6 +135,53 @@ pub fn run_change(deployment: &DeploymentArgs, command: &ChangeCommand, json: bo
                 ]);
             }
             print(&table(&rows))
+        }),
+        ChangeCommand::Approve(args) | ChangeCommand::Reject(args) => {
+            let decision = if matches!(command, ChangeCommand::Approve(_)) {
+                Decision::Approve
+            } else {
+                Decision::Reject
+            };
+            manage::run(deployment, |store| async move {
+                let operator = manage::sign_in(&store, deployment).await?;
+                let c = control::decide(
+                    &store,
+                    &operator,
+                    args.id,
+                    decision,
+                    args.comment.as_deref(),
+                )
+                .await?;
+                if json {
+                    return print_json(&change_json(&c));
+                }
+                let next = match decision {
+                    Decision::Approve => {
+                        format!("; `confab change implement {}` carries it out", c.id)
+                    }
+                    Decision::Reject => String::new(),
+                };
+                print(&format!("change {} {}{next}\n", c.id, c.state.as_str()))
+            })
+        }
+        ChangeCommand::Implement(args) => manage::run(deployment, |store| async move {
+            let operator = manage::sign_in(&store, deployment).await?;
+            let (c, outcome) = control::implement(&store, &operator, args.id).await?;
+            if json {
+                return print_json(&change_json(&c));
+            }
+            let what = match &outcome {
+                Outcome::Published(p) => crate::topology::published_text(p),
+            };
+            print(&format!("change {} implemented\n{what}", c.id))
+        }),
+        ChangeCommand::Review(args) => manage::run(deployment, |store| async move {
+            let operator = manage::sign_in(&store, deployment).await?;
+            let c = control::review(&store, &operator, args.id, &args.comment).await?;
+            if json {
+                return print_json(&change_json(&c));
+            }
+            print(&format!("change {} reviewed\n", c.id))
         }),
         ChangeCommand::Show(args) => manage::run(deployment, |store| async move {
             let Some(c) = store.change(args.id).await? else {
@@ -268,6 +316,23 @@ pub fn run_audit(deployment: &DeploymentArgs, command: &AuditCommand, json: bool
 /// Runs one `confab admin` command.
 pub fn run_admin(deployment: &DeploymentArgs, command: &AdminCommand, json: bool) -> ExitCode {
     match command {
+        AdminCommand::Add(args) => manage::run(deployment, |store| async move {
+            let operator = manage::sign_in(&store, deployment).await?;
+            let ctx = manage::standard(&operator, Right::ManageAdministrators)?;
+            let token = control::add_administrator(&store, &ctx, &args.name, &args.roles).await?;
+            if json {
+                return print_json(&serde_json::json!({
+                    "name": args.name,
+                    "token": token,
+                }));
+            }
+            print(&format!(
+                "added administrator {}; its token, shown this once:\n{token}\nit signs in with \
+                 CONFAB_ADMIN={} and CONFAB_ADMIN_TOKEN set to the token, or a credentials file \
+                 (name = \"{}\", token = \"…\") as admin.credentials in its data directory\n",
+                args.name, args.name, args.name
+            ))
+        }),
         AdminCommand::List => manage::run(deployment, |store| async move {
             // Signing in gives a deployment without administrators its first one.
             manage::sign_in(&store, deployment).await?;

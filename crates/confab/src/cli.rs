@@ -138,6 +138,42 @@ pub enum ChangeCommand {
 
     /// Show one change record
     Show(ChangeShowArgs),
+
+    /// Approve a normal change another administrator requested (approver role)
+    Approve(ChangeDecisionArgs),
+
+    /// Reject a normal change another administrator requested (approver role)
+    Reject(ChangeDecisionArgs),
+
+    /// Carry out an approved normal change
+    Implement(ChangeShowArgs),
+
+    /// Record the review of an implemented change (approver role)
+    Review(ChangeReviewArgs),
+}
+
+/// `confab change approve|reject`.
+#[derive(Debug, Args)]
+pub struct ChangeDecisionArgs {
+    /// The change's number
+    #[arg(value_name = "ID")]
+    pub id: i64,
+
+    /// Why, kept with the decision
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+}
+
+/// `confab change review`.
+#[derive(Debug, Args)]
+pub struct ChangeReviewArgs {
+    /// The change's number
+    #[arg(value_name = "ID")]
+    pub id: i64,
+
+    /// What the review found
+    #[arg(long, value_name = "TEXT")]
+    pub comment: String,
 }
 
 /// `confab change list`.
@@ -188,6 +224,27 @@ pub struct AuditListArgs {
 pub enum AdminCommand {
     /// List the administrators with their roles
     List,
+
+    /// Add an administrator; its token is printed once (admin role)
+    Add(AdminAddArgs),
+}
+
+/// `confab admin add`.
+#[derive(Debug, Args)]
+pub struct AdminAddArgs {
+    /// Its name: letters, digits, '.', '-', '_'
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Its roles, comma-separated: viewer, user-admin, admin, approver, emergency
+    #[arg(long, value_name = "ROLES", value_delimiter = ',', required = true,
+          value_parser = role)]
+    pub roles: Vec<confab_store::Role>,
+}
+
+fn role(text: &str) -> Result<confab_store::Role, String> {
+    text.parse()
+        .map_err(|e: confab_store::StoreError| e.to_string())
 }
 
 fn change_state(text: &str) -> Result<confab_store::ChangeState, String> {
@@ -687,10 +744,13 @@ pub enum TopologyCommand {
     /// document alone is checked.
     Validate(TopologyFileArgs),
 
-    /// Validate a document against the deployment and publish it as the next version
+    /// Validate a document against the deployment and request its publication (a normal
+    /// change)
     ///
-    /// Domains, sites and pools become exactly the document's, in one transaction; running
-    /// servers learn of it at once. Refused, changing nothing, on any problem.
+    /// Another administrator with the approver role approves it (`confab change approve N`),
+    /// then `confab change implement N` publishes it: domains, sites and pools become exactly
+    /// the document's, in one transaction, and running servers learn of it at once. A
+    /// document with any problem is refused, changing nothing.
     Publish(TopologyPublishArgs),
 
     /// The deployment as it is: domains, sites, pools with their users

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use confab_ops::control::Right;
+use confab_ops::control::{self, Operation};
 use confab_ops::topology::{self, MemberSummary, PoolSummary, Problem, Severity};
 use confab_ops::OpsError;
 use confab_store::SQLITE_FILE;
@@ -29,27 +29,41 @@ pub fn run(deployment: &DeploymentArgs, command: &TopologyCommand, json: bool) -
             let comment = args.comment.clone();
             manage::run(deployment, |store| async move {
                 let operator = manage::sign_in(&store, deployment).await?;
-                let ctx = manage::standard(&operator, Right::ManageTopology)?;
-                let published = topology::publish(&store, &ctx, &text, comment.as_deref())
-                    .await
+                // Checked now, so that a bad document is refused before anyone approves it
+                // (and checked again when the change is implemented).
+                let checked = topology::validate(Some(&store), &text)
+                    .await?
+                    .map_err(|problems| OpsError::InvalidTopology { problems })
                     .map_err(|e| problems_failure(file, e))?;
-                print_warnings(file, &published.warnings);
+                print_warnings(file, &checked.warnings);
+                let reason = comment
+                    .clone()
+                    .unwrap_or_else(|| format!("publish {}", file.display()));
+                let change = control::request(
+                    &store,
+                    &operator,
+                    &Operation::PublishTopology {
+                        document: text.clone(),
+                        comment: comment.clone(),
+                    },
+                    &reason,
+                    None,
+                )
+                .await?;
                 if json {
-                    return print_json(&published);
+                    return print_json(&serde_json::json!({
+                        "change": change.id,
+                        "state": change.state.as_str(),
+                        "class": change.class.as_str(),
+                    }));
                 }
-                let mut out = format!(
-                    "published topology version {} (by {})\n",
-                    published.version, published.published_by
-                );
-                let lines = published.changes.lines();
-                if lines.is_empty() {
-                    out.push_str("no changes to domains, sites or pools\n");
-                }
-                for line in lines {
-                    out.push_str(&line);
-                    out.push('\n');
-                }
-                print(&out)
+                print(&format!(
+                    "change {0} requested: publish {1}\nanother administrator with the approver \
+                     role approves it with `confab change approve {0}`; then `confab change \
+                     implement {0}` publishes it\n",
+                    change.id,
+                    file.display()
+                ))
             })
         }
         TopologyCommand::Show => manage::run(deployment, |store| async move {
@@ -332,6 +346,23 @@ fn read(file: &PathBuf) -> Result<String, Failure> {
 
 /// An invalid document's problems printed one a line as `FILE:LINE:COL: problem (fix)`,
 /// then the error; anything else as it is.
+/// What publishing did, for people.
+pub fn published_text(published: &topology::Published) -> String {
+    let mut out = format!(
+        "published topology version {} (by {})\n",
+        published.version, published.published_by
+    );
+    let lines = published.changes.lines();
+    if lines.is_empty() {
+        out.push_str("no changes to domains, sites or pools\n");
+    }
+    for line in lines {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 fn problems_failure(file: &Path, error: OpsError) -> Failure {
     match error {
         OpsError::InvalidTopology { problems } => {

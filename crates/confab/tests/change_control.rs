@@ -207,3 +207,102 @@ fn audit_verify_finds_an_entry_edited_in_the_file() {
     assert_eq!(verdict["intact"], false);
     assert_eq!(verdict["first_bad"], 2);
 }
+
+#[test]
+fn a_normal_change_waits_for_another_administrator() {
+    let d = Deployment::new();
+    // The first administrator adds a second, an approver; its token is shown once.
+    let out = d.run(
+        &[
+            "admin",
+            "add",
+            "olga",
+            "--roles",
+            "approver,viewer",
+            "--json",
+        ],
+        None,
+    );
+    assert_success(&out);
+    let olga = json(&out)["token"].as_str().expect("token").to_owned();
+    let refused = d.run(&["admin", "add", "olga", "--roles", "viewer"], None);
+    assert_fails(&refused, 1, "already exists");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = common::write(
+        dir.path(),
+        "topology.toml",
+        "domains = [\"localhost\", \"example.org\"]\n\n[[pool]]\nname = \"default\"\n\
+         kind = \"front-end\"\nservers = []\n",
+    );
+    let doc = doc.display().to_string();
+    let head = d.changes();
+
+    // Requested, then rejected: nothing published.
+    let first = json(&d.run(&["topology", "publish", &doc, "--json"], None));
+    assert_eq!(first["class"], "normal");
+    assert_eq!(first["state"], "requested");
+    let id = first["change"].to_string();
+    let out = run_as(
+        &d,
+        "olga",
+        &olga,
+        &["change", "reject", &id, "--comment", "not today"],
+        None,
+    );
+    assert_success(&out);
+    assert_fails(
+        &d.run(&["change", "implement", &id], None),
+        1,
+        "is rejected",
+    );
+    assert_eq!(d.changes(), head, "nothing published");
+
+    // Requested again, approved by olga, implemented by admin, reviewed by olga.
+    let second = json(&d.run(&["topology", "publish", &doc, "--json"], None));
+    let id = second["change"].to_string();
+    assert_success(&run_as(
+        &d,
+        "olga",
+        &olga,
+        &["change", "approve", &id],
+        None,
+    ));
+    // An approver does not implement what needs the admin role.
+    let out = run_as(&d, "olga", &olga, &["change", "implement", &id], None);
+    assert_fails(&out, 1, "may not change the topology");
+    let out = d.run(&["change", "implement", &id], None);
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains("published topology version 1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(d.changes(), head + 1);
+    let out = run_as(
+        &d,
+        "olga",
+        &olga,
+        &["change", "review", &id, "--comment", "fine"],
+        None,
+    );
+    assert_success(&out);
+    let shown = json(&d.run(&["change", "show", &id, "--json"], None));
+    assert_eq!(shown["state"], "reviewed");
+    assert_eq!(shown["approvals"][0]["approver"], "olga");
+    let audit = json(&d.run(&["audit", "list", "--json"], None));
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["action"].as_str().expect("action"))
+        .collect();
+    for action in [
+        "change.reject",
+        "change.approve",
+        "change.implement",
+        "change.review",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+    assert_success(&d.run(&["audit", "verify"], None));
+}

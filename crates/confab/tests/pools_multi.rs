@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::store::{assert_success, run, stdout, with_store};
+use common::store::{assert_success, publish_approved, run, stdout, with_store};
 use common::{confab, write, Running, WAIT};
 use confab_ua::{InviteAnswer, Secret, UaConfig, UserAgent};
 
@@ -28,9 +28,7 @@ fn publish(data: &Path, a: SocketAddr, b: SocketAddr) {
          [[pool]]\nname = \"b\"\nkind = \"front-end\"\nservers = [\"udp://{b}\"]\n"
     );
     let file = write(data.parent().expect("parent"), "topology.toml", &doc);
-    let mut cmd = confab(&["topology", "publish"]);
-    cmd.arg(&file).arg("--data-dir").arg(data);
-    assert_success(&run(cmd, None));
+    publish_approved(data, &file, &[]);
 }
 
 /// Pool `default` (the first start) and pool `b`, both on the data directory of the first.

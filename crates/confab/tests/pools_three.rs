@@ -29,7 +29,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::store::{assert_success, run, stdout};
+use common::store::{assert_success, publish_approved, run, stdout};
 use common::{confab, write, Running, WAIT};
 use confab_server::presence::pidf::{self, Availability};
 use confab_ua::{
@@ -77,9 +77,7 @@ fn publish(data: &Path, pools: &[(&str, SocketAddr)]) {
         ));
     }
     let file = write(data.parent().expect("parent"), "topology.toml", &doc);
-    let mut cmd = confab(&["topology", "publish"]);
-    cmd.arg(&file).arg("--data-dir").arg(data);
-    assert_success(&run(cmd, None));
+    publish_approved(data, &file, &[]);
 }
 
 /// Runs `confab ARGS --data-dir DATA` (with `stdin`) off the runtime's workers, expecting

@@ -82,13 +82,25 @@ fn publish_then_show_export_and_diff() {
     assert!(stdout(&out).contains("+ pool fe-paris"), "{}", stdout(&out));
     let head = d.changes();
 
-    let mut cmd = common::confab(&["topology", "publish", &good, "--comment", "first"]);
-    cmd.arg("--data-dir").arg(&d.data).env("USER", "oscar");
-    let out = run(cmd, None);
+    // Publishing is a normal change: requested, approved by another administrator, then
+    // implemented. Until then nothing changes.
+    let out = d.run(&["topology", "publish", &good, "--comment", "first"], None);
     assert_success(&out);
+    assert!(
+        stdout(&out).contains("confab change approve 1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(d.changes(), head, "a request publishes nothing");
+    let out = d.run(&["change", "approve", "1"], None);
+    assert_fails(&out, 1, "another administrator with the approver role");
+    let out = d.run(&["change", "implement", "1"], None);
+    assert_fails(&out, 1, "not approved");
+    assert_eq!(d.changes(), head);
+    let out = publish_approved(&d.data, good.as_ref(), &["--comment", "first"]);
     let text = stdout(&out);
     assert!(
-        text.starts_with("published topology version 1 (by admin)"),
+        text.contains("published topology version 1 (by admin)"),
         "{text}"
     );
     assert!(text.contains("+ pool kamailio"), "{text}");
@@ -100,17 +112,28 @@ fn publish_then_show_export_and_diff() {
         shown["version"]["published_by"], "admin",
         "the administrator who signed in, not the shell's user"
     );
-    // The publication is a change record, in the audit log.
+    // The publication is a normal change record, approved by the other administrator, in
+    // the audit log.
     let changes = json(&d.run(&["change", "list", "--json"], None));
     let publish = changes
         .as_array()
         .expect("changes")
         .iter()
-        .find(|c| c["title"] == "publish topology version 1")
+        .find(|c| c["state"] == "implemented")
         .expect("the publication's change record");
-    assert_eq!(publish["state"], "implemented");
+    assert_eq!(publish["class"], "normal");
     assert_eq!(publish["requested_by"], "admin");
+    assert_eq!(publish["approvals"][0]["approver"], "approver");
+    assert_eq!(publish["approvals"][0]["decision"], "approve");
+    assert_eq!(publish["after"], "{\"version\":1}");
     assert_success(&d.run(&["audit", "verify"], None));
+    // Implemented once.
+    let id = publish["id"].to_string();
+    assert_fails(
+        &d.run(&["change", "implement", &id], None),
+        1,
+        "not approved",
+    );
     assert_eq!(shown["version"]["comment"], "first");
     assert_eq!(shown["pools"].as_array().map(Vec::len), Some(4));
     let text = stdout(&d.run(&["topology", "show"], None));
@@ -129,8 +152,7 @@ fn publish_then_show_export_and_diff() {
     assert_success(&d.run(&["topology", "validate", &exported], None));
     let out = d.run(&["topology", "diff", &exported], None);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    let out = d.run(&["topology", "publish", &exported], None);
-    assert_success(&out);
+    let out = publish_approved(&d.data, exported.as_ref(), &[]);
     assert!(stdout(&out).contains("version 2"), "{}", stdout(&out));
     assert!(stdout(&out).contains("no changes"), "{}", stdout(&out));
 

@@ -175,3 +175,56 @@ pub fn expected_ha1(c: &Credential, user: &str, password: &str) -> String {
     let algorithm = Algorithm::parse(&c.algorithm).expect("a known algorithm");
     ha1(algorithm, user, &c.realm, password)
 }
+
+/// The token of the approver [`publish_approved`] adds.
+pub const APPROVER_TOKEN: &str = "approver-token-for-the-tests-0123456789";
+
+/// Publishes the topology document `file` on the deployment at `data` the way change control
+/// wants it: requested by the first administrator (`extra` are more arguments for
+/// `topology publish`), approved by a second one, `approver` (added the first time), then
+/// implemented. Returns the output of `change implement`, successful.
+pub fn publish_approved(data: &Path, file: &Path, extra: &[&str]) -> Output {
+    let who = data.to_path_buf();
+    // On a thread of its own: callers may be inside a runtime already.
+    std::thread::spawn(move || {
+        with_store(&who, |store| async move {
+            if store
+                .administrator("approver")
+                .await
+                .expect("read")
+                .is_none()
+            {
+                store
+                    .add_administrator(
+                        "approver",
+                        &[confab_store::Role::Approver],
+                        &confab_ops::control::token_hash(APPROVER_TOKEN),
+                        Some("admin"),
+                    )
+                    .await
+                    .expect("approver added");
+            }
+        });
+    })
+    .join()
+    .expect("approver added");
+    let mut cmd = confab(&["topology", "publish"]);
+    cmd.arg(file)
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--json");
+    let out = run(cmd, None);
+    assert_success(&out);
+    let id = json(&out)["change"].to_string();
+    let mut cmd = confab(&["change", "approve", &id, "--data-dir"]);
+    cmd.arg(data)
+        .env("CONFAB_ADMIN", "approver")
+        .env("CONFAB_ADMIN_TOKEN", APPROVER_TOKEN);
+    assert_success(&run(cmd, None));
+    let mut cmd = confab(&["change", "implement", &id, "--data-dir"]);
+    cmd.arg(data);
+    let out = run(cmd, None);
+    assert_success(&out);
+    out
+}
