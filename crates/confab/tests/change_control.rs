@@ -126,30 +126,28 @@ fn roles_refuse_what_they_do_not_grant_and_nothing_changes() {
         "names the role: {}",
         stderr(&out)
     );
-    let out = run_as(
-        &d,
-        "uma",
-        &user_admin,
-        &["domain", "add", "example.org"],
-        None,
-    );
-    assert_fails(&out, 1, "may not change the topology");
-    let out = run_as(
-        &d,
-        "uma",
-        "not uma's token",
-        &["user", "disable", "alice@localhost"],
-        None,
-    );
-    assert_fails(&out, 1, "cannot sign in as administrator 'uma'");
-    let out = run_as(
-        &d,
-        "nobody",
-        "x",
-        &["user", "disable", "alice@localhost"],
-        None,
-    );
-    assert_fails(&out, 1, "cannot sign in as administrator 'nobody'");
+    for (name, token, args, refusal) in [
+        (
+            "uma",
+            user_admin.as_str(),
+            &["domain", "add", "example.org"][..],
+            "may not change the topology",
+        ),
+        (
+            "uma",
+            "not uma's token",
+            &["user", "disable", "alice@localhost"][..],
+            "cannot sign in as administrator 'uma'",
+        ),
+        (
+            "nobody",
+            "x",
+            &["user", "disable", "alice@localhost"][..],
+            "cannot sign in as administrator 'nobody'",
+        ),
+    ] {
+        assert_fails(&run_as(&d, name, token, args, None), 1, refusal);
+    }
     assert_eq!(
         (d.changes(), d.store_files()),
         before,

@@ -319,6 +319,16 @@ pub async fn change_records_through_their_states(fx: &Fixture) {
     assert_eq!(verdict.entries, log.len() as u64);
 }
 
+/// Where the audit chain of `store` breaks (it must).
+async fn first_break(store: &Store) -> confab_store::AuditBreak {
+    store
+        .verify_audit()
+        .await
+        .expect("verify")
+        .first_bad
+        .expect("broken")
+}
+
 /// A store with `n` audit entries.
 async fn audited(fx: &Fixture, n: usize) -> Store {
     let store = fx.open_with_defaults().await;
@@ -338,12 +348,7 @@ pub async fn audit_tampering_is_found(fx: &Fixture) {
     let store = audited(fx, 6).await;
     fx.raw("UPDATE audit_log SET detail = '{\"forged\":true}' WHERE seq = 3")
         .await;
-    let bad = store
-        .verify_audit()
-        .await
-        .expect("verify")
-        .first_bad
-        .expect("broken");
+    let bad = first_break(&store).await;
     assert_eq!(bad.seq, 3);
     assert!(bad.problem.contains("edited"), "{bad:?}");
     // Its hash recomputed too: the next entry no longer follows it.
@@ -361,12 +366,7 @@ pub async fn audit_tampering_is_found(fx: &Fixture) {
         "UPDATE audit_log SET hash = '{rehash}' WHERE seq = 3"
     ))
     .await;
-    let bad = store
-        .verify_audit()
-        .await
-        .expect("verify")
-        .first_bad
-        .expect("broken");
+    let bad = first_break(&store).await;
     assert_eq!(bad.seq, 4, "{bad:?}");
 }
 
@@ -374,23 +374,13 @@ pub async fn audit_deletion_and_reordering_are_found(fx: &Fixture) {
     let store = audited(fx, 6).await;
     // A deleted entry in the middle.
     fx.raw("DELETE FROM audit_log WHERE seq = 4").await;
-    let bad = store
-        .verify_audit()
-        .await
-        .expect("verify")
-        .first_bad
-        .expect("broken");
+    let bad = first_break(&store).await;
     assert_eq!(bad.seq, 4);
     assert!(bad.problem.contains("missing"), "{bad:?}");
     // Renumbered to hide the gap: the chain of hashes still breaks.
     fx.raw("UPDATE audit_log SET seq = seq - 1 WHERE seq > 4")
         .await;
-    let bad = store
-        .verify_audit()
-        .await
-        .expect("verify")
-        .first_bad
-        .expect("broken");
+    let bad = first_break(&store).await;
     assert_eq!(bad.seq, 4, "{bad:?}");
 }
 
@@ -398,12 +388,7 @@ pub async fn audit_truncation_is_found(fx: &Fixture) {
     let store = audited(fx, 6).await;
     // The last entries removed: the head says the log went further.
     fx.raw("DELETE FROM audit_log WHERE seq >= 5").await;
-    let bad = store
-        .verify_audit()
-        .await
-        .expect("verify")
-        .first_bad
-        .expect("broken");
+    let bad = first_break(&store).await;
     assert_eq!(bad.seq, 5);
     assert!(bad.problem.contains("removed from the end"), "{bad:?}");
 }
@@ -414,12 +399,7 @@ pub async fn audit_swaps_are_found(fx: &Fixture) {
     fx.raw("UPDATE audit_log SET seq = 100 WHERE seq = 2").await;
     fx.raw("UPDATE audit_log SET seq = 2 WHERE seq = 3").await;
     fx.raw("UPDATE audit_log SET seq = 3 WHERE seq = 100").await;
-    let bad = store
-        .verify_audit()
-        .await
-        .expect("verify")
-        .first_bad
-        .expect("broken");
+    let bad = first_break(&store).await;
     assert_eq!(bad.seq, 2);
     assert!(bad.problem.contains("does not follow"), "{bad:?}");
 }
