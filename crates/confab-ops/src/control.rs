@@ -19,8 +19,13 @@
 //! administrator allowed to make it [`implement`]s it, in a context bound to that record.
 //! Publishing a topology is a normal change.
 //!
-//! Not yet: bulk moves above the limit and role changes as normal changes, emergency changes
-//! with their snapshot and review, rollback.
+//! An emergency change ([`emergency`]) needs the emergency right besides the operation's:
+//! a snapshot of the store is written first, the change is carried out at once, and its
+//! record stays implemented, awaiting review, due within [`REVIEW_WITHIN`] ([`review`]).
+//!
+//! Not yet: bulk moves above the limit and role changes as normal changes, rollback from the
+//! snapshot, the emergency operations that need the front-ends' help (blocking a source
+//! address, a pool's maintenance mode).
 
 use confab_store::{Administrator, ChangeClass, ChangeRecord, NewChange, Role, Store, StoreError};
 use sha2::{Digest, Sha256};
@@ -203,6 +208,8 @@ pub struct ChangeContext<'a> {
     right: Right,
     /// The approved change being implemented, when it is one ([`implement`]).
     change: Option<i64>,
+    /// The snapshot taken before an emergency change.
+    snapshot: Option<String>,
 }
 
 impl ChangeContext<'_> {
@@ -250,6 +257,7 @@ pub fn authorize(
         class,
         right,
         change: None,
+        snapshot: None,
     })
 }
 
@@ -318,10 +326,27 @@ pub async fn finish(
     before: Option<&str>,
     after: Option<&str>,
 ) -> Result<ChangeRecord, OpsError> {
+    // An emergency change is reviewed afterwards, within REVIEW_WITHIN.
+    let review_due = (ctx.class == ChangeClass::Emergency).then(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        i64::try_from(now + REVIEW_WITHIN.as_secs()).unwrap_or(i64::MAX)
+    });
     Ok(store
-        .record_implemented(id, &ctx.operator.name, before, after, None, None)
+        .record_implemented(
+            id,
+            &ctx.operator.name,
+            before,
+            after,
+            ctx.snapshot.as_deref(),
+            review_due,
+        )
         .await?)
 }
+
+/// How long after an emergency change its review is due.
+pub const REVIEW_WITHIN: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// An operation a normal change carries, kept in its record as JSON until it is implemented.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -335,6 +360,18 @@ pub enum Operation {
         /// Why, as `--comment` said.
         comment: Option<String>,
     },
+    /// Disable a user (block it: its registrations and subscriptions go at once).
+    #[serde(rename = "user.disable")]
+    DisableUser {
+        /// `user@domain`.
+        address: String,
+    },
+    /// Enable a user again.
+    #[serde(rename = "user.enable")]
+    EnableUser {
+        /// `user@domain`.
+        address: String,
+    },
 }
 
 impl Operation {
@@ -342,14 +379,43 @@ impl Operation {
     pub fn right(&self) -> Right {
         match self {
             Operation::PublishTopology { .. } => Right::ManageTopology,
+            Operation::DisableUser { .. } | Operation::EnableUser { .. } => Right::ManageUsers,
         }
     }
 
     fn title(&self) -> String {
         match self {
             Operation::PublishTopology { .. } => "publish a topology document".to_owned(),
+            Operation::DisableUser { address } => format!("disable user {address}"),
+            Operation::EnableUser { address } => format!("enable user {address}"),
         }
     }
+}
+
+/// Carries out `operation` in `ctx` (bound to its change record), and makes sure the record
+/// ends implemented even when the operation found nothing to change.
+async fn carry_out(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    operation: &Operation,
+) -> Result<Outcome, OpsError> {
+    let outcome = match operation {
+        Operation::PublishTopology { document, comment } => Outcome::Published(
+            crate::topology::publish(store, ctx, document, comment.as_deref()).await?,
+        ),
+        Operation::DisableUser { address } | Operation::EnableUser { address } => {
+            let address = confab_store::Address::parse(address)?;
+            let enable = matches!(operation, Operation::EnableUser { .. });
+            Outcome::Enabled(crate::users::set_enabled(store, ctx, &address, enable).await?)
+        }
+    };
+    if let Some(id) = ctx.change {
+        let state = store.change(id).await?.map(|c| c.state);
+        if state != Some(confab_store::ChangeState::Implemented) {
+            finish(store, ctx, id, None, None).await?;
+        }
+    }
+    Ok(outcome)
 }
 
 /// What an implemented operation did.
@@ -357,6 +423,8 @@ impl Operation {
 pub enum Outcome {
     /// A topology was published.
     Published(crate::topology::Published),
+    /// A user was enabled or disabled (or was already).
+    Enabled(crate::users::EnabledChange),
 }
 
 /// Asks for a normal change carrying `operation`, which the operator must be allowed to
@@ -425,12 +493,49 @@ pub async fn implement(
         })?;
     let mut ctx = authorize(operator, operation.right(), ChangeClass::Normal)?;
     ctx.change = Some(id);
-    let outcome = match &operation {
-        Operation::PublishTopology { document, comment } => Outcome::Published(
-            crate::topology::publish(store, &ctx, document, comment.as_deref()).await?,
-        ),
-    };
+    let outcome = carry_out(store, &ctx, &operation).await?;
     let record = store.change(id).await?.unwrap_or(change);
+    Ok((record, outcome))
+}
+
+/// Makes an emergency change at once: `operator` must hold the emergency right and the
+/// operation's; a snapshot of the store is written to `snapshot_dir` first (SQLite; on
+/// PostgreSQL the record says none was taken), then the change is recorded, carried out, and
+/// left implemented and awaiting its review, due within [`REVIEW_WITHIN`].
+pub async fn emergency(
+    store: &Store,
+    operator: &Operator,
+    operation: &Operation,
+    reason: &str,
+    snapshot_dir: &std::path::Path,
+) -> Result<(ChangeRecord, Outcome), OpsError> {
+    let mut ctx = authorize(operator, operation.right(), ChangeClass::Emergency)?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    std::fs::create_dir_all(snapshot_dir).map_err(|e| OpsError::Snapshot {
+        path: snapshot_dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let path = snapshot_dir.join(format!("before-emergency-{stamp}.sqlite"));
+    ctx.snapshot = store
+        .snapshot(&path)
+        .await?
+        .then(|| path.display().to_string());
+    let change = store
+        .request_change(&NewChange {
+            class: ChangeClass::Emergency,
+            title: operation.title(),
+            reason: reason.to_owned(),
+            impact: None,
+            requested_by: operator.name.clone(),
+            operation: json(operation),
+            rolls_back: None,
+        })
+        .await?;
+    ctx.change = Some(change.id);
+    let outcome = carry_out(store, &ctx, operation).await?;
+    let record = store.change(change.id).await?.unwrap_or(change);
     Ok((record, outcome))
 }
 

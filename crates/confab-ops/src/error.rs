@@ -186,6 +186,16 @@ pub enum OpsError {
         /// Why.
         reason: String,
     },
+    /// The snapshot before an emergency change could not be written.
+    #[error(
+        "cannot write the snapshot before the change to {path}: {reason}; nothing was changed"
+    )]
+    Snapshot {
+        /// Where.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// The system's random source failed.
     #[error("no randomness for a new secret: {0}")]
     Random(String),

@@ -19,8 +19,9 @@
 //! the [`topology`]: documents validated, diffed, published as versions and exported, pools
 //! and domains, with the defaults of a first start. Every public function that changes the
 //! store takes a [`control::ChangeContext`], except the defaults of a first start, which the
-//! deployment makes before it has an administrator. Not yet: normal changes waiting for
-//! approval, emergency changes, rollback, backups, migration.
+//! deployment makes before it has an administrator. Normal changes wait for another
+//! administrator's approval, emergency changes take a snapshot and await review. Not yet:
+//! rollback, backups, migration.
 //!
 //! ```no_run
 //! # async fn demo(store: &confab_store::Store, token: &str) -> Result<(), confab_ops::OpsError> {

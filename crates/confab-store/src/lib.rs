@@ -123,6 +123,28 @@ impl Store {
         self.db.kind()
     }
 
+    /// Writes a consistent copy of the whole store to the new file `path`, while the store
+    /// keeps serving (SQLite's `VACUUM INTO`): the snapshot an emergency change takes first.
+    /// Returns false on PostgreSQL, whose snapshots come with backups (`pg_dump` or
+    /// `confab backup`), not from here.
+    pub async fn snapshot(&self, path: &std::path::Path) -> Result<bool, StoreError> {
+        if self.db.kind() == BackendKind::Postgres {
+            return Ok(false);
+        }
+        let text = path.to_str().ok_or_else(|| {
+            StoreError::invalid(
+                "snapshot path",
+                &path.display().to_string(),
+                "use a path that is valid UTF-8",
+            )
+        })?;
+        self.db
+            .execute("VACUUM INTO $1", &[text.into()])
+            .await
+            .map_err(|e| StoreError::invalid("snapshot path", text, e.to_string()))?;
+        Ok(true)
+    }
+
     /// The schema version the store has.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
         migrate::current_version(&self.db).await

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use confab_ops::control::{self, Outcome, Right};
+use confab_ops::control::{self, Operation, Outcome, Right};
 use confab_store::{AuditEntry, ChangeFilter, ChangeRecord, Decision};
 use serde::Serialize;
 
@@ -66,6 +66,9 @@ struct ChangeJson<'a> {
     after: Option<&'a str>,
     rolls_back: Option<i64>,
     rolled_back_by: Option<i64>,
+    snapshot: Option<&'a str>,
+    reviewed_by: Option<&'a str>,
+    review_comment: Option<&'a str>,
     approvals: Vec<ApprovalJson<'a>>,
 }
 
@@ -95,6 +98,9 @@ fn change_json(c: &ChangeRecord) -> ChangeJson<'_> {
         after: c.after.as_deref(),
         rolls_back: c.rolls_back,
         rolled_back_by: c.rolled_back_by,
+        snapshot: c.snapshot.as_deref(),
+        reviewed_by: c.reviewed_by.as_deref(),
+        review_comment: c.review_comment.as_deref(),
         approvals: c
             .approvals
             .iter()
@@ -170,11 +176,42 @@ pub fn run_change(deployment: &DeploymentArgs, command: &ChangeCommand, json: bo
             if json {
                 return print_json(&change_json(&c));
             }
-            let what = match &outcome {
-                Outcome::Published(p) => crate::topology::published_text(p),
-            };
-            print(&format!("change {} implemented\n{what}", c.id))
+            print(&format!(
+                "change {} implemented\n{}",
+                c.id,
+                outcome_text(&outcome)
+            ))
         }),
+        ChangeCommand::Emergency(args) => {
+            let operation = match emergency_operation(&args.operation) {
+                Ok(op) => op,
+                Err(usage) => return usage.report(),
+            };
+            manage::run(deployment, |store| async move {
+                let operator = manage::sign_in(&store, deployment).await?;
+                let snapshots = manage::data_dir(deployment).join("snapshots");
+                let (c, outcome) =
+                    control::emergency(&store, &operator, &operation, &args.reason, &snapshots)
+                        .await?;
+                if json {
+                    return print_json(&change_json(&c));
+                }
+                let what = outcome_text(&outcome);
+                let snapshot = c
+                    .snapshot
+                    .as_deref()
+                    .map_or("no snapshot (PostgreSQL: take a backup)".to_owned(), |p| {
+                        format!("snapshot {p}")
+                    });
+                print(&format!(
+                    "emergency change {} implemented ({snapshot})\n{what}its review is due by {}: \
+                     `confab change review {} --comment \"…\"`\n",
+                    c.id,
+                    c.review_due.map(utc).unwrap_or_default(),
+                    c.id
+                ))
+            })
+        }
         ChangeCommand::Review(args) => manage::run(deployment, |store| async move {
             let operator = manage::sign_in(&store, deployment).await?;
             let c = control::review(&store, &operator, args.id, &args.comment).await?;
@@ -224,6 +261,136 @@ pub fn run_change(deployment: &DeploymentArgs, command: &ChangeCommand, json: bo
             print(&table(&rows))
         }),
     }
+}
+
+/// What an implemented operation did, for people.
+fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Published(p) => crate::topology::published_text(p),
+        Outcome::Enabled(e) => format!(
+            "{} is {}{}\n",
+            e.address,
+            if e.enabled { "enabled" } else { "disabled" },
+            if e.changed { "" } else { " (it was already)" }
+        ),
+    }
+}
+
+/// The operation after `confab change emergency … --`.
+fn emergency_operation(words: &[String]) -> Result<Operation, Failure> {
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["user", "disable", address] => Ok(Operation::DisableUser {
+            address: (*address).to_owned(),
+        }),
+        ["user", "enable", address] => Ok(Operation::EnableUser {
+            address: (*address).to_owned(),
+        }),
+        ["topology", "publish", file] => {
+            let document = std::fs::read_to_string(file)
+                .map_err(|e| Failure::Usage(format!("cannot read {file}: {e}")))?;
+            Ok(Operation::PublishTopology {
+                document,
+                comment: None,
+            })
+        }
+        _ => Err(Failure::Usage(format!(
+            "no emergency operation `{}`; give one of: user disable USER@DOMAIN, user enable \
+             USER@DOMAIN, topology publish FILE",
+            words.join(" ")
+        ))),
+    }
+}
+
+/// Runs `confab status`.
+pub fn run_status(deployment: &DeploymentArgs, json: bool) -> ExitCode {
+    let result = manage::run_with(deployment, |store| async move {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let usage = store.pool_usage().await?;
+        let waiting = store
+            .changes(&ChangeFilter {
+                state: Some(confab_store::ChangeState::Requested),
+                class: Some(confab_store::ChangeClass::Normal),
+            })
+            .await?;
+        let approved = store
+            .changes(&ChangeFilter {
+                state: Some(confab_store::ChangeState::Approved),
+                class: None,
+            })
+            .await?;
+        let review: Vec<ChangeRecord> = store
+            .changes(&ChangeFilter {
+                state: Some(confab_store::ChangeState::Implemented),
+                class: Some(confab_store::ChangeClass::Emergency),
+            })
+            .await?;
+        let overdue: Vec<&ChangeRecord> = review
+            .iter()
+            .filter(|c| c.review_due.is_some_and(|due| due < now))
+            .collect();
+        let audit = store.verify_audit().await?;
+        let healthy = overdue.is_empty() && audit.first_bad.is_none();
+        if json {
+            print_json(&serde_json::json!({
+                "pools": usage.iter().map(|u| serde_json::json!({
+                    "pool": u.pool, "users": u.users, "registrations": u.registrations,
+                })).collect::<Vec<_>>(),
+                "awaiting_approval": waiting.iter().map(|c| c.id).collect::<Vec<_>>(),
+                "approved_not_implemented": approved.iter().map(|c| c.id).collect::<Vec<_>>(),
+                "emergency_awaiting_review": review.iter().map(|c| c.id).collect::<Vec<_>>(),
+                "overdue_reviews": overdue.iter().map(|c| c.id).collect::<Vec<_>>(),
+                "audit_entries": audit.entries,
+                "audit_intact": audit.first_bad.is_none(),
+            }))?;
+        } else {
+            let mut out = String::new();
+            for u in &usage {
+                out.push_str(&format!(
+                    "pool {}: {} user(s), {} registration(s)\n",
+                    u.pool, u.users, u.registrations
+                ));
+            }
+            let ids = |cs: &[&ChangeRecord]| {
+                cs.iter()
+                    .map(|c| c.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let line = |label: &str, cs: Vec<&ChangeRecord>| match cs.len() {
+                0 => format!("{label}: none\n"),
+                n => format!("{label}: {n} ({})\n", ids(&cs)),
+            };
+            out.push_str(&line("changes awaiting approval", waiting.iter().collect()));
+            out.push_str(&line(
+                "approved, not implemented",
+                approved.iter().collect(),
+            ));
+            out.push_str(&line(
+                "emergency changes awaiting review",
+                review.iter().collect(),
+            ));
+            if !overdue.is_empty() {
+                out.push_str(&format!(
+                    "OVERDUE reviews: {} — review them with `confab change review ID --comment …`\n",
+                    ids(&overdue)
+                ));
+            }
+            out.push_str(&match &audit.first_bad {
+                None => format!("audit log: intact, {} entries\n", audit.entries),
+                Some(b) => format!("audit log: BROKEN at entry {} ({})\n", b.seq, b.problem),
+            });
+            print(&out)?;
+        }
+        Ok(if healthy {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    });
+    result.unwrap_or_else(|f| f.report_as(2))
 }
 
 #[derive(Serialize)]

@@ -122,6 +122,12 @@ pub enum Command {
     #[command(subcommand)]
     Audit(AuditCommand),
 
+    /// The deployment at a glance: pools, users, changes waiting for approval or review
+    ///
+    /// Exit status: 0 nothing overdue, 1 an emergency change's review is overdue or the audit
+    /// log does not verify, 2 the store cannot be read.
+    Status,
+
     /// Administrators of the deployment and their roles: list
     ///
     /// A first start creates the administrator `admin` with every role and writes its
@@ -150,6 +156,27 @@ pub enum ChangeCommand {
 
     /// Record the review of an implemented change (approver role)
     Review(ChangeReviewArgs),
+
+    /// Make an emergency change at once: `confab change emergency --reason "…" -- user
+    /// disable alice@example.com`
+    ///
+    /// Needs the emergency role besides the operation's own. A snapshot of the store is
+    /// written to the data directory's snapshots/ first; the change stays flagged until its
+    /// review (`confab change review`), due within 24 hours — `confab status` shows it.
+    /// Operations: user disable|enable USER@DOMAIN, topology publish FILE.
+    Emergency(ChangeEmergencyArgs),
+}
+
+/// `confab change emergency`.
+#[derive(Debug, Args)]
+pub struct ChangeEmergencyArgs {
+    /// Why it cannot wait: the attack, the outage
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// The operation, after `--`: user disable|enable USER@DOMAIN, or topology publish FILE
+    #[arg(last = true, required = true, value_name = "OPERATION")]
+    pub operation: Vec<String>,
 }
 
 /// `confab change approve|reject`.

@@ -133,15 +133,20 @@ pub async fn open(deployment: &DeploymentArgs) -> Result<Store, Failure> {
     Ok(Store::open(&location).await?)
 }
 
+/// The deployment's data directory: --data-dir, else the default.
+pub fn data_dir(deployment: &DeploymentArgs) -> PathBuf {
+    deployment
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+}
+
 /// The administrator a management command acts as: `CONFAB_ADMIN` and `CONFAB_ADMIN_TOKEN`,
 /// else the credentials file of the data directory (`admin.credentials`, which a first start
 /// writes). A deployment without any administrator (one created before change control)
 /// gets its first one here, as a first start would give it.
 pub async fn sign_in(store: &Store, deployment: &DeploymentArgs) -> Result<Operator, Failure> {
-    let data_dir = deployment
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let data_dir = data_dir(deployment);
     let file = data_dir.join(crate::change::CREDENTIALS_FILE);
     let (name, token) = match (
         std::env::var("CONFAB_ADMIN"),

@@ -71,18 +71,39 @@ impl Deployment {
         })
     }
 
-    /// Every octet of every file of the store (database, WAL, shared memory). A file
-    /// listed but gone before it is read (SQLite removes the WAL when the last connection of
-    /// a store closes, which sqlx finishes on a thread of its own) is passed over: what it
-    /// held is in the database file by then.
+    /// Every octet of the store's database file, once everything committed is in it: the WAL
+    /// is checkpointed into the file first (by a connection of this test's own), so that a
+    /// checkpoint some earlier command's connection finishes late (sqlx closes on a thread of
+    /// its own) cannot pass for a change. Other files of the data directory (credentials)
+    /// count too; the WAL and its index do not, as they are folded in.
     pub fn store_files(&self) -> Vec<u8> {
+        let db = self.data.join(confab_store::SQLITE_FILE);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+                .await
+                .expect("store file opens");
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&mut conn)
+                .await
+                .expect("checkpoint");
+            conn.close().await.expect("closed");
+        });
+        let mut names: Vec<_> = std::fs::read_dir(&self.data)
+            .expect("data dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| {
+                let name = p.to_string_lossy();
+                !name.ends_with("-shm") && !name.ends_with("-wal") && p.is_file()
+            })
+            .collect();
+        names.sort();
         let mut all = Vec::new();
-        for entry in std::fs::read_dir(&self.data).expect("data dir") {
-            let path = entry.expect("entry").path();
-            // The WAL index holds no data, and a reader updates it (its read marks).
-            if path.to_string_lossy().ends_with("-shm") {
-                continue;
-            }
+        for path in names {
             match std::fs::read(&path) {
                 Ok(bytes) => all.extend(bytes),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
