@@ -23,9 +23,12 @@
 //! a snapshot of the store is written first, the change is carried out at once, and its
 //! record stays implemented, awaiting review, due within [`REVIEW_WITHIN`] ([`review`]).
 //!
-//! Not yet: bulk moves above the limit and role changes as normal changes, rollback from the
-//! snapshot, the emergency operations that need the front-ends' help (blocking a source
-//! address, a pool's maintenance mode).
+//! A rollback ([`request_rollback`], [`emergency_rollback`]) is a change of its own carrying
+//! the [`inverse`] of the change it undoes, linked to it both ways.
+//!
+//! Not yet: bulk moves above the limit and role changes as normal changes, rolling back
+//! changes without an inverse (from their snapshot), the emergency operations that need the
+//! front-ends' help (blocking a source address, a pool's maintenance mode).
 
 use confab_store::{Administrator, ChangeClass, ChangeRecord, NewChange, Role, Store, StoreError};
 use sha2::{Digest, Sha256};
@@ -494,8 +497,126 @@ pub async fn implement(
     let mut ctx = authorize(operator, operation.right(), ChangeClass::Normal)?;
     ctx.change = Some(id);
     let outcome = carry_out(store, &ctx, &operation).await?;
+    if let Some(target) = change.rolls_back {
+        store.record_rolled_back(target, id, &operator.name).await?;
+    }
     let record = store.change(id).await?.unwrap_or(change);
     Ok((record, outcome))
+}
+
+/// The operation that undoes change `target`: the topology version before it published
+/// again, a disabled user enabled, an enabled one disabled.
+pub async fn inverse(store: &Store, target: &ChangeRecord) -> Result<Operation, OpsError> {
+    let refuse = |reason: &str| OpsError::NoRollback {
+        id: target.id,
+        reason: reason.to_owned(),
+    };
+    if !matches!(
+        target.state,
+        confab_store::ChangeState::Implemented | confab_store::ChangeState::Reviewed
+    ) {
+        return Err(refuse(&format!(
+            "it is {}; only a change that was made is rolled back",
+            target.state.as_str()
+        )));
+    }
+    let op: serde_json::Value = serde_json::from_str(&target.operation)
+        .map_err(|_| refuse("its operation cannot be read"))?;
+    match op.get("op").and_then(serde_json::Value::as_str) {
+        Some("topology.publish") => {
+            let before: serde_json::Value = target
+                .before
+                .as_deref()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(serde_json::Value::Null);
+            let Some(previous) = before.get("version").and_then(serde_json::Value::as_i64) else {
+                return Err(refuse(
+                    "it was the first publication: there is no earlier version to publish again",
+                ));
+            };
+            let Some(v) = store.topology_version_number(previous).await? else {
+                return Err(refuse("the version before it is not in the store"));
+            };
+            Ok(Operation::PublishTopology {
+                document: v.document,
+                comment: Some(format!(
+                    "rollback of change {}: version {previous} again",
+                    target.id
+                )),
+            })
+        }
+        Some("user.disable") | Some("user.enable") => {
+            let address = op
+                .get("address")
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| refuse("its operation names no user"))?
+                .to_owned();
+            Ok(if op["op"] == "user.disable" {
+                Operation::EnableUser { address }
+            } else {
+                Operation::DisableUser { address }
+            })
+        }
+        _ => Err(refuse(
+            "it is not one Confab can undo by itself yet (a topology publication or a user \
+             disabled or enabled); restore from its snapshot or a backup",
+        )),
+    }
+}
+
+/// Asks to roll change `id` back: a normal change carrying the inverse operation, linked to
+/// it, that another administrator approves and [`implement`] carries out (marking `id`
+/// rolled back).
+pub async fn request_rollback(
+    store: &Store,
+    operator: &Operator,
+    id: i64,
+    reason: &str,
+) -> Result<ChangeRecord, OpsError> {
+    let target = changed(store, id).await?;
+    let operation = inverse(store, &target).await?;
+    operator.check(operation.right())?;
+    Ok(store
+        .request_change(&NewChange {
+            class: ChangeClass::Normal,
+            title: format!("roll back change {id}: {}", operation.title()),
+            reason: reason.to_owned(),
+            impact: None,
+            requested_by: operator.name.clone(),
+            operation: json(&operation),
+            rolls_back: Some(id),
+        })
+        .await?)
+}
+
+/// Rolls change `id` back at once, as an emergency change (snapshot first, review after).
+pub async fn emergency_rollback(
+    store: &Store,
+    operator: &Operator,
+    id: i64,
+    reason: &str,
+    snapshot_dir: &std::path::Path,
+) -> Result<(ChangeRecord, Outcome), OpsError> {
+    let target = changed(store, id).await?;
+    let operation = inverse(store, &target).await?;
+    let (record, outcome) =
+        emergency_linked(store, operator, &operation, reason, snapshot_dir, Some(id)).await?;
+    store
+        .record_rolled_back(id, record.id, &operator.name)
+        .await?;
+    let record = store.change(record.id).await?.unwrap_or(record);
+    Ok((record, outcome))
+}
+
+async fn changed(store: &Store, id: i64) -> Result<ChangeRecord, OpsError> {
+    store.change(id).await?.ok_or_else(|| {
+        StoreError::NotFound {
+            what: "change",
+            name: id.to_string(),
+            fix: "list the changes with `confab change list`",
+        }
+        .into()
+    })
 }
 
 /// Makes an emergency change at once: `operator` must hold the emergency right and the
@@ -508,6 +629,17 @@ pub async fn emergency(
     operation: &Operation,
     reason: &str,
     snapshot_dir: &std::path::Path,
+) -> Result<(ChangeRecord, Outcome), OpsError> {
+    emergency_linked(store, operator, operation, reason, snapshot_dir, None).await
+}
+
+async fn emergency_linked(
+    store: &Store,
+    operator: &Operator,
+    operation: &Operation,
+    reason: &str,
+    snapshot_dir: &std::path::Path,
+    rolls_back: Option<i64>,
 ) -> Result<(ChangeRecord, Outcome), OpsError> {
     let mut ctx = authorize(operator, operation.right(), ChangeClass::Emergency)?;
     let stamp = std::time::SystemTime::now()
@@ -530,7 +662,7 @@ pub async fn emergency(
             impact: None,
             requested_by: operator.name.clone(),
             operation: json(operation),
-            rolls_back: None,
+            rolls_back,
         })
         .await?;
     ctx.change = Some(change.id);

@@ -186,6 +186,14 @@ pub enum OpsError {
         /// Why.
         reason: String,
     },
+    /// A change that cannot be rolled back.
+    #[error("change {id} cannot be rolled back: {reason}")]
+    NoRollback {
+        /// The change.
+        id: i64,
+        /// Why.
+        reason: String,
+    },
     /// The snapshot before an emergency change could not be written.
     #[error(
         "cannot write the snapshot before the change to {path}: {reason}; nothing was changed"

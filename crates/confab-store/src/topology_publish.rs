@@ -208,6 +208,26 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Published topology version `n`, if there is one (what a rollback publishes again).
+    pub async fn topology_version_number(
+        &self,
+        n: i64,
+    ) -> Result<Option<TopologyVersion>, StoreError> {
+        self.db
+            .fetch_optional(
+                "SELECT version, document, published_at, published_by, comment \
+                 FROM topology_versions WHERE version = $1",
+                &[n.into()],
+            )
+            .await
+            .ctx("reading a topology version")?
+            .as_ref()
+            .map(version)
+            .transpose()
+    }
+}
+
 fn version(row: &Row) -> Result<TopologyVersion, StoreError> {
     Ok(TopologyVersion {
         version: row.int("version")?,

@@ -212,6 +212,40 @@ pub fn run_change(deployment: &DeploymentArgs, command: &ChangeCommand, json: bo
                 ))
             })
         }
+        ChangeCommand::Rollback(args) => manage::run(deployment, |store| async move {
+            let operator = manage::sign_in(&store, deployment).await?;
+            if args.emergency {
+                let snapshots = manage::data_dir(deployment).join("snapshots");
+                let (c, outcome) = control::emergency_rollback(
+                    &store,
+                    &operator,
+                    args.id,
+                    &args.reason,
+                    &snapshots,
+                )
+                .await?;
+                if json {
+                    return print_json(&change_json(&c));
+                }
+                return print(&format!(
+                    "change {} rolled back by emergency change {}\n{}its review is due by {}\n",
+                    args.id,
+                    c.id,
+                    outcome_text(&outcome),
+                    c.review_due.map(utc).unwrap_or_default()
+                ));
+            }
+            let c = control::request_rollback(&store, &operator, args.id, &args.reason).await?;
+            if json {
+                return print_json(&change_json(&c));
+            }
+            print(&format!(
+                "change {0} requested: {1}\nanother administrator with the approver role \
+                 approves it with `confab change approve {0}`; then `confab change implement \
+                 {0}` rolls change {2} back\n",
+                c.id, c.title, args.id
+            ))
+        }),
         ChangeCommand::Review(args) => manage::run(deployment, |store| async move {
             let operator = manage::sign_in(&store, deployment).await?;
             let c = control::review(&store, &operator, args.id, &args.comment).await?;

@@ -157,6 +157,13 @@ pub enum ChangeCommand {
     /// Record the review of an implemented change (approver role)
     Review(ChangeReviewArgs),
 
+    /// Roll a change back: a change record of its own, linked to it, carrying what undoes it
+    ///
+    /// A topology publication is undone by publishing the version before it again; a user
+    /// disabled by enabling it (and the reverse). A normal change (approved by another
+    /// administrator, then implemented) unless --emergency, which rolls back at once.
+    Rollback(ChangeRollbackArgs),
+
     /// Make an emergency change at once: `confab change emergency --reason "…" -- user
     /// disable alice@example.com`
     ///
@@ -165,6 +172,22 @@ pub enum ChangeCommand {
     /// review (`confab change review`), due within 24 hours — `confab status` shows it.
     /// Operations: user disable|enable USER@DOMAIN, topology publish FILE.
     Emergency(ChangeEmergencyArgs),
+}
+
+/// `confab change rollback`.
+#[derive(Debug, Args)]
+pub struct ChangeRollbackArgs {
+    /// The change to roll back
+    #[arg(value_name = "ID")]
+    pub id: i64,
+
+    /// Why
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// Roll back at once as an emergency change (emergency role; snapshot first, review after)
+    #[arg(long)]
+    pub emergency: bool,
 }
 
 /// `confab change emergency`.

@@ -304,3 +304,119 @@ fn a_normal_change_waits_for_another_administrator() {
     }
     assert_success(&d.run(&["audit", "verify"], None));
 }
+
+#[test]
+fn a_topology_publication_and_a_block_are_rolled_back() {
+    let d = Deployment::new();
+    d.add("alice@localhost", "password 1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = |name: &str, domains: &str| {
+        common::write(
+            dir.path(),
+            name,
+            &format!(
+                "domains = [{domains}]\n\n[[pool]]\nname = \"default\"\nkind = \"front-end\"\n\
+                 servers = []\n"
+            ),
+        )
+    };
+    let v1 = doc("v1.toml", "\"localhost\"");
+    let v2 = doc("v2.toml", "\"localhost\", \"example.org\"");
+    publish_approved(&d.data, &v1, &[]);
+    publish_approved(&d.data, &v2, &[]);
+    let domains =
+        |d: &Deployment| json(&d.run(&["topology", "show", "--json"], None))["domains"].clone();
+    assert_eq!(domains(&d), serde_json::json!(["example.org", "localhost"]));
+    let changes = json(&d.run(
+        &["change", "list", "--json", "--state", "implemented"],
+        None,
+    ));
+    let second = changes[0]["id"].as_i64().expect("id");
+    let first = changes[1]["id"].as_i64().expect("id");
+
+    // The first publication has nothing before it to go back to.
+    let out = d.run(
+        &[
+            "change",
+            "rollback",
+            &first.to_string(),
+            "--reason",
+            "try",
+            "--emergency",
+        ],
+        None,
+    );
+    assert_fails(&out, 1, "the first publication");
+
+    // The second, rolled back at once: version 1's document is published again.
+    let out = d.run(
+        &[
+            "change",
+            "rollback",
+            &second.to_string(),
+            "--reason",
+            "example.org broke routing",
+            "--emergency",
+            "--json",
+        ],
+        None,
+    );
+    assert_success(&out);
+    let undo = json(&out);
+    assert_eq!(undo["class"], "emergency");
+    assert_eq!(undo["rolls_back"], second);
+    assert_eq!(domains(&d), serde_json::json!(["localhost"]));
+    let shown = json(&d.run(&["topology", "show", "--json"], None));
+    assert_eq!(
+        shown["version"]["version"], 3,
+        "a new version, the old document"
+    );
+    let rolled = json(&d.run(&["change", "show", &second.to_string(), "--json"], None));
+    assert_eq!(rolled["state"], "rolled-back");
+    assert_eq!(rolled["rolled_back_by"], undo["id"]);
+    // Rolled back once.
+    let out = d.run(
+        &[
+            "change",
+            "rollback",
+            &second.to_string(),
+            "--reason",
+            "again",
+            "--emergency",
+        ],
+        None,
+    );
+    assert_fails(&out, 1, "only a change that was made is rolled back");
+
+    // A user disabled by a standard change, re-enabled through a normal rollback.
+    assert_success(&d.run(&["user", "disable", "alice@localhost"], None));
+    let changes = json(&d.run(&["change", "list", "--json"], None));
+    let disable = changes[0]["id"].to_string();
+    let out = d.run(
+        &[
+            "change",
+            "rollback",
+            &disable,
+            "--reason",
+            "disabled by mistake",
+            "--json",
+        ],
+        None,
+    );
+    assert_success(&out);
+    let request = json(&out);
+    assert_eq!(request["state"], "requested");
+    assert_eq!(request["class"], "normal");
+    let id = request["id"].to_string();
+    let mut approve = common::confab(&["change", "approve", &id, "--data-dir"]);
+    approve
+        .arg(&d.data)
+        .env("CONFAB_ADMIN", "approver")
+        .env("CONFAB_ADMIN_TOKEN", APPROVER_TOKEN);
+    assert_success(&run(approve, None));
+    assert_success(&d.run(&["change", "implement", &id], None));
+    assert!(d.user("alice@localhost").expect("alice").enabled);
+    let rolled = json(&d.run(&["change", "show", &disable, "--json"], None));
+    assert_eq!(rolled["state"], "rolled-back");
+    assert_success(&d.run(&["audit", "verify"], None));
+}
