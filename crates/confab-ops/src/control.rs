@@ -27,8 +27,7 @@
 //! the [`inverse`] of the change it undoes, linked to it both ways.
 //!
 //! Not yet: bulk moves above the limit and role changes as normal changes, rolling back
-//! changes without an inverse (from their snapshot), the emergency operations that need the
-//! front-ends' help (blocking a source address, a pool's maintenance mode).
+//! changes without an inverse (from their snapshot), a pool's maintenance mode.
 
 use confab_store::{Administrator, ChangeClass, ChangeRecord, NewChange, Role, Store, StoreError};
 use sha2::{Digest, Sha256};
@@ -375,6 +374,18 @@ pub enum Operation {
         /// `user@domain`.
         address: String,
     },
+    /// Drop every message from a source network at ingress.
+    #[serde(rename = "source.block")]
+    BlockSource {
+        /// An address or a network, `203.0.113.0/24`.
+        cidr: String,
+    },
+    /// Stop dropping a source network.
+    #[serde(rename = "source.unblock")]
+    UnblockSource {
+        /// An address or a network.
+        cidr: String,
+    },
 }
 
 impl Operation {
@@ -383,6 +394,9 @@ impl Operation {
         match self {
             Operation::PublishTopology { .. } => Right::ManageTopology,
             Operation::DisableUser { .. } | Operation::EnableUser { .. } => Right::ManageUsers,
+            Operation::BlockSource { .. } | Operation::UnblockSource { .. } => {
+                Right::ManageTopology
+            }
         }
     }
 
@@ -391,6 +405,8 @@ impl Operation {
             Operation::PublishTopology { .. } => "publish a topology document".to_owned(),
             Operation::DisableUser { address } => format!("disable user {address}"),
             Operation::EnableUser { address } => format!("enable user {address}"),
+            Operation::BlockSource { cidr } => format!("block source {cidr}"),
+            Operation::UnblockSource { cidr } => format!("unblock source {cidr}"),
         }
     }
 }
@@ -411,6 +427,19 @@ async fn carry_out(
             let enable = matches!(operation, Operation::EnableUser { .. });
             Outcome::Enabled(crate::users::set_enabled(store, ctx, &address, enable).await?)
         }
+        Operation::BlockSource { cidr } => {
+            let reason = match ctx.change {
+                Some(id) => store.change(id).await?.map(|c| c.reason),
+                None => None,
+            };
+            Outcome::Source(
+                crate::sources::block(store, ctx, cidr, reason.as_deref().unwrap_or("blocked"))
+                    .await?,
+            )
+        }
+        Operation::UnblockSource { cidr } => {
+            Outcome::Source(crate::sources::unblock(store, ctx, cidr).await?)
+        }
     };
     if let Some(id) = ctx.change {
         let state = store.change(id).await?.map(|c| c.state);
@@ -428,6 +457,8 @@ pub enum Outcome {
     Published(crate::topology::Published),
     /// A user was enabled or disabled (or was already).
     Enabled(crate::users::EnabledChange),
+    /// A source network was blocked or unblocked (or was already).
+    Source(crate::sources::SourceChange),
 }
 
 /// Asks for a normal change carrying `operation`, which the operator must be allowed to
@@ -543,6 +574,18 @@ pub async fn inverse(store: &Store, target: &ChangeRecord) -> Result<Operation, 
                     "rollback of change {}: version {previous} again",
                     target.id
                 )),
+            })
+        }
+        Some("source.block") | Some("source.unblock") => {
+            let cidr = op
+                .get("cidr")
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| refuse("its operation names no network"))?
+                .to_owned();
+            Ok(if op["op"] == "source.block" {
+                Operation::UnblockSource { cidr }
+            } else {
+                Operation::BlockSource { cidr }
             })
         }
         Some("user.disable") | Some("user.enable") => {

@@ -51,6 +51,7 @@ pub mod control;
 mod error;
 pub mod moves;
 mod password;
+pub mod sources;
 pub mod topology;
 pub mod users;
 

@@ -139,6 +139,9 @@ pub trait PoolDirectory: Send + Sync + 'static {
         pool: &'a str,
         address: &'a str,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The networks blocked at ingress (`203.0.113.0/24`), as the store keeps them.
+    fn blocked_sources(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
 }
 
 /// One registered contact, as the store keeps it.

@@ -156,8 +156,23 @@ impl Handler {
         self
     }
 
+    /// True when the router blocks the source's network: its messages are dropped unread.
+    fn blocked(&self, source: &Source) -> bool {
+        let blocked = self
+            .router
+            .as_ref()
+            .is_some_and(|r| r.is_blocked(source.peer.ip()));
+        if blocked {
+            trace!(peer = %source.peer, "message from a blocked source dropped");
+        }
+        blocked
+    }
+
     /// Handles one datagram (UDP) or one WebSocket message.
     pub fn handle_datagram(&self, data: Bytes, source: &Source) -> Option<Reply> {
+        if self.blocked(source) {
+            return None;
+        }
         match parse_datagram(data) {
             Ok(Datagram::KeepAlive) => {
                 trace!(peer = %source.peer, "keep-alive");
@@ -170,6 +185,9 @@ impl Handler {
 
     /// Handles one message, or the error of one that did not parse.
     pub fn handle(&self, parsed: Result<Message, ParseError>, source: &Source) -> Option<Reply> {
+        if self.blocked(source) {
+            return None;
+        }
         let msg = match parsed {
             Ok(msg) => msg,
             Err(e) => return self.unparsable(&e, source),

@@ -56,6 +56,7 @@
 #![warn(missing_docs)]
 
 pub mod authenticate;
+pub mod blocklist;
 pub mod config;
 pub mod directory;
 pub mod error;

@@ -392,12 +392,19 @@ mod tests {
 pub struct MemoryPools {
     pools: Mutex<Vec<PoolRecord>>,
     members: Mutex<BTreeMap<(String, String), Instant>>,
+    blocked: Mutex<Vec<String>>,
 }
 
 impl MemoryPools {
     /// Replaces the pools (the router reads them again when told: `Router::pools_changed`).
     pub fn set(&self, pools: Vec<PoolRecord>) {
         *lock(&self.pools) = pools;
+    }
+
+    /// Replaces the networks blocked at ingress (the router reads them again when told:
+    /// `Router::sources_changed`).
+    pub fn set_blocked(&self, networks: Vec<String>) {
+        *lock(&self.blocked) = networks;
     }
 
     /// Makes the member's last heartbeat `age` old (a test playing a front-end that died).
@@ -442,5 +449,10 @@ impl PoolDirectory for MemoryPools {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         lock(&self.members).remove(&(pool.to_owned(), address.to_owned()));
         Box::pin(async { Ok(()) })
+    }
+
+    fn blocked_sources(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        let blocked = lock(&self.blocked).clone();
+        Box::pin(async move { Ok(blocked) })
     }
 }

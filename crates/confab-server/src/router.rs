@@ -172,6 +172,7 @@ pub struct Router {
     stores: Stores,
     listeners: Arc<Listeners>,
     pools: Pools,
+    blocked: crate::blocklist::Blocklist,
     loop_key: RandomState,
 }
 
@@ -252,6 +253,7 @@ impl Router {
             auth,
             location,
             pools,
+            blocked: crate::blocklist::Blocklist::default(),
             stores,
             listeners,
             loop_key: RandomState::new(),
@@ -337,6 +339,18 @@ impl Router {
         // Members are read every heartbeat; a new topology is worth reading them at once.
         self.pools.set_members(&self.stores.pools.members().await?);
         Ok(pools.len())
+    }
+
+    /// Reads the networks blocked at ingress again (at start, and when the change feed says
+    /// they changed); returns how many there are.
+    pub async fn sources_changed(&self) -> Result<usize, StoreError> {
+        let cidrs = self.stores.pools.blocked_sources().await?;
+        Ok(self.blocked.set(&cidrs))
+    }
+
+    /// True when messages from `ip` are dropped at ingress.
+    pub fn is_blocked(&self, ip: std::net::IpAddr) -> bool {
+        self.blocked.contains(ip)
     }
 
     /// The pool this front-end serves.

@@ -210,6 +210,19 @@ impl PoolDirectory for StoreBacked {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move { self.store.member_leave(pool, address).await.map_err(err) })
     }
+
+    fn blocked_sources(&self) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .store
+                .blocked_sources()
+                .await
+                .map_err(err)?
+                .into_iter()
+                .map(|b| b.cidr)
+                .collect())
+        })
+    }
 }
 
 impl Directory for StoreBacked {

@@ -67,6 +67,9 @@ pub enum ChangeKind {
     /// the subject is the new version number. Re-read them with [`Store::pools`] and
     /// [`Store::domains`].
     TopologyPublished,
+    /// The source addresses blocked at ingress changed; the subject is the CIDR blocked or
+    /// unblocked. Re-read them with [`Store::blocked_sources`].
+    SourcesChanged,
     /// A kind written by a newer build; the subject says which record.
     Other(String),
 }
@@ -89,12 +92,13 @@ impl ChangeKind {
             ChangeKind::PresenceRulesChanged => "presence_rules.changed",
             ChangeKind::UserMoved => "user.moved",
             ChangeKind::TopologyPublished => "topology.published",
+            ChangeKind::SourcesChanged => "sources.changed",
             ChangeKind::Other(name) => name,
         }
     }
 
     fn from_stored(name: String) -> Self {
-        const KNOWN: [ChangeKind; 14] = [
+        const KNOWN: [ChangeKind; 15] = [
             ChangeKind::DomainAdded,
             ChangeKind::DomainRemoved,
             ChangeKind::PoolAdded,
@@ -109,6 +113,7 @@ impl ChangeKind {
             ChangeKind::PresenceRulesChanged,
             ChangeKind::UserMoved,
             ChangeKind::TopologyPublished,
+            ChangeKind::SourcesChanged,
         ];
         KNOWN
             .into_iter()

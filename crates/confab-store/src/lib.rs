@@ -56,6 +56,7 @@ mod offline;
 mod presence;
 mod registrations;
 mod replica;
+mod sources;
 mod topology;
 mod topology_publish;
 mod users;
@@ -82,6 +83,7 @@ pub use model::{
 };
 pub use presence::{PresenceState, PresenceWrites, StoredPublication, StoredSubscription};
 pub use replica::{DirectoryEntry, DIRECTORY_PAGE};
+pub use sources::{mask, parse_cidr, BlockedSource};
 pub use users::MovedUser;
 
 use db::Db;

@@ -57,10 +57,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_change_control.sql"),
         postgres: include_str!("../migrations/postgres/0006_change_control.sql"),
     },
+    Migration {
+        version: 7,
+        name: "blocked_sources",
+        sqlite: include_str!("../migrations/sqlite/0007_blocked_sources.sql"),
+        postgres: include_str!("../migrations/postgres/0007_blocked_sources.sql"),
+    },
 ];
 
 /// The schema version this build creates and expects.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The advisory lock key that serialises migrations on PostgreSQL ("confab" and 1).
 const POSTGRES_LOCK_KEY: i64 = 0x0063_6f6e_6661_6201;

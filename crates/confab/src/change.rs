@@ -301,6 +301,12 @@ pub fn run_change(deployment: &DeploymentArgs, command: &ChangeCommand, json: bo
 fn outcome_text(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Published(p) => crate::topology::published_text(p),
+        Outcome::Source(s) => format!(
+            "source {} is {}{}\n",
+            s.cidr,
+            if s.blocked { "blocked" } else { "unblocked" },
+            if s.changed { "" } else { " (it was already)" }
+        ),
         Outcome::Enabled(e) => format!(
             "{} is {}{}\n",
             e.address,
@@ -320,6 +326,12 @@ fn emergency_operation(words: &[String]) -> Result<Operation, Failure> {
         ["user", "enable", address] => Ok(Operation::EnableUser {
             address: (*address).to_owned(),
         }),
+        ["source", "block", cidr] => Ok(Operation::BlockSource {
+            cidr: (*cidr).to_owned(),
+        }),
+        ["source", "unblock", cidr] => Ok(Operation::UnblockSource {
+            cidr: (*cidr).to_owned(),
+        }),
         ["topology", "publish", file] => {
             let document = std::fs::read_to_string(file)
                 .map_err(|e| Failure::Usage(format!("cannot read {file}: {e}")))?;
@@ -330,7 +342,7 @@ fn emergency_operation(words: &[String]) -> Result<Operation, Failure> {
         }
         _ => Err(Failure::Usage(format!(
             "no emergency operation `{}`; give one of: user disable USER@DOMAIN, user enable \
-             USER@DOMAIN, topology publish FILE",
+             USER@DOMAIN, source block CIDR, source unblock CIDR, topology publish FILE",
             words.join(" ")
         ))),
     }
@@ -366,6 +378,7 @@ pub fn run_status(deployment: &DeploymentArgs, json: bool) -> ExitCode {
             .filter(|c| c.review_due.is_some_and(|due| due < now))
             .collect();
         let audit = store.verify_audit().await?;
+        let blocked = store.blocked_sources().await?;
         let healthy = overdue.is_empty() && audit.first_bad.is_none();
         if json {
             print_json(&serde_json::json!({
@@ -376,6 +389,7 @@ pub fn run_status(deployment: &DeploymentArgs, json: bool) -> ExitCode {
                 "approved_not_implemented": approved.iter().map(|c| c.id).collect::<Vec<_>>(),
                 "emergency_awaiting_review": review.iter().map(|c| c.id).collect::<Vec<_>>(),
                 "overdue_reviews": overdue.iter().map(|c| c.id).collect::<Vec<_>>(),
+                "blocked_sources": blocked.iter().map(|b| b.cidr.as_str()).collect::<Vec<_>>(),
                 "audit_entries": audit.entries,
                 "audit_intact": audit.first_bad.is_none(),
             }))?;
@@ -410,6 +424,18 @@ pub fn run_status(deployment: &DeploymentArgs, json: bool) -> ExitCode {
                 out.push_str(&format!(
                     "OVERDUE reviews: {} — review them with `confab change review ID --comment …`\n",
                     ids(&overdue)
+                ));
+            }
+            if blocked.is_empty() {
+                out.push_str("blocked sources: none\n");
+            }
+            for b in &blocked {
+                out.push_str(&format!(
+                    "blocked source {} since {} by {}: {}\n",
+                    b.cidr,
+                    utc(b.created_at),
+                    b.created_by,
+                    b.reason
                 ));
             }
             out.push_str(&match &audit.first_bad {

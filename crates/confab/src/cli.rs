@@ -170,7 +170,8 @@ pub enum ChangeCommand {
     /// Needs the emergency role besides the operation's own. A snapshot of the store is
     /// written to the data directory's snapshots/ first; the change stays flagged until its
     /// review (`confab change review`), due within 24 hours — `confab status` shows it.
-    /// Operations: user disable|enable USER@DOMAIN, topology publish FILE.
+    /// Operations: user disable|enable USER@DOMAIN, source block|unblock CIDR (every message
+    /// from the network dropped at ingress), topology publish FILE.
     Emergency(ChangeEmergencyArgs),
 }
 
@@ -197,7 +198,8 @@ pub struct ChangeEmergencyArgs {
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
 
-    /// The operation, after `--`: user disable|enable USER@DOMAIN, or topology publish FILE
+    /// The operation, after `--`: user disable|enable USER@DOMAIN, source block|unblock CIDR,
+    /// or topology publish FILE
     #[arg(last = true, required = true, value_name = "OPERATION")]
     pub operation: Vec<String>,
 }

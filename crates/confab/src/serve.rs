@@ -323,6 +323,14 @@ async fn build_router(
             return Err(ExitCode::from(EXIT_RUNTIME));
         }
     }
+    match router.sources_changed().await {
+        Ok(0) => {}
+        Ok(n) => info!(networks = n, "source networks blocked at ingress"),
+        Err(e) => {
+            eprintln!("error: cannot read the blocked sources of the management store: {e}");
+            return Err(ExitCode::from(EXIT_RUNTIME));
+        }
+    }
     Ok((
         router,
         ReplicaFeed {
@@ -421,6 +429,15 @@ async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFee
                 ChangeKind::TopologyPublished => {
                     pools_changed(&router).await;
                 }
+                // An operator blocked or unblocked a source network: at once.
+                ChangeKind::SourcesChanged => match router.sources_changed().await {
+                    Ok(n) => {
+                        info!(networks = n, changed = %change.subject, "blocked sources read again")
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "the blocked sources could not be read; list unchanged")
+                    }
+                },
                 ChangeKind::DomainAdded => info!(
                     domain = %change.subject,
                     "SIP domain added; this front-end serves it after a restart"

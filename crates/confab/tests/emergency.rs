@@ -2,7 +2,9 @@
 //! is blocked with `confab change emergency`; within a second its registration is gone and a
 //! new REGISTER is refused; the change is recorded as an emergency with the snapshot taken
 //! first, `confab status` shows it awaiting review (and overdue once its time has passed), and
-//! the review is recorded. An administrator without the emergency role is refused.
+//! the review is recorded. An administrator without the emergency role is refused. A source
+//! address (127.0.0.2, loopback) blocked at ingress goes unanswered within a second while
+//! others are served, and answered again once the block is rolled back.
 #![cfg(unix)]
 
 mod common;
@@ -200,4 +202,108 @@ fn an_emergency_block_of_a_user_in_a_call() {
         assert_success(&cli(&data, &["audit", "verify"], None));
         drop(call);
     });
+}
+
+/// Sends an OPTIONS from `from` to `server`; true when it is answered within `within`.
+fn answered(
+    from: &std::net::UdpSocket,
+    server: std::net::SocketAddr,
+    n: u32,
+    within: Duration,
+) -> bool {
+    let local = from.local_addr().expect("local");
+    let call_id = format!("block-test-{}-{n}", local.port());
+    from.send_to(&common::options("UDP", local, &call_id), server)
+        .expect("sent");
+    from.set_read_timeout(Some(within)).expect("timeout");
+    let mut buf = vec![0u8; 65_535];
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        match from.recv_from(&mut buf) {
+            Ok((len, _)) => {
+                if String::from_utf8_lossy(&buf[..len]).contains(&call_id) {
+                    return true;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+#[test]
+fn an_emergency_block_of_a_source_network() {
+    let server = Running::start(&["--listen", "udp://127.0.0.1:0", "--log-level", "info"], 1);
+    let data = server.data_dir();
+    let target = server.addr("udp");
+    // The attacker at 127.0.0.2, a bystander at 127.0.0.1: both answered at first.
+    let attacker = std::net::UdpSocket::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    let bystander = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    assert!(answered(&attacker, target, 0, WAIT));
+    assert!(answered(&bystander, target, 0, WAIT));
+
+    let mut cmd = confab(&[]);
+    cmd.arg("--data-dir").arg(&data).args([
+        "--json",
+        "change",
+        "emergency",
+        "--reason",
+        "SIP scanner",
+        "--",
+        "source",
+        "block",
+        "127.0.0.2/32",
+    ]);
+    let out = run(cmd, None);
+    assert_success(&out);
+    let change = json(&out);
+    assert_eq!(change["class"], "emergency");
+    let t0 = Instant::now();
+    // Within a second the attacker's requests are dropped unanswered; the bystander's are not.
+    let mut n = 1;
+    while answered(&attacker, target, n, Duration::from_millis(200)) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "still answered a second later"
+        );
+        n += 1;
+    }
+    println!(
+        "source block effective {:.2} s after the command returned",
+        t0.elapsed().as_secs_f64()
+    );
+    for i in 1..=3 {
+        assert!(!answered(
+            &attacker,
+            target,
+            100 + i,
+            Duration::from_millis(300)
+        ));
+        assert!(answered(&bystander, target, i, WAIT));
+    }
+    let status = stdout(&cli(&data, &["status"], None));
+    assert!(status.contains("blocked source 127.0.0.2/32"), "{status}");
+
+    // Rolled back at once: answered again.
+    let id = change["id"].to_string();
+    let mut cmd = confab(&[]);
+    cmd.arg("--data-dir").arg(&data).args([
+        "change",
+        "rollback",
+        &id,
+        "--reason",
+        "the scanner is gone",
+        "--emergency",
+    ]);
+    assert_success(&run(cmd, None));
+    let deadline = Instant::now() + WAIT;
+    let mut n = 1000;
+    while !answered(&attacker, target, n, Duration::from_millis(300)) {
+        assert!(
+            Instant::now() < deadline,
+            "never unblocked: {}",
+            server.stderr()
+        );
+        n += 1;
+    }
 }

@@ -403,3 +403,53 @@ pub async fn audit_swaps_are_found(fx: &Fixture) {
     assert_eq!(bad.seq, 2);
     assert!(bad.problem.contains("does not follow"), "{bad:?}");
 }
+
+pub async fn sources_blocked_and_unblocked(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    let head = store.last_change_seq().await.expect("feed");
+    let (cidr, added) = store
+        .block_source("203.0.113.77/24", "scanner", "admin")
+        .await
+        .expect("blocked");
+    assert_eq!((cidr.as_str(), added), ("203.0.113.0/24", true));
+    let (_, again) = store
+        .block_source("203.0.113.0/24", "scanner", "admin")
+        .await
+        .expect("blocked again");
+    assert!(!again, "blocked already: nothing recorded");
+    assert!(store
+        .block_source("not-an-address", "x", "admin")
+        .await
+        .is_err());
+    store
+        .block_source("2001:db8::1", "scanner", "admin")
+        .await
+        .expect("blocked");
+    let listed: Vec<String> = store
+        .blocked_sources()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|b| b.cidr)
+        .collect();
+    assert_eq!(listed, ["2001:db8::1/128", "203.0.113.0/24"]);
+    let (_, removed) = store
+        .unblock_source("203.0.113.9/24", "admin")
+        .await
+        .expect("unblocked");
+    assert!(removed);
+    assert!(
+        !store
+            .unblock_source("198.51.100.0/24", "admin")
+            .await
+            .expect("nothing")
+            .1
+    );
+    assert_eq!(store.blocked_sources().await.expect("list").len(), 1);
+    // Three changes in the feed for running front-ends, three in the audit log.
+    assert_eq!(store.last_change_seq().await.expect("feed"), head + 3);
+    assert_eq!(
+        actions(&store).await,
+        ["source.block", "source.block", "source.unblock"]
+    );
+}
