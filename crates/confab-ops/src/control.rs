@@ -17,7 +17,7 @@
 //! A normal change ([`request`]) carries its [`Operation`] in its record; another
 //! administrator with the approver role approves or rejects it ([`decide`]); then an
 //! administrator allowed to make it [`implement`]s it, in a context bound to that record.
-//! Publishing a topology is a normal change.
+//! Publishing a topology and changing an administrator's roles or state are normal changes.
 //!
 //! An emergency change ([`emergency`]) needs the emergency right besides the operation's:
 //! a snapshot of the store is written first, the change is carried out at once, and its
@@ -386,6 +386,22 @@ pub enum Operation {
         /// An address or a network.
         cidr: String,
     },
+    /// Give an administrator exactly these roles.
+    #[serde(rename = "admin.roles")]
+    SetRoles {
+        /// The administrator.
+        name: String,
+        /// Its roles from now on.
+        roles: Vec<String>,
+    },
+    /// Enable or disable an administrator.
+    #[serde(rename = "admin.enabled")]
+    SetAdministratorEnabled {
+        /// The administrator.
+        name: String,
+        /// Enabled from now on.
+        enabled: bool,
+    },
 }
 
 impl Operation {
@@ -397,6 +413,9 @@ impl Operation {
             Operation::BlockSource { .. } | Operation::UnblockSource { .. } => {
                 Right::ManageTopology
             }
+            Operation::SetRoles { .. } | Operation::SetAdministratorEnabled { .. } => {
+                Right::ManageAdministrators
+            }
         }
     }
 
@@ -407,6 +426,13 @@ impl Operation {
             Operation::EnableUser { address } => format!("enable user {address}"),
             Operation::BlockSource { cidr } => format!("block source {cidr}"),
             Operation::UnblockSource { cidr } => format!("unblock source {cidr}"),
+            Operation::SetRoles { name, roles } => {
+                format!("give administrator {name} the roles {}", roles.join(", "))
+            }
+            Operation::SetAdministratorEnabled { name, enabled } => format!(
+                "{} administrator {name}",
+                if *enabled { "enable" } else { "disable" }
+            ),
         }
     }
 }
@@ -440,6 +466,26 @@ async fn carry_out(
         Operation::UnblockSource { cidr } => {
             Outcome::Source(crate::sources::unblock(store, ctx, cidr).await?)
         }
+        Operation::SetRoles { name, roles } => {
+            ctx.require(Right::ManageAdministrators)?;
+            let roles = roles
+                .iter()
+                .map(|r| r.parse::<Role>())
+                .collect::<Result<Vec<_>, _>>()?;
+            Outcome::Administrator(
+                store
+                    .set_administrator_roles(name, &roles, ctx.operator().name())
+                    .await?,
+            )
+        }
+        Operation::SetAdministratorEnabled { name, enabled } => {
+            ctx.require(Right::ManageAdministrators)?;
+            Outcome::Administrator(
+                store
+                    .set_administrator_enabled(name, *enabled, ctx.operator().name())
+                    .await?,
+            )
+        }
     };
     if let Some(id) = ctx.change {
         let state = store.change(id).await?.map(|c| c.state);
@@ -459,6 +505,8 @@ pub enum Outcome {
     Enabled(crate::users::EnabledChange),
     /// A source network was blocked or unblocked (or was already).
     Source(crate::sources::SourceChange),
+    /// An administrator's roles or state changed.
+    Administrator(Administrator),
 }
 
 /// Asks for a normal change carrying `operation`, which the operator must be allowed to
@@ -471,6 +519,19 @@ pub async fn request(
     impact: Option<&str>,
 ) -> Result<ChangeRecord, OpsError> {
     operator.check(operation.right())?;
+    // What can be checked now is, so that nobody approves a change bound to fail.
+    if let Operation::SetRoles { name, .. } | Operation::SetAdministratorEnabled { name, .. } =
+        operation
+    {
+        if store.administrator(name).await?.is_none() {
+            return Err(StoreError::NotFound {
+                what: "administrator",
+                name: name.clone(),
+                fix: "list the administrators with `confab admin list`",
+            }
+            .into());
+        }
+    }
     Ok(store
         .request_change(&NewChange {
             class: ChangeClass::Normal,

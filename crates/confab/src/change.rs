@@ -301,6 +301,16 @@ pub fn run_change(deployment: &DeploymentArgs, command: &ChangeCommand, json: bo
 fn outcome_text(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Published(p) => crate::topology::published_text(p),
+        Outcome::Administrator(a) => format!(
+            "administrator {}: roles {}, {}\n",
+            a.name,
+            a.roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            if a.enabled { "enabled" } else { "disabled" }
+        ),
         Outcome::Source(s) => format!(
             "source {} is {}{}\n",
             s.cidr,
@@ -540,9 +550,44 @@ pub fn run_audit(deployment: &DeploymentArgs, command: &AuditCommand, json: bool
     }
 }
 
+/// Requests the normal change carrying `operation` as the command's administrator, and says
+/// what comes next.
+fn request(deployment: &DeploymentArgs, operation: Operation, json: bool) -> ExitCode {
+    manage::run(deployment, |store| async move {
+        let operator = manage::sign_in(&store, deployment).await?;
+        let reason = format!("requested by {}", operator.name());
+        let c = control::request(&store, &operator, &operation, &reason, None).await?;
+        if json {
+            return print_json(&change_json(&c));
+        }
+        print(&format!(
+            "change {0} requested: {1}\nanother administrator with the approver role approves \
+             it with `confab change approve {0}`; then `confab change implement {0}` carries it \
+             out\n",
+            c.id, c.title
+        ))
+    })
+}
+
 /// Runs one `confab admin` command.
 pub fn run_admin(deployment: &DeploymentArgs, command: &AdminCommand, json: bool) -> ExitCode {
     match command {
+        AdminCommand::Roles(args) => request(
+            deployment,
+            Operation::SetRoles {
+                name: args.name.clone(),
+                roles: args.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            },
+            json,
+        ),
+        AdminCommand::Disable(args) | AdminCommand::Enable(args) => request(
+            deployment,
+            Operation::SetAdministratorEnabled {
+                name: args.name.clone(),
+                enabled: matches!(command, AdminCommand::Enable(_)),
+            },
+            json,
+        ),
         AdminCommand::Add(args) => manage::run(deployment, |store| async move {
             let operator = manage::sign_in(&store, deployment).await?;
             let ctx = manage::standard(&operator, Right::ManageAdministrators)?;

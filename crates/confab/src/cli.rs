@@ -279,6 +279,24 @@ pub enum AdminCommand {
 
     /// Add an administrator; its token is printed once (admin role)
     Add(AdminAddArgs),
+
+    /// Request new roles for an administrator (a normal change: another administrator with
+    /// the approver role approves it, then `confab change implement N`)
+    Roles(AdminAddArgs),
+
+    /// Request that an administrator be disabled (a normal change)
+    Disable(AdminNameArgs),
+
+    /// Request that an administrator be enabled again (a normal change)
+    Enable(AdminNameArgs),
+}
+
+/// `confab admin disable|enable`.
+#[derive(Debug, Args)]
+pub struct AdminNameArgs {
+    /// The administrator's name
+    #[arg(value_name = "NAME")]
+    pub name: String,
 }
 
 /// `confab admin add`.

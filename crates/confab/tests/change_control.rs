@@ -420,3 +420,79 @@ fn a_topology_publication_and_a_block_are_rolled_back() {
     assert_eq!(rolled["state"], "rolled-back");
     assert_success(&d.run(&["audit", "verify"], None));
 }
+
+#[test]
+fn role_changes_wait_for_approval() {
+    let d = Deployment::new();
+    let out = d.run(
+        &["admin", "add", "olga", "--roles", "approver", "--json"],
+        None,
+    );
+    assert_success(&out);
+    let olga = json(&out)["token"].as_str().expect("token").to_owned();
+    let out = d.run(
+        &["admin", "add", "pat", "--roles", "approver", "--json"],
+        None,
+    );
+    assert_success(&out);
+    let pat = json(&out)["token"].as_str().expect("token").to_owned();
+    assert_fails(
+        &d.run(&["admin", "roles", "nobody", "--roles", "viewer"], None),
+        1,
+        "no administrator 'nobody'",
+    );
+
+    // olga loses the approver role: requested, approved by pat, implemented.
+    let out = d.run(
+        &["admin", "roles", "olga", "--roles", "viewer", "--json"],
+        None,
+    );
+    assert_success(&out);
+    let request = json(&out);
+    assert_eq!(request["class"], "normal");
+    let id = request["id"].to_string();
+    let admins = json(&d.run(&["admin", "list", "--json"], None));
+    let roles_of = |admins: &serde_json::Value, name: &str| {
+        admins
+            .as_array()
+            .expect("admins")
+            .iter()
+            .find(|a| a["name"] == name)
+            .expect("listed")["roles"]
+            .clone()
+    };
+    assert_eq!(
+        roles_of(&admins, "olga"),
+        serde_json::json!(["approver"]),
+        "unchanged until implemented"
+    );
+    assert_success(&run_as(&d, "pat", &pat, &["change", "approve", &id], None));
+    assert_success(&d.run(&["change", "implement", &id], None));
+    let admins = json(&d.run(&["admin", "list", "--json"], None));
+    assert_eq!(roles_of(&admins, "olga"), serde_json::json!(["viewer"]));
+
+    // olga approves nothing any more; disabling pat waits for approval too.
+    let out = d.run(&["admin", "disable", "pat", "--json"], None);
+    let id = json(&out)["id"].to_string();
+    assert_fails(
+        &run_as(&d, "olga", &olga, &["change", "approve", &id], None),
+        1,
+        "may not approve changes",
+    );
+    assert_success(&run_as(&d, "pat", &pat, &["change", "approve", &id], None));
+    assert_success(&d.run(&["change", "implement", &id], None));
+    let out = run_as(
+        &d,
+        "pat",
+        &pat,
+        &["user", "disable", "nobody@localhost"],
+        None,
+    );
+    assert_fails(&out, 1, "administrator 'pat' is disabled");
+    let audit = json(&d.run(&["audit", "list", "--json"], None));
+    assert!(audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .any(|e| e["action"] == "admin.roles" && e["subject"] == "olga"));
+}
