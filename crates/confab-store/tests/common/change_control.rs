@@ -391,6 +391,15 @@ pub async fn audit_truncation_is_found(fx: &Fixture) {
     let bad = first_break(&store).await;
     assert_eq!(bad.seq, 5);
     assert!(bad.problem.contains("removed from the end"), "{bad:?}");
+    // An append after the truncation continues from the head, not from what is left: the
+    // gap stays visible.
+    store
+        .audit("admin", "test.entry", "after", "{}")
+        .await
+        .expect("appended");
+    let bad = first_break(&store).await;
+    assert_eq!(bad.seq, 5, "{bad:?}");
+    assert!(bad.problem.contains("missing"), "{bad:?}");
 }
 
 pub async fn audit_swaps_are_found(fx: &Fixture) {
