@@ -567,14 +567,7 @@ pub async fn implement(
     operator: &Operator,
     id: i64,
 ) -> Result<(ChangeRecord, Outcome), OpsError> {
-    let Some(change) = store.change(id).await? else {
-        return Err(StoreError::NotFound {
-            what: "change",
-            name: id.to_string(),
-            fix: "list the changes with `confab change list`",
-        }
-        .into());
-    };
+    let change = changed(store, id).await?;
     if change.state != confab_store::ChangeState::Approved {
         return Err(OpsError::NotApproved {
             id,

@@ -109,10 +109,7 @@ pub fn block_on<T>(fut: impl Future<Output = Result<T, Failure>>) -> Result<T, F
 
 /// The store named by `--store`, or the one in `--data-dir`; it must exist already.
 pub async fn open(deployment: &DeploymentArgs) -> Result<Store, Failure> {
-    let data_dir = deployment
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let data_dir = data_dir(deployment);
     // A store URL that does not parse is a mistake on the command line (or in CONFAB_STORE).
     let location = StoreLocation::resolve(&data_dir, deployment.store.as_deref())
         .map_err(|e| Failure::Usage(e.to_string()))?;

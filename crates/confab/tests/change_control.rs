@@ -176,22 +176,10 @@ fn audit_verify_finds_an_entry_edited_in_the_file() {
     d.add("bob@localhost", "password 2");
     assert_success(&d.run(&["audit", "verify"], None));
     // What someone with the file and sqlite3 would do: rewrite an old entry.
-    let db = d.data.join(confab_store::SQLITE_FILE);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        use sqlx::Connection as _;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .expect("opens the file");
-        sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
-            .execute(&mut conn)
-            .await
-            .expect("edited");
-        conn.close().await.expect("closed");
-    });
+    sql_on_file_blocking(
+        &d.data,
+        "UPDATE audit_log SET actor = 'mallory' WHERE seq = 2",
+    );
     let out = d.run(&["audit", "verify"], None);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(

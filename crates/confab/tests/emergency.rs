@@ -162,19 +162,11 @@ fn an_emergency_block_of_a_user_in_a_call() {
             "{}",
             stdout(&out)
         );
-        let db = data.join(confab_store::SQLITE_FILE);
-        {
-            use sqlx::Connection as _;
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-                .await
-                .expect("opens");
-            sqlx::query("UPDATE change_records SET review_due = 1 WHERE id = ?")
-                .bind(change["id"].as_i64().expect("id"))
-                .execute(&mut conn)
-                .await
-                .expect("made overdue");
-            conn.close().await.expect("closed");
-        }
+        common::store::sql_on_file(
+            &data,
+            &format!("UPDATE change_records SET review_due = 1 WHERE id = {id}"),
+        )
+        .await;
         let out = cli(&data, &["status"], None);
         assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
         assert!(stdout(&out).contains("OVERDUE reviews"), "{}", stdout(&out));

@@ -77,22 +77,7 @@ impl Deployment {
     /// its own) cannot pass for a change. Other files of the data directory (credentials)
     /// count too; the WAL and its index do not, as they are folded in.
     pub fn store_files(&self) -> Vec<u8> {
-        let db = self.data.join(confab_store::SQLITE_FILE);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            use sqlx::Connection as _;
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-                .await
-                .expect("store file opens");
-            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&mut conn)
-                .await
-                .expect("checkpoint");
-            conn.close().await.expect("closed");
-        });
+        sql_on_file_blocking(&self.data, "PRAGMA wal_checkpoint(TRUNCATE)");
         let mut names: Vec<_> = std::fs::read_dir(&self.data)
             .expect("data dir")
             .map(|e| e.expect("entry").path())
@@ -112,6 +97,27 @@ impl Deployment {
         }
         all
     }
+}
+
+/// Runs `sql` on the SQLite file of the data directory `data` behind the store's back, over
+/// a connection of its own (what someone with the file and sqlite3 would do).
+pub async fn sql_on_file(data: &Path, sql: &str) {
+    use sqlx::Connection as _;
+    let db = data.join(confab_store::SQLITE_FILE);
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("store file opens");
+    sqlx::query(sql).execute(&mut conn).await.expect("SQL runs");
+    conn.close().await.expect("closed");
+}
+
+/// [`sql_on_file`] from outside a runtime.
+pub fn sql_on_file_blocking(data: &Path, sql: &str) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(sql_on_file(data, sql));
 }
 
 /// Runs `f` on the store of a data directory (created if missing), on a runtime of its own.
