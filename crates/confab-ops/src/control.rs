@@ -26,8 +26,8 @@
 //! A rollback ([`request_rollback`], [`emergency_rollback`]) is a change of its own carrying
 //! the [`inverse`] of the change it undoes, linked to it both ways.
 //!
-//! Not yet: bulk moves above the limit and role changes as normal changes, rolling back
-//! changes without an inverse (from their snapshot), a pool's maintenance mode.
+//! A move of more than [`STANDARD_MOVE_LIMIT`] users is a normal change whoever asks for
+//! it: [`authorize`] refuses it as a standard one.
 
 use confab_store::{Administrator, ChangeClass, ChangeRecord, NewChange, Role, Store, StoreError};
 use sha2::{Digest, Sha256};
@@ -167,31 +167,58 @@ pub async fn bootstrap(store: &Store) -> Result<Option<String>, OpsError> {
     }
 }
 
-/// Signs `name` in with `token`: the administrator must exist, be enabled, and the token
-/// must be its own.
-pub async fn sign_in(store: &Store, name: &str, token: &str) -> Result<Operator, OpsError> {
+/// Signs `name` in with `token` through `via` (`cli`, `api`): the administrator must exist,
+/// be enabled, and the token must be its own. Every sign-in is appended to the audit log —
+/// `login`, or `login.refused` with why — and a sign-in that cannot be recorded is refused.
+pub async fn sign_in(
+    store: &Store,
+    name: &str,
+    token: &str,
+    via: &str,
+) -> Result<Operator, OpsError> {
     let refused = || OpsError::SignIn {
         name: name.to_owned(),
     };
-    let (Some(admin), Some(hash)) = (
+    // What an unknown caller typed is kept, but not at any length.
+    let actor: String = name.chars().take(64).collect();
+    let found = (
         store.administrator(name).await?,
         store.administrator_token_hash(name).await?,
-    ) else {
+    );
+    let (Some(admin), Some(hash)) = found else {
+        record_login(store, &actor, via, Some("no such administrator")).await?;
         return Err(refused());
     };
     let given = token_hash(token);
     if !bool::from(given.as_bytes().ct_eq(hash.as_bytes())) {
+        record_login(store, &actor, via, Some("wrong token")).await?;
         return Err(refused());
     }
     if !admin.enabled {
+        record_login(store, &actor, via, Some("disabled")).await?;
         return Err(OpsError::Disabled {
             name: name.to_owned(),
         });
     }
-    // A command run with credentials is not a session: what it changes is recorded with
-    // its change, and a refused command leaves the store as it was. Sessions of the admin
-    // API record their sign-in.
+    record_login(store, &actor, via, None).await?;
     Ok(operator(admin))
+}
+
+async fn record_login(
+    store: &Store,
+    actor: &str,
+    via: &str,
+    refused: Option<&str>,
+) -> Result<(), OpsError> {
+    let (action, detail) = match refused {
+        None => ("login", json(&serde_json::json!({ "via": via }))),
+        Some(why) => (
+            "login.refused",
+            json(&serde_json::json!({ "via": via, "reason": why })),
+        ),
+    };
+    store.audit(actor, action, actor, &detail).await?;
+    Ok(())
 }
 
 fn operator(admin: Administrator) -> Operator {
@@ -253,6 +280,13 @@ pub fn authorize(
     operator.check(right)?;
     if class == ChangeClass::Emergency {
         operator.check(Right::Emergency)?;
+    }
+    if let (ChangeClass::Standard, Right::MoveUsers(n)) = (class, right) {
+        if n > STANDARD_MOVE_LIMIT {
+            return Err(OpsError::NeedsApproval {
+                what: format!("a move of {n} users (more than {STANDARD_MOVE_LIMIT})"),
+            });
+        }
     }
     Ok(ChangeContext {
         operator,
@@ -394,6 +428,33 @@ pub enum Operation {
         /// Its roles from now on.
         roles: Vec<String>,
     },
+    /// Move users to a pool (a move of more than [`STANDARD_MOVE_LIMIT`] users is a normal
+    /// change).
+    #[serde(rename = "user.move")]
+    MoveUsers {
+        /// The pool they move to.
+        to: String,
+        /// Who moves, and from where, as planned when the change was asked for.
+        users: Vec<crate::moves::Planned>,
+        /// Users per store transaction (default [`crate::moves::DEFAULT_BATCH`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        batch: Option<usize>,
+    },
+    /// Send moved users back where they came from (a move rolled back).
+    #[serde(rename = "user.return")]
+    ReturnUsers {
+        /// Who goes back, from where, to where.
+        users: Vec<crate::moves::Return>,
+    },
+    /// Put a front-end pool into maintenance (its paired pool serves its users) or take it
+    /// out.
+    #[serde(rename = "pool.maintenance")]
+    PoolMaintenance {
+        /// The pool.
+        pool: String,
+        /// Into maintenance (true) or out of it.
+        on: bool,
+    },
     /// Enable or disable an administrator.
     #[serde(rename = "admin.enabled")]
     SetAdministratorEnabled {
@@ -416,6 +477,9 @@ impl Operation {
             Operation::SetRoles { .. } | Operation::SetAdministratorEnabled { .. } => {
                 Right::ManageAdministrators
             }
+            Operation::MoveUsers { users, .. } => Right::MoveUsers(users.len()),
+            Operation::PoolMaintenance { .. } => Right::ManageTopology,
+            Operation::ReturnUsers { users } => Right::MoveUsers(users.len()),
         }
     }
 
@@ -432,6 +496,19 @@ impl Operation {
             Operation::SetAdministratorEnabled { name, enabled } => format!(
                 "{} administrator {name}",
                 if *enabled { "enable" } else { "disable" }
+            ),
+            Operation::MoveUsers { to, users, .. } => {
+                format!("move {} user(s) to pool {to}", users.len())
+            }
+            Operation::PoolMaintenance { pool, on: true } => {
+                format!("put pool {pool} into maintenance")
+            }
+            Operation::PoolMaintenance { pool, on: false } => {
+                format!("take pool {pool} out of maintenance")
+            }
+            Operation::ReturnUsers { users } => format!(
+                "send {} moved user(s) back to the pools they came from",
+                users.len()
             ),
         }
     }
@@ -466,17 +543,84 @@ async fn carry_out(
         Operation::UnblockSource { cidr } => {
             Outcome::Source(crate::sources::unblock(store, ctx, cidr).await?)
         }
+        Operation::PoolMaintenance { pool, on } => {
+            ctx.require(Right::ManageTopology)?;
+            let reason = match ctx.change {
+                Some(id) => store.change(id).await?.map(|c| c.reason),
+                None => None,
+            };
+            let reason = reason.unwrap_or_else(|| "maintenance".to_owned());
+            let changed = store
+                .set_pool_maintenance(pool, *on, &reason, ctx.operator().name())
+                .await?;
+            let pair = store.get_pool(pool).await?.and_then(|p| p.pair);
+            Outcome::Maintenance {
+                pool: pool.clone(),
+                on: *on,
+                changed,
+                pair,
+            }
+        }
         Operation::SetRoles { name, roles } => {
             ctx.require(Right::ManageAdministrators)?;
             let roles = roles
                 .iter()
                 .map(|r| r.parse::<Role>())
                 .collect::<Result<Vec<_>, _>>()?;
-            Outcome::Administrator(
-                store
-                    .set_administrator_roles(name, &roles, ctx.operator().name())
-                    .await?,
+            let before = store.administrator(name).await?;
+            let after = store
+                .set_administrator_roles(name, &roles, ctx.operator().name())
+                .await?;
+            if let Some(id) = ctx.change {
+                let roles_of = |a: &Administrator| {
+                    json(&serde_json::json!({
+                        "roles": a.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                    }))
+                };
+                let before = before.as_ref().map(roles_of);
+                finish(store, ctx, id, before.as_deref(), Some(&roles_of(&after))).await?;
+            }
+            Outcome::Administrator(after)
+        }
+        Operation::MoveUsers { to, users, batch } => {
+            let addresses = users
+                .iter()
+                .map(|u| confab_store::Address::parse(&u.address))
+                .collect::<Result<Vec<_>, _>>()?;
+            let again = again(ctx);
+            let moved = crate::moves::carry(
+                store,
+                ctx,
+                &addresses,
+                to,
+                batch.unwrap_or(crate::moves::DEFAULT_BATCH),
+                &again,
+                &mut |_| {},
             )
+            .await?;
+            if let Some(id) = ctx.change {
+                let after = json(&serde_json::json!({ "moved": moved.len() }));
+                finish(store, ctx, id, None, Some(&after)).await?;
+            }
+            Outcome::Moved {
+                moved: moved.len(),
+                passed: Vec::new(),
+            }
+        }
+        Operation::ReturnUsers { users } => {
+            let again = again(ctx);
+            let (moved, passed) = crate::moves::carry_back(store, ctx, users, &again).await?;
+            if let Some(id) = ctx.change {
+                let after = json(&serde_json::json!({
+                    "returned": moved.len(),
+                    "passed_over": passed,
+                }));
+                finish(store, ctx, id, None, Some(&after)).await?;
+            }
+            Outcome::Moved {
+                moved: moved.len(),
+                passed,
+            }
         }
         Operation::SetAdministratorEnabled { name, enabled } => {
             ctx.require(Right::ManageAdministrators)?;
@@ -496,9 +640,24 @@ async fn carry_out(
     Ok(outcome)
 }
 
+/// The command that carries on the change `ctx` is bound to, after a failure part-way.
+fn again(ctx: &ChangeContext<'_>) -> String {
+    match ctx.change {
+        Some(id) if ctx.class == ChangeClass::Normal => format!("`confab change implement {id}`"),
+        _ => "the same command again".to_owned(),
+    }
+}
+
 /// What an implemented operation did.
 #[derive(Debug)]
 pub enum Outcome {
+    /// Users moved (or sent back); those passed over had moved again since, or are gone.
+    Moved {
+        /// How many moved.
+        moved: usize,
+        /// The users passed over.
+        passed: Vec<String>,
+    },
     /// A topology was published.
     Published(crate::topology::Published),
     /// A user was enabled or disabled (or was already).
@@ -507,6 +666,17 @@ pub enum Outcome {
     Source(crate::sources::SourceChange),
     /// An administrator's roles or state changed.
     Administrator(Administrator),
+    /// A pool went into maintenance or left it (or was already where it was asked to be).
+    Maintenance {
+        /// The pool.
+        pool: String,
+        /// In maintenance now.
+        on: bool,
+        /// False when it already was.
+        changed: bool,
+        /// The pool serving its users meanwhile.
+        pair: Option<String>,
+    },
 }
 
 /// Asks for a normal change carrying `operation`, which the operator must be allowed to
@@ -530,6 +700,19 @@ pub async fn request(
                 fix: "list the administrators with `confab admin list`",
             }
             .into());
+        }
+    }
+    if let Operation::PoolMaintenance { pool, on } = operation {
+        let Some(p) = store.get_pool(pool).await? else {
+            return Err(StoreError::NotFound {
+                what: "pool",
+                name: pool.clone(),
+                fix: "list the pools with `confab pool list`",
+            }
+            .into());
+        };
+        if *on && p.pair.is_none() {
+            return Err(OpsError::NoPair { pool: pool.clone() });
         }
     }
     Ok(store
@@ -654,9 +837,79 @@ pub async fn inverse(store: &Store, target: &ChangeRecord) -> Result<Operation, 
                 Operation::DisableUser { address }
             })
         }
+        Some("user.move") | Some("user.return") => {
+            let operation: Operation = serde_json::from_value(op.clone())
+                .map_err(|_| refuse("its operation cannot be read"))?;
+            let users = match operation {
+                Operation::MoveUsers { to, users, .. } => users
+                    .into_iter()
+                    .filter(|u| u.from != to)
+                    .map(|u| crate::moves::Return {
+                        address: u.address,
+                        from: to.clone(),
+                        to: u.from,
+                    })
+                    .collect(),
+                Operation::ReturnUsers { users } => users
+                    .into_iter()
+                    .map(|u| crate::moves::Return {
+                        address: u.address,
+                        from: u.to,
+                        to: u.from,
+                    })
+                    .collect(),
+                _ => return Err(refuse("its operation cannot be read")),
+            };
+            Ok(Operation::ReturnUsers { users })
+        }
+        Some("admin.roles") => {
+            let name = op
+                .get("name")
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| refuse("its operation names no administrator"))?
+                .to_owned();
+            let before: serde_json::Value = target
+                .before
+                .as_deref()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .ok_or_else(|| refuse("its record does not say which roles were there before"))?;
+            let roles = before
+                .get("roles")
+                .and_then(serde_json::Value::as_array)
+                .ok_or_else(|| refuse("its record does not say which roles were there before"))?
+                .iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect();
+            Ok(Operation::SetRoles { name, roles })
+        }
+        Some("admin.enabled") | Some("admin.add") => {
+            let name = op
+                .get("name")
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| refuse("its operation names no administrator"))?
+                .to_owned();
+            // An added administrator is disabled: its name stays in the records it is in.
+            let enabled = op["op"] == "admin.enabled"
+                && !op
+                    .get("enabled")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(true);
+            Ok(Operation::SetAdministratorEnabled { name, enabled })
+        }
+        Some("pool.maintenance") => {
+            let operation: Operation = serde_json::from_value(op.clone())
+                .map_err(|_| refuse("its operation cannot be read"))?;
+            match operation {
+                Operation::PoolMaintenance { pool, on } => {
+                    Ok(Operation::PoolMaintenance { pool, on: !on })
+                }
+                _ => Err(refuse("its operation cannot be read")),
+            }
+        }
         _ => Err(refuse(
-            "it is not one Confab can undo by itself yet (a topology publication or a user \
-             disabled or enabled); restore from its snapshot or a backup",
+            "Confab has no inverse for it (a user added, a password reset, a contact list \
+             edited: make the opposite change as a change of its own, or restore the users \
+             concerned from a backup)",
         )),
     }
 }
@@ -862,6 +1115,37 @@ mod tests {
         );
         let both = op(&[Role::Admin, Role::Emergency]);
         assert!(authorize(&both, Right::ManageUsers, ChangeClass::Emergency).is_ok());
+        // A bulk move above the limit is a normal change whoever makes it.
+        let bulk = Right::MoveUsers(STANDARD_MOVE_LIMIT + 1);
+        assert!(matches!(
+            authorize(&admin, bulk, ChangeClass::Standard),
+            Err(OpsError::NeedsApproval { .. })
+        ));
+        assert!(authorize(&admin, bulk, ChangeClass::Normal).is_ok());
+        assert!(authorize(
+            &admin,
+            Right::MoveUsers(STANDARD_MOVE_LIMIT),
+            ChangeClass::Standard
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn operations_keep_their_names_in_records() {
+        // Records outlive versions: the names an operation is stored under are fixed.
+        let op = Operation::PoolMaintenance {
+            pool: "fe-paris".into(),
+            on: true,
+        };
+        assert_eq!(
+            json(&op),
+            r#"{"op":"pool.maintenance","pool":"fe-paris","on":true}"#
+        );
+        let back: Operation = serde_json::from_str(
+            r#"{"op":"user.move","to":"b","users":[{"address":"a@x","from":"default"}]}"#,
+        )
+        .expect("a move record of an earlier version reads");
+        assert_eq!(back.right(), Right::MoveUsers(1));
     }
 
     #[test]

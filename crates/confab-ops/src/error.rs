@@ -186,6 +186,37 @@ pub enum OpsError {
         /// Why.
         reason: String,
     },
+    /// A change too large for a standard change: it needs a normal change's approval.
+    #[error(
+        "{what} is a normal change, not a standard one: request it (`confab change request`, \
+         or the command itself asks for it), have another administrator approve it, then \
+         implement it"
+    )]
+    NeedsApproval {
+        /// What was asked.
+        what: String,
+    },
+    /// A move stopped part-way: what moved stays moved.
+    #[error("{source}\n{done} of {total} user(s) moved before this; {again} moves the rest")]
+    MoveInterrupted {
+        /// Users moved before the failure.
+        done: usize,
+        /// Users planned.
+        total: usize,
+        /// The command that completes it.
+        again: String,
+        /// What failed.
+        source: Box<OpsError>,
+    },
+    /// A pool put into maintenance that has no pair to serve its users.
+    #[error(
+        "pool '{pool}' has no paired pool to serve its users during maintenance: pair it with \
+         another front-end pool in the topology (pair = \"…\") and publish that first"
+    )]
+    NoPair {
+        /// The pool.
+        pool: String,
+    },
     /// A change that cannot be rolled back.
     #[error("change {id} cannot be rolled back: {reason}")]
     NoRollback {

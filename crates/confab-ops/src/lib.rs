@@ -18,10 +18,15 @@
 //! crash-safe batches), users' [`contacts`] (contact lists, groups and presence rules) and
 //! the [`topology`]: documents validated, diffed, published as versions and exported, pools
 //! and domains, with the defaults of a first start. Every public function that changes the
-//! store takes a [`control::ChangeContext`], except the defaults of a first start, which the
-//! deployment makes before it has an administrator. Normal changes wait for another
-//! administrator's approval, emergency changes take a snapshot and await review. Not yet:
-//! rollback, backups, migration.
+//! store takes a [`control::ChangeContext`], except: the defaults of a first start and the
+//! first administrator ([`control::bootstrap`]), which the deployment makes before it has an
+//! administrator; [`control::sign_in`], which only appends the sign-in to the audit log; and
+//! the functions of [`control`] that move a change record through its life (`request`,
+//! `decide`, `implement`, `review`, `emergency`, the rollbacks), which take the signed-in
+//! [`control::Operator`], check its rights and make the context themselves. Normal changes
+//! wait for another administrator's approval, emergency changes take a snapshot and await
+//! review, and every change Confab can make by itself it can also undo ([`control::inverse`]).
+//! Not yet: backups, migration.
 //!
 //! ```no_run
 //! # async fn demo(store: &confab_store::Store, token: &str) -> Result<(), confab_ops::OpsError> {
@@ -30,7 +35,7 @@
 //! use confab_store::{Address, ChangeClass};
 //!
 //! // Who acts, and the proof that they may: without a context, no mutation compiles.
-//! let operator = control::sign_in(store, "admin", token).await?;
+//! let operator = control::sign_in(store, "admin", token, "cli").await?;
 //! let ctx = control::authorize(&operator, Right::ManageUsers, ChangeClass::Standard)?;
 //! let alice = users::add(store, &ctx, users::NewAccount {
 //!     address: Address::parse("alice@localhost")?,

@@ -156,6 +156,84 @@ pub async fn move_batch(
     Ok(moved)
 }
 
+/// One user of a planned move and the pool it leaves, as a change record carries it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Planned {
+    /// `user@domain`.
+    pub address: String,
+    /// The pool it is homed on when the move is planned.
+    pub from: String,
+}
+
+/// One user going back to a pool (a move rolled back), if it is still where the move left it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Return {
+    /// `user@domain`.
+    pub address: String,
+    /// The pool the move took it to: it goes back only from there.
+    pub from: String,
+    /// The pool it goes back to.
+    pub to: String,
+}
+
+/// Moves `users` to `to`, `batch` per transaction, calling `progress` with the number of
+/// users done after each batch. On a failure, what moved stays moved: the error says how
+/// many, and `again` is the command that moves the rest.
+pub async fn carry(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    users: &[Address],
+    to: &str,
+    batch: usize,
+    again: &str,
+    progress: &mut (dyn FnMut(usize) + Send),
+) -> Result<Vec<MovedUser>, OpsError> {
+    ctx.require(Right::MoveUsers(users.len()))?;
+    let mut moved = Vec::with_capacity(users.len());
+    let mut done = 0;
+    for chunk in users.chunks(batch.max(1)) {
+        match move_batch(store, ctx, chunk, to).await {
+            Ok(m) => moved.extend(m),
+            Err(e) => {
+                return Err(OpsError::MoveInterrupted {
+                    done,
+                    total: users.len(),
+                    again: again.to_owned(),
+                    source: Box::new(e),
+                })
+            }
+        }
+        done += chunk.len();
+        progress(done);
+    }
+    Ok(moved)
+}
+
+/// Sends back the users of `returns` that are still homed where the move left them, in
+/// batches; returns those sent back and those passed over (moved again since, or removed).
+pub async fn carry_back(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    returns: &[Return],
+    again: &str,
+) -> Result<(Vec<MovedUser>, Vec<String>), OpsError> {
+    ctx.require(Right::MoveUsers(returns.len()))?;
+    let mut by_target: std::collections::BTreeMap<&str, Vec<Address>> = Default::default();
+    let mut passed = Vec::new();
+    for r in returns {
+        let address = Address::parse(&r.address)?;
+        match store.find_user(&address).await? {
+            Some(u) if u.pool == r.from => by_target.entry(&r.to).or_default().push(address),
+            _ => passed.push(r.address.clone()),
+        }
+    }
+    let mut moved = Vec::new();
+    for (to, users) in by_target {
+        moved.extend(carry(store, ctx, &users, to, DEFAULT_BATCH, again, &mut |_| {}).await?);
+    }
+    Ok((moved, passed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::matches;

@@ -44,7 +44,7 @@ async fn fixture() -> Fixture {
         .await
         .expect("bootstrap")
         .expect("a first administrator");
-    let operator = control::sign_in(&store, control::FIRST_ADMINISTRATOR, &token)
+    let operator = control::sign_in(&store, control::FIRST_ADMINISTRATOR, &token, "test")
         .await
         .expect("signed in");
     Fixture {

@@ -104,6 +104,10 @@ pub struct PoolRecord {
     pub servers: Vec<String>,
     /// A legacy pool's next hop (listen URI or SIP URI).
     pub next_hop: Option<String>,
+    /// The pool paired with it, which serves its users while it is in maintenance.
+    pub pair: Option<String>,
+    /// In maintenance: its users are served by its pair.
+    pub maintenance: bool,
 }
 
 /// A front-end serving a pool, as its heartbeat in the store shows it.

@@ -418,6 +418,16 @@ impl Location {
         changed
     }
 
+    /// The AORs with bindings here.
+    pub fn aors(&self) -> Vec<String> {
+        let t = self.lock();
+        t.ids()
+            .into_iter()
+            .filter(|&id| !t.entries(id).is_empty())
+            .map(|id| t.name(id).to_owned())
+            .collect()
+    }
+
     /// Forgets the bindings of every AOR for which `keep` is false, without writing anything
     /// to the store: another member of the pool owns those users now and serves them from
     /// the store. An AOR with changes not written yet is kept (write them first: the caller

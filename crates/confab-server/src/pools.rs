@@ -25,7 +25,13 @@
 //! between front-ends (a front-end sends from its listening socket) and on a network where the
 //! pools' addresses cannot be spoofed; mutual TLS between pools comes with the edge. A pool
 //! whose members are all dead is not failed over to its paired pool: that is an operator's
-//! decision (a move of its users), not a heartbeat's.
+//! decision (a move of its users, or maintenance), not a heartbeat's.
+//!
+//! **Maintenance.** A pool an operator put into maintenance is served by its pair: every
+//! front-end routes its users as if they were homed on the pair ([`Pools::serving`]) — the
+//! pool's own front-ends forward their requests there like any other pool's — until it leaves
+//! maintenance. A pair that is in maintenance too, or gone from the topology, does not stand
+//! in (the store refuses the first).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -95,6 +101,8 @@ struct Member {
 #[derive(Debug, Default)]
 struct Map {
     routes: HashMap<String, PoolRoute>,
+    /// Pools in maintenance, each with the pair that serves its users meanwhile.
+    stand_in: HashMap<String, String>,
     /// The topology's addresses.
     peers: HashSet<SocketAddr>,
 }
@@ -224,9 +232,11 @@ impl Pools {
     /// Where a user homed on `pool` (`None`: on no pool) is served; `via_member` says the
     /// request came from another member of this pool, which decided it is served here.
     pub fn serve(&self, pool: Option<&str>, aor: &str, via_member: bool) -> Serving {
-        let Some(pool) = pool else {
+        let Some(home) = pool else {
             return Serving::Here;
         };
+        let serving = self.serving(home);
+        let pool = serving.as_str();
         if pool == self.own {
             if via_member {
                 return Serving::Here;
@@ -268,10 +278,23 @@ impl Pools {
         &self.own
     }
 
-    /// Replaces what is known of the pools with `records` (from the store).
-    pub fn set(&self, records: &[PoolRecord]) {
+    /// Replaces what is known of the pools with `records` (from the store); true when the
+    /// pools in maintenance, or their stand-ins, changed (users are served elsewhere now).
+    pub fn set(&self, records: &[PoolRecord]) -> bool {
         let mut map = Map::default();
+        let down: HashSet<&str> = records
+            .iter()
+            .filter(|r| r.maintenance)
+            .map(|r| r.name.as_str())
+            .collect();
         for r in records {
+            // A pool in maintenance is served by its pair, unless the pair is down too (the
+            // store refuses that) or gone from the topology: then by itself, as before.
+            if let Some(pair) = r.pair.as_deref().filter(|_| r.maintenance) {
+                if !down.contains(pair) && records.iter().any(|p| p.name == pair) {
+                    map.stand_in.insert(r.name.clone(), pair.to_owned());
+                }
+            }
             let addresses: Vec<(SocketAddr, &'static str)> = match r.kind {
                 PoolKindRecord::FrontEnd => r.servers.iter().filter_map(|s| parse_hop(s)).collect(),
                 PoolKindRecord::Legacy => r.next_hop.iter().filter_map(|s| parse_hop(s)).collect(),
@@ -289,10 +312,39 @@ impl Pools {
             map.routes
                 .insert(r.name.clone(), PoolRoute { kind: r.kind, hop });
         }
-        *self
+        let mut current = self
             .map
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = map;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = current.stand_in != map.stand_in;
+        *current = map;
+        changed
+    }
+
+    /// The pool that serves the users homed on `pool`: its pair while it is in maintenance,
+    /// else itself.
+    pub fn serving(&self, pool: &str) -> String {
+        self.map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .stand_in
+            .get(pool)
+            .cloned()
+            .unwrap_or_else(|| pool.to_owned())
+    }
+
+    /// The pools in maintenance this front-end knows of, each with its stand-in.
+    pub fn in_maintenance(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .map
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .stand_in
+            .iter()
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect();
+        v.sort();
+        v
     }
 
     /// Where a user homed on `pool` is served: `None` when that is this front-end's pool, or
@@ -402,6 +454,8 @@ mod tests {
             kind,
             servers: servers.iter().map(|s| (*s).to_owned()).collect(),
             next_hop: next_hop.map(str::to_owned),
+            pair: None,
+            maintenance: false,
         }
     }
 

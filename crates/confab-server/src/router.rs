@@ -93,6 +93,14 @@ const PRESENCE_EVERY: Duration = Duration::from_secs(1);
 /// After the pool's members changed, the store is read once more this many heartbeats
 /// later: by then every member has seen the change and written what it held.
 const TAKE_OVER_AGAIN_AFTER: u32 = 3;
+/// After pools in maintenance changed, the store is read again for the users served here
+/// after each of these pauses (the front-ends that hand them over write them within about
+/// one poll of the change feed).
+const REGROUP_TAKE_OVER_AGAIN: [Duration; 3] = [
+    Duration::from_millis(300),
+    Duration::from_millis(700),
+    Duration::from_secs(2),
+];
 
 /// The store-facing parts the router needs; the binary gives adapters over
 /// `confab-store`, tests give [`Stores::memory`].
@@ -333,12 +341,82 @@ impl Router {
     /// Reads the pools of the published topology again (at start, and when the change feed
     /// says the topology changed), and their members: where users homed on other pools are
     /// served. Returns how many pools there are.
-    pub async fn pools_changed(&self) -> Result<usize, StoreError> {
+    /// When a pool went into maintenance or left it, the users this front-end serves change:
+    /// it hands over those served elsewhere now and takes over those it serves now
+    /// ([`Router::regroup`]).
+    pub async fn pools_changed(self: &Arc<Self>) -> Result<usize, StoreError> {
         let pools = self.stores.pools.pools().await?;
-        self.pools.set(&pools);
+        let regroup = self.pools.set(&pools);
         // Members are read every heartbeat; a new topology is worth reading them at once.
         self.pools.set_members(&self.stores.pools.members().await?);
+        if regroup {
+            info!(in_maintenance = ?self.pools.in_maintenance(), "pools in maintenance changed");
+            self.regroup().await;
+            // The front-ends handing users over write them when they read the same feed entry,
+            // a moment before or after this one did: what they wrote is taken again, soon and
+            // a little later.
+            let router = Arc::clone(self);
+            tokio::spawn(async move {
+                for after in REGROUP_TAKE_OVER_AGAIN {
+                    tokio::time::sleep(after).await;
+                    if let Err(e) = router.take_over().await {
+                        warn!(error = %e, "the users served here now cannot be read");
+                    }
+                }
+            });
+        }
         Ok(pools.len())
+    }
+
+    /// A pool went into maintenance or left it: the users now served by another pool are
+    /// written to the store and forgotten here (their new front-end reads them from the
+    /// store and sends their watchers fresh NOTIFYs), and those served here now are read
+    /// from the store.
+    async fn regroup(&self) {
+        let mut elsewhere = HashSet::new();
+        for aor in self
+            .location
+            .aors()
+            .into_iter()
+            .chain(self.presence.presentities())
+        {
+            if !elsewhere.contains(&aor) && !self.serves_here(&aor).await {
+                elsewhere.insert(aor);
+            }
+        }
+        let (forgotten, presentities) = self.hand_over(|aor| !elsewhere.contains(aor)).await;
+        info!(
+            users = forgotten,
+            presentities, "users now served by another pool forgotten here"
+        );
+        match self.take_over().await {
+            Ok((bindings, subscriptions)) => {
+                info!(bindings, subscriptions, "users now served here taken over")
+            }
+            Err(e) => warn!(error = %e, "the users now served here cannot be read yet"),
+        }
+    }
+
+    /// Writes what this front-end holds to the store and forgets the users for which `keep`
+    /// is false; returns (users, presentities) forgotten.
+    async fn hand_over(&self, keep: impl Fn(&str) -> bool) -> (usize, usize) {
+        let registrations = Arc::clone(&self.stores.registrations);
+        let mut forgotten = 0;
+        for _ in 0..3 {
+            if !self.location.flush_all(registrations.as_ref()).await {
+                warn!("registrations not all written before handing users over");
+            }
+            let (gone, unsaved) = self.location.forget_unless(&keep);
+            forgotten += gone;
+            if unsaved == 0 {
+                break;
+            }
+        }
+        if let Err(e) = self.presence.flush().await {
+            warn!(error = %e, "presence not written before handing users over");
+        }
+        let presentities = self.presence.forget_unless(&keep);
+        (forgotten, presentities)
     }
 
     /// Reads the networks blocked at ingress again (at start, and when the change feed says
@@ -502,22 +580,7 @@ impl Router {
             ?members,
             "the pool's live members changed"
         );
-        let registrations = Arc::clone(&self.stores.registrations);
-        let mut forgotten = 0;
-        for _ in 0..3 {
-            if !self.location.flush_all(registrations.as_ref()).await {
-                warn!("registrations not all written before handing users over");
-            }
-            let (gone, unsaved) = self.location.forget_unless(|aor| self.pools.owns(aor));
-            forgotten += gone;
-            if unsaved == 0 {
-                break;
-            }
-        }
-        if let Err(e) = self.presence.flush().await {
-            warn!(error = %e, "presence not written before handing users over");
-        }
-        let presentities = self.presence.forget_unless(|aor| self.pools.owns(aor));
+        let (forgotten, presentities) = self.hand_over(|aor| self.pools.owns(aor)).await;
         info!(
             users = forgotten,
             presentities, "users now owned by another member forgotten here"

@@ -161,9 +161,19 @@ impl PoolDirectory for StoreBacked {
     fn pools(&self) -> BoxFuture<'_, Result<Vec<PoolRecord>, StoreError>> {
         Box::pin(async move {
             let pools = self.store.pools().await.map_err(err)?;
+            let down: std::collections::HashSet<String> = self
+                .store
+                .pools_in_maintenance()
+                .await
+                .map_err(err)?
+                .into_iter()
+                .map(|m| m.pool)
+                .collect();
             Ok(pools
                 .into_iter()
                 .map(|p| PoolRecord {
+                    maintenance: down.contains(&p.name),
+                    pair: p.pair,
                     kind: match p.kind {
                         confab_store::PoolKind::Legacy => PoolKindRecord::Legacy,
                         confab_store::PoolKind::Confab => PoolKindRecord::FrontEnd,

@@ -39,12 +39,16 @@ async fn two_pools() -> (Deployment, Deployment, MemoryStores) {
             kind: PoolKindRecord::FrontEnd,
             servers: vec![format!("udp://{}", a.addr)],
             next_hop: None,
+            pair: None,
+            maintenance: false,
         },
         PoolRecord {
             name: "b".into(),
             kind: PoolKindRecord::FrontEnd,
             servers: vec![format!("udp://{}", b.addr)],
             next_hop: None,
+            pair: None,
+            maintenance: false,
         },
     ]);
     for d in [&a, &b] {
@@ -201,6 +205,8 @@ async fn a_pool_without_an_address_is_unreachable_and_unknown_pools_are_served_h
         kind: PoolKindRecord::FrontEnd,
         servers: Vec::new(),
         next_hop: None,
+        pair: None,
+        maintenance: false,
     }]);
     a.router.pools_changed().await.expect("read");
     let bob = client(&a, "bob", InviteAnswer::Manual).await;
@@ -353,12 +359,16 @@ async fn users_of_a_legacy_pool_are_reached_through_its_next_hop() {
             kind: PoolKindRecord::FrontEnd,
             servers: vec![format!("udp://{}", a.addr)],
             next_hop: None,
+            pair: None,
+            maintenance: false,
         },
         PoolRecord {
             name: "k".into(),
             kind: PoolKindRecord::Legacy,
             servers: Vec::new(),
             next_hop: Some(format!("udp://{}", legacy.local_addr())),
+            pair: None,
+            maintenance: false,
         },
     ];
     stores.pools.set(pools.clone());
@@ -455,6 +465,8 @@ async fn the_members_of_a_pool_share_its_users_and_take_over_from_one_that_stops
         kind: PoolKindRecord::FrontEnd,
         servers: vec![format!("udp://{}", m1.addr), format!("udp://{}", m2.addr)],
         next_hop: None,
+        pair: None,
+        maintenance: false,
     }]);
     let addrs = [m1.addr, m2.addr];
     // Each member reads the others' heartbeats every second.

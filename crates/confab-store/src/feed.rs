@@ -70,6 +70,9 @@ pub enum ChangeKind {
     /// The source addresses blocked at ingress changed; the subject is the CIDR blocked or
     /// unblocked. Re-read them with [`Store::blocked_sources`].
     SourcesChanged,
+    /// A pool went into maintenance or left it; the subject is the pool. Re-read them with
+    /// [`Store::pools_in_maintenance`].
+    PoolMaintenance,
     /// A kind written by a newer build; the subject says which record.
     Other(String),
 }
@@ -93,12 +96,13 @@ impl ChangeKind {
             ChangeKind::UserMoved => "user.moved",
             ChangeKind::TopologyPublished => "topology.published",
             ChangeKind::SourcesChanged => "sources.changed",
+            ChangeKind::PoolMaintenance => "pool.maintenance",
             ChangeKind::Other(name) => name,
         }
     }
 
     fn from_stored(name: String) -> Self {
-        const KNOWN: [ChangeKind; 15] = [
+        const KNOWN: [ChangeKind; 16] = [
             ChangeKind::DomainAdded,
             ChangeKind::DomainRemoved,
             ChangeKind::PoolAdded,
@@ -114,6 +118,7 @@ impl ChangeKind {
             ChangeKind::UserMoved,
             ChangeKind::TopologyPublished,
             ChangeKind::SourcesChanged,
+            ChangeKind::PoolMaintenance,
         ];
         KNOWN
             .into_iter()

@@ -49,6 +49,7 @@ mod db;
 mod error;
 mod feed;
 mod location;
+mod maintenance;
 mod members;
 mod migrate;
 mod model;
@@ -74,6 +75,7 @@ pub use db::{BackendKind, SQLITE_BUSY_TIMEOUT};
 pub use error::{BackendError, QuotaError, StoreError};
 pub use feed::{Change, ChangeKind, ChangeWatcher, NOTIFY_CHANNEL, POLL_INTERVAL};
 pub use location::{StoreLocation, SQLITE_FILE};
+pub use maintenance::PoolMaintenance;
 pub use members::{PoolMember, MEMBER_DEAD_AFTER};
 pub use migrate::SCHEMA_VERSION;
 pub use model::{

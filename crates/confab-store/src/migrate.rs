@@ -63,10 +63,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_blocked_sources.sql"),
         postgres: include_str!("../migrations/postgres/0007_blocked_sources.sql"),
     },
+    Migration {
+        version: 8,
+        name: "pool_maintenance",
+        sqlite: include_str!("../migrations/sqlite/0008_pool_maintenance.sql"),
+        postgres: include_str!("../migrations/postgres/0008_pool_maintenance.sql"),
+    },
 ];
 
 /// The schema version this build creates and expects.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// The advisory lock key that serialises migrations on PostgreSQL ("confab" and 1).
 const POSTGRES_LOCK_KEY: i64 = 0x0063_6f6e_6661_6201;

@@ -94,6 +94,14 @@ impl Store {
             tx.execute("DELETE FROM pools WHERE name = $1", &[(*pool).into()])
                 .await
                 .ctx(CONTEXT)?;
+            // A pool that goes is in maintenance no more (a pool of that name added later
+            // starts in service).
+            tx.execute(
+                "DELETE FROM pool_maintenance WHERE pool = $1",
+                &[(*pool).into()],
+            )
+            .await
+            .ctx(CONTEXT)?;
         }
         for pool in &spec.pools {
             tx.execute(

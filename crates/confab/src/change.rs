@@ -1,6 +1,7 @@
-//! `confab change`, `confab audit` and `confab admin`: the change records, the hash-chained
-//! audit log and the administrators, as the store keeps them. Reading only, for now: changes
-//! are recorded by the operations that make them.
+//! `confab change`, `confab audit`, `confab admin` and `confab status`: the change records
+//! and their life (request, approval, implementation, review, rollback, emergencies), the
+//! hash-chained audit log, the administrators, and the deployment at a glance. What a change
+//! may do and who may make it lives in `confab_ops::control`.
 
 use std::process::ExitCode;
 
@@ -8,7 +9,9 @@ use confab_ops::control::{self, Operation, Outcome, Right};
 use confab_store::{AuditEntry, ChangeFilter, ChangeRecord, Decision};
 use serde::Serialize;
 
-use crate::cli::{AdminCommand, AuditCommand, ChangeCommand, DeploymentArgs};
+use crate::cli::{
+    AdminCommand, AuditCommand, ChangeCommand, ChangeRef, DeploymentArgs, StatusArgs,
+};
 use crate::manage::{self, print, print_json, table, utc, Failure};
 
 /// The credentials file a first start writes in the data directory: the first
@@ -182,8 +185,29 @@ pub fn run_change(deployment: &DeploymentArgs, command: &ChangeCommand, json: bo
                 outcome_text(&outcome)
             ))
         }),
+        ChangeCommand::Request(args) => {
+            let operation = match operation(&args.operation) {
+                Ok(op) => op,
+                Err(usage) => return usage.report(),
+            };
+            manage::run(deployment, |store| async move {
+                let operator = manage::sign_in(&store, deployment).await?;
+                let c = control::request(
+                    &store,
+                    &operator,
+                    &operation,
+                    &args.reason,
+                    args.impact.as_deref(),
+                )
+                .await?;
+                if json {
+                    return print_json(&change_json(&c));
+                }
+                print(&requested_text(&c))
+            })
+        }
         ChangeCommand::Emergency(args) => {
-            let operation = match emergency_operation(&args.operation) {
+            let operation = match operation(&args.operation) {
                 Ok(op) => op,
                 Err(usage) => return usage.report(),
             };
@@ -214,28 +238,27 @@ pub fn run_change(deployment: &DeploymentArgs, command: &ChangeCommand, json: bo
         }
         ChangeCommand::Rollback(args) => manage::run(deployment, |store| async move {
             let operator = manage::sign_in(&store, deployment).await?;
+            let id = match args.id {
+                ChangeRef::Id(id) => id,
+                ChangeRef::Last => last_made(&store).await?,
+            };
             if args.emergency {
                 let snapshots = manage::data_dir(deployment).join("snapshots");
-                let (c, outcome) = control::emergency_rollback(
-                    &store,
-                    &operator,
-                    args.id,
-                    &args.reason,
-                    &snapshots,
-                )
-                .await?;
+                let (c, outcome) =
+                    control::emergency_rollback(&store, &operator, id, &args.reason, &snapshots)
+                        .await?;
                 if json {
                     return print_json(&change_json(&c));
                 }
                 return print(&format!(
                     "change {} rolled back by emergency change {}\n{}its review is due by {}\n",
-                    args.id,
+                    id,
                     c.id,
                     outcome_text(&outcome),
                     c.review_due.map(utc).unwrap_or_default()
                 ));
             }
-            let c = control::request_rollback(&store, &operator, args.id, &args.reason).await?;
+            let c = control::request_rollback(&store, &operator, id, &args.reason).await?;
             if json {
                 return print_json(&change_json(&c));
             }
@@ -243,7 +266,7 @@ pub fn run_change(deployment: &DeploymentArgs, command: &ChangeCommand, json: bo
                 "change {0} requested: {1}\nanother administrator with the approver role \
                  approves it with `confab change approve {0}`; then `confab change implement \
                  {0}` rolls change {2} back\n",
-                c.id, c.title, args.id
+                c.id, c.title, id
             ))
         }),
         ChangeCommand::Review(args) => manage::run(deployment, |store| async move {
@@ -323,11 +346,66 @@ fn outcome_text(outcome: &Outcome) -> String {
             if e.enabled { "enabled" } else { "disabled" },
             if e.changed { "" } else { " (it was already)" }
         ),
+        Outcome::Moved { moved, passed } => {
+            let mut text = format!("{moved} user(s) moved\n");
+            if !passed.is_empty() {
+                text.push_str(&format!(
+                    "{} user(s) passed over: moved again since, or removed ({})\n",
+                    passed.len(),
+                    passed.join(", ")
+                ));
+            }
+            text
+        }
+        Outcome::Maintenance {
+            pool,
+            on,
+            changed,
+            pair,
+        } => {
+            let already = if *changed { "" } else { " (it was already)" };
+            match (on, pair) {
+                (true, Some(pair)) => format!(
+                    "pool {pool} is in maintenance{already}: its users are served by pool {pair}\n"
+                ),
+                _ => format!("pool {pool} is out of maintenance{already}: it serves its users\n"),
+            }
+        }
     }
 }
 
-/// The operation after `confab change emergency … --`.
-fn emergency_operation(words: &[String]) -> Result<Operation, Failure> {
+/// What `confab change request` (and the commands that request a change) print.
+pub fn requested_text(c: &ChangeRecord) -> String {
+    format!(
+        "change {0} requested: {1}\nanother administrator with the approver role approves it \
+         with `confab change approve {0}`; then `confab change implement {0}` carries it out\n",
+        c.id, c.title
+    )
+}
+
+/// The newest change that was made (implemented or reviewed) and is not rolled back.
+async fn last_made(store: &confab_store::Store) -> Result<i64, Failure> {
+    let mut made: Vec<ChangeRecord> = store
+        .changes(&ChangeFilter::default())
+        .await?
+        .into_iter()
+        .filter(|c| {
+            matches!(
+                c.state,
+                confab_store::ChangeState::Implemented | confab_store::ChangeState::Reviewed
+            )
+        })
+        .collect();
+    made.sort_by_key(|c| (c.implemented_at, c.id));
+    made.last().map(|c| c.id).ok_or_else(|| {
+        Failure::Failed(
+            "no change has been made in this deployment yet: nothing to roll back".to_owned(),
+        )
+    })
+}
+
+/// The operation after `confab change emergency|request … --`.
+fn operation(words: &[String]) -> Result<Operation, Failure> {
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     match words.as_slice() {
         ["user", "disable", address] => Ok(Operation::DisableUser {
@@ -350,16 +428,40 @@ fn emergency_operation(words: &[String]) -> Result<Operation, Failure> {
                 comment: None,
             })
         }
+        ["pool", "maintenance", on @ ("on" | "off"), pool] => Ok(Operation::PoolMaintenance {
+            pool: (*pool).to_owned(),
+            on: *on == "on",
+        }),
+        ["admin", "roles", name, roles] => {
+            let roles = roles
+                .split(',')
+                .map(|r| {
+                    r.trim()
+                        .parse::<confab_store::Role>()
+                        .map(|r| r.as_str().to_owned())
+                        .map_err(|e| Failure::Usage(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Operation::SetRoles {
+                name: (*name).to_owned(),
+                roles,
+            })
+        }
+        ["admin", verb @ ("enable" | "disable"), name] => Ok(Operation::SetAdministratorEnabled {
+            name: (*name).to_owned(),
+            enabled: *verb == "enable",
+        }),
         _ => Err(Failure::Usage(format!(
-            "no emergency operation `{}`; give one of: user disable USER@DOMAIN, user enable \
-             USER@DOMAIN, source block CIDR, source unblock CIDR, topology publish FILE",
+            "no operation `{}`; give one of: user disable|enable USER@DOMAIN, source \
+             block|unblock CIDR, pool maintenance on|off POOL, topology publish FILE, admin \
+             roles NAME ROLE[,ROLE…], admin disable|enable NAME",
             words.join(" ")
         ))),
     }
 }
 
 /// Runs `confab status`.
-pub fn run_status(deployment: &DeploymentArgs, json: bool) -> ExitCode {
+pub fn run_status(deployment: &DeploymentArgs, args: &StatusArgs, json: bool) -> ExitCode {
     let result = manage::run_with(deployment, |store| async move {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -389,8 +491,91 @@ pub fn run_status(deployment: &DeploymentArgs, json: bool) -> ExitCode {
             .collect();
         let audit = store.verify_audit().await?;
         let blocked = store.blocked_sources().await?;
+        let maintenance = store.pools_in_maintenance().await?;
+        let pairs: std::collections::HashMap<String, Option<String>> = store
+            .pools()
+            .await?
+            .into_iter()
+            .map(|p| (p.name, p.pair))
+            .collect();
         let healthy = overdue.is_empty() && audit.first_bad.is_none();
-        if json {
+        if args.prometheus {
+            let mut out = String::new();
+            let mut metric = |name: &str, help: &str, kind: &str, samples: Vec<(String, u64)>| {
+                out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+                for (labels, value) in samples {
+                    out.push_str(&format!("{name}{labels} {value}\n"));
+                }
+            };
+            let one = |v: usize| vec![(String::new(), v as u64)];
+            metric(
+                "confab_pool_users",
+                "Users homed on each pool.",
+                "gauge",
+                usage
+                    .iter()
+                    .map(|u| (format!("{{pool=\"{}\"}}", u.pool), u.users as u64))
+                    .collect(),
+            );
+            metric(
+                "confab_pool_registrations",
+                "Registrations of the users homed on each pool.",
+                "gauge",
+                usage
+                    .iter()
+                    .map(|u| (format!("{{pool=\"{}\"}}", u.pool), u.registrations as u64))
+                    .collect(),
+            );
+            metric(
+                "confab_changes_awaiting_approval",
+                "Normal changes requested and not yet approved or rejected.",
+                "gauge",
+                one(waiting.len()),
+            );
+            metric(
+                "confab_changes_approved_not_implemented",
+                "Changes approved and not yet implemented.",
+                "gauge",
+                one(approved.len()),
+            );
+            metric(
+                "confab_emergency_changes_awaiting_review",
+                "Emergency changes implemented and not yet reviewed.",
+                "gauge",
+                one(review.len()),
+            );
+            metric(
+                "confab_emergency_reviews_overdue",
+                "Emergency changes whose review is overdue.",
+                "gauge",
+                one(overdue.len()),
+            );
+            metric(
+                "confab_pools_in_maintenance",
+                "Pools in maintenance, served by their pair.",
+                "gauge",
+                one(maintenance.len()),
+            );
+            metric(
+                "confab_blocked_sources",
+                "Source networks blocked at ingress.",
+                "gauge",
+                one(blocked.len()),
+            );
+            metric(
+                "confab_audit_entries",
+                "Entries in the audit log.",
+                "gauge",
+                vec![(String::new(), audit.entries)],
+            );
+            metric(
+                "confab_audit_intact",
+                "1 when the audit log's hash chain verifies, 0 when it does not.",
+                "gauge",
+                one(usize::from(audit.first_bad.is_none())),
+            );
+            print(&out)?;
+        } else if json {
             print_json(&serde_json::json!({
                 "pools": usage.iter().map(|u| serde_json::json!({
                     "pool": u.pool, "users": u.users, "registrations": u.registrations,
@@ -400,6 +585,13 @@ pub fn run_status(deployment: &DeploymentArgs, json: bool) -> ExitCode {
                 "emergency_awaiting_review": review.iter().map(|c| c.id).collect::<Vec<_>>(),
                 "overdue_reviews": overdue.iter().map(|c| c.id).collect::<Vec<_>>(),
                 "blocked_sources": blocked.iter().map(|b| b.cidr.as_str()).collect::<Vec<_>>(),
+                "pools_in_maintenance": maintenance.iter().map(|m| serde_json::json!({
+                    "pool": m.pool,
+                    "served_by": pairs.get(&m.pool).cloned().flatten(),
+                    "since": m.since,
+                    "by": m.started_by,
+                    "reason": m.reason,
+                })).collect::<Vec<_>>(),
                 "audit_entries": audit.entries,
                 "audit_intact": audit.first_bad.is_none(),
             }))?;
@@ -434,6 +626,18 @@ pub fn run_status(deployment: &DeploymentArgs, json: bool) -> ExitCode {
                 out.push_str(&format!(
                     "OVERDUE reviews: {} — review them with `confab change review ID --comment …`\n",
                     ids(&overdue)
+                ));
+            }
+            for m in &maintenance {
+                let pair = pairs.get(&m.pool).cloned().flatten();
+                out.push_str(&format!(
+                    "pool {} in MAINTENANCE since {} by {} ({}): its users are served by {}\n",
+                    m.pool,
+                    utc(m.since),
+                    m.started_by,
+                    m.reason,
+                    pair.as_deref()
+                        .unwrap_or("itself (it has no pair any more)")
                 ));
             }
             if blocked.is_empty() {
@@ -560,12 +764,7 @@ fn request(deployment: &DeploymentArgs, operation: Operation, json: bool) -> Exi
         if json {
             return print_json(&change_json(&c));
         }
-        print(&format!(
-            "change {0} requested: {1}\nanother administrator with the approver role approves \
-             it with `confab change approve {0}`; then `confab change implement {0}` carries it \
-             out\n",
-            c.id, c.title
-        ))
+        print(&requested_text(&c))
     })
 }
 

@@ -126,7 +126,7 @@ pub enum Command {
     ///
     /// Exit status: 0 nothing overdue, 1 an emergency change's review is overdue or the audit
     /// log does not verify, 2 the store cannot be read.
-    Status,
+    Status(StatusArgs),
 
     /// Administrators of the deployment and their roles: list
     ///
@@ -157,11 +157,21 @@ pub enum ChangeCommand {
     /// Record the review of an implemented change (approver role)
     Review(ChangeReviewArgs),
 
+    /// Request a normal change: `confab change request --reason "…" -- pool maintenance on
+    /// fe-paris`
+    ///
+    /// It waits for approval by another administrator with the approver role (`confab change
+    /// approve`), then `confab change implement` carries it out. Operations: as for
+    /// `confab change emergency`.
+    Request(ChangeRequestArgs),
+
     /// Roll a change back: a change record of its own, linked to it, carrying what undoes it
     ///
     /// A topology publication is undone by publishing the version before it again; a user
-    /// disabled by enabling it (and the reverse). A normal change (approved by another
-    /// administrator, then implemented) unless --emergency, which rolls back at once.
+    /// disabled by enabling it (and the reverse); a move by sending its users back; a pool's
+    /// maintenance by ending it; a role change by the roles before it. A normal change
+    /// (approved by another administrator, then implemented) unless --emergency, which rolls
+    /// back at once. `last` names the newest change that was made and not rolled back yet.
     Rollback(ChangeRollbackArgs),
 
     /// Make an emergency change at once: `confab change emergency --reason "…" -- user
@@ -171,16 +181,43 @@ pub enum ChangeCommand {
     /// written to the data directory's snapshots/ first; the change stays flagged until its
     /// review (`confab change review`), due within 24 hours — `confab status` shows it.
     /// Operations: user disable|enable USER@DOMAIN, source block|unblock CIDR (every message
-    /// from the network dropped at ingress), topology publish FILE.
+    /// from the network dropped at ingress), pool maintenance on|off POOL (its paired pool
+    /// serves its users meanwhile), topology publish FILE, admin roles NAME ROLE[,ROLE…],
+    /// admin disable|enable NAME.
     Emergency(ChangeEmergencyArgs),
+}
+
+/// `confab status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the figures in the Prometheus text format instead (for node_exporter's
+    /// textfile collector, until the admin API serves /metrics)
+    #[arg(long, conflicts_with = "json")]
+    pub prometheus: bool,
+}
+
+/// `confab change request`.
+#[derive(Debug, Args)]
+pub struct ChangeRequestArgs {
+    /// Why the change is needed
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// What it affects, for the approver
+    #[arg(long, value_name = "TEXT")]
+    pub impact: Option<String>,
+
+    /// The operation, after `--` (see `confab change emergency --help`)
+    #[arg(last = true, required = true, value_name = "OPERATION")]
+    pub operation: Vec<String>,
 }
 
 /// `confab change rollback`.
 #[derive(Debug, Args)]
 pub struct ChangeRollbackArgs {
-    /// The change to roll back
-    #[arg(value_name = "ID")]
-    pub id: i64,
+    /// The change to roll back, or `last`: the newest change made and not rolled back yet
+    #[arg(value_name = "ID|last", value_parser = change_ref)]
+    pub id: ChangeRef,
 
     /// Why
     #[arg(long, value_name = "TEXT")]
@@ -199,9 +236,28 @@ pub struct ChangeEmergencyArgs {
     pub reason: String,
 
     /// The operation, after `--`: user disable|enable USER@DOMAIN, source block|unblock CIDR,
-    /// or topology publish FILE
+    /// pool maintenance on|off POOL, topology publish FILE, admin roles NAME ROLE[,ROLE…],
+    /// admin disable|enable NAME
     #[arg(last = true, required = true, value_name = "OPERATION")]
     pub operation: Vec<String>,
+}
+
+/// A change named on the command line: its number, or the newest one made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeRef {
+    /// This change.
+    Id(i64),
+    /// The newest change implemented (or reviewed) and not rolled back.
+    Last,
+}
+
+fn change_ref(text: &str) -> Result<ChangeRef, String> {
+    if text == "last" {
+        return Ok(ChangeRef::Last);
+    }
+    text.parse()
+        .map(ChangeRef::Id)
+        .map_err(|_| "give a change number (see `confab change list`) or `last`".to_owned())
 }
 
 /// `confab change approve|reject`.
@@ -617,6 +673,11 @@ pub struct UserMoveArgs {
     /// (quote it for the shell: --filter 'sales-*@example.com')
     #[arg(long, value_name = "PATTERN")]
     pub filter: Option<String>,
+
+    /// Why, for the change record (a move of more than 100 users is requested as a normal
+    /// change, which another administrator approves before `confab change implement`)
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 
     /// List who would move, and move nobody
     #[arg(long)]

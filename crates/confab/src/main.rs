@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         Command::Pool(command) => topology::run_pool(&cli.deployment, command, cli.json),
         Command::Tls(TlsCommand::Generate(args)) => tls_generate::run(args, cli.json),
         Command::Change(command) => change::run_change(&cli.deployment, command, cli.json),
-        Command::Status => change::run_status(&cli.deployment, cli.json),
+        Command::Status(args) => change::run_status(&cli.deployment, args, cli.json),
         Command::Audit(command) => change::run_audit(&cli.deployment, command, cli.json),
         Command::Admin(command) => change::run_admin(&cli.deployment, command, cli.json),
     }

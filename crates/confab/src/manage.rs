@@ -199,7 +199,7 @@ pub async fn sign_in(store: &Store, deployment: &DeploymentArgs) -> Result<Opera
             }
         },
     };
-    Ok(control::sign_in(store, &name, &token).await?)
+    Ok(control::sign_in(store, &name, &token, "cli").await?)
 }
 
 /// `name` and `token` from a credentials file.

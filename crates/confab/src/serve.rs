@@ -429,6 +429,12 @@ async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFee
                 ChangeKind::TopologyPublished => {
                     pools_changed(&router).await;
                 }
+                // A pool went into maintenance or left it: its users are served by its pair,
+                // or by itself again.
+                ChangeKind::PoolMaintenance => {
+                    info!(pool = %change.subject, "a pool's maintenance changed");
+                    pools_changed(&router).await;
+                }
                 // An operator blocked or unblocked a source network: at once.
                 ChangeKind::SourcesChanged => match router.sources_changed().await {
                     Ok(n) => {
@@ -449,7 +455,7 @@ async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFee
 }
 
 /// Reads the topology's pools again after a change.
-async fn pools_changed(router: &Router) {
+async fn pools_changed(router: &Arc<Router>) {
     match router.pools_changed().await {
         Ok(pools) => info!(pools, "topology read again"),
         Err(e) => warn!(error = %e, "the changed topology could not be read; routes unchanged"),

@@ -1,11 +1,13 @@
 //! `confab user move`: who moves (`confab_ops::moves::plan`), then the move a batch at a
-//! time with a progress bar on a terminal, and the outcome as text or JSON. What a move does
+//! time with a progress bar on a terminal, and the outcome as text or JSON. A move of more
+//! users than a standard change allows is requested as a normal change instead, carried out
+//! by `confab change implement` once another administrator approved it. What a move does
 //! and why it is crash-safe lives in `confab_ops::moves`.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use confab_ops::control::{self, Done, Right};
+use confab_ops::control::{self, Done, Operation, Right};
 use confab_ops::moves::{self, MoveRequest};
 use confab_store::Address;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -21,6 +23,16 @@ struct Outcome {
     dry_run: bool,
     /// The users that moved (or, with --dry-run, would move), with the pool each left.
     users: Vec<MovedJson>,
+}
+
+/// What `--json` prints when the move was requested as a normal change.
+#[derive(Debug, Serialize)]
+struct Requested<'a> {
+    change: i64,
+    state: &'a str,
+    to: &'a str,
+    /// How many users it moves.
+    users: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,53 +69,85 @@ pub fn run(deployment: &DeploymentArgs, args: &UserMoveArgs, json: bool) -> Exit
             return report(&args.to, false, Vec::new(), json);
         }
         let operator = manage::sign_in(&store, deployment).await?;
+        let operation = Operation::MoveUsers {
+            to: args.to.clone(),
+            users: planned
+                .iter()
+                .map(|u| moves::Planned {
+                    address: u.address.to_string(),
+                    from: u.pool.clone(),
+                })
+                .collect(),
+            batch: (args.batch != moves::DEFAULT_BATCH).then_some(args.batch),
+        };
+        let reason = args
+            .reason
+            .clone()
+            .unwrap_or_else(|| "move users between pools".to_owned());
+        if planned.len() > control::STANDARD_MOVE_LIMIT {
+            // Too many for a standard change: a normal one, which another administrator
+            // approves before it is implemented.
+            let impact = format!(
+                "{} user(s) signed out at their pool and signed in again at pool {}",
+                planned.len(),
+                args.to
+            );
+            let c = control::request(&store, &operator, &operation, &reason, Some(&impact)).await?;
+            if json {
+                return print_json(&Requested {
+                    change: c.id,
+                    state: c.state.as_str(),
+                    to: &args.to,
+                    users: planned.len(),
+                });
+            }
+            return print(&format!(
+                "a move of {} users is more than a standard change allows ({}): {}",
+                planned.len(),
+                control::STANDARD_MOVE_LIMIT,
+                crate::change::requested_text(&c)
+            ));
+        }
         let ctx = manage::standard(&operator, Right::MoveUsers(planned.len()))?;
-        let plan_json: Vec<MovedJson> = planned
-            .iter()
-            .map(|u| MovedJson {
-                address: u.address.to_string(),
-                from: u.pool.clone(),
-            })
-            .collect();
         let change = control::begin(
             &store,
             &ctx,
             Done {
                 title: format!("move {} user(s) to pool {}", planned.len(), args.to),
-                reason: "move users between pools".into(),
-                operation: control::json(&serde_json::json!({
-                    "op": "user.move",
-                    "to": args.to,
-                    "users": plan_json,
-                })),
+                reason,
+                operation: control::json(&operation),
                 before: None,
                 after: None,
             },
         )
         .await?;
         let bar = progress(planned.len() as u64, json);
-        let mut done = Vec::with_capacity(planned.len());
-        for chunk in planned.chunks(args.batch) {
-            let addresses: Vec<Address> = chunk.iter().map(|u| u.address.clone()).collect();
-            let moved = match moves::move_batch(&store, &ctx, &addresses, &args.to).await {
-                Ok(moved) => moved,
-                Err(e) => {
-                    bar.abandon();
-                    return Err(Failure::Failed(format!(
-                        "{e}\n{} of {} user(s) moved before this; running the same command \
-                         again moves the rest",
-                        done.len(),
-                        planned.len()
-                    )));
-                }
-            };
-            bar.inc(chunk.len() as u64);
-            done.extend(moved.into_iter().map(|m| MovedJson {
+        let addresses: Vec<Address> = planned.iter().map(|u| u.address.clone()).collect();
+        let moved = moves::carry(
+            &store,
+            &ctx,
+            &addresses,
+            &args.to,
+            args.batch,
+            "running the same command again",
+            &mut |n| bar.set_position(n as u64),
+        )
+        .await;
+        let moved = match moved {
+            Ok(moved) => moved,
+            Err(e) => {
+                bar.abandon();
+                return Err(e.into());
+            }
+        };
+        bar.finish_and_clear();
+        let done: Vec<MovedJson> = moved
+            .into_iter()
+            .map(|m| MovedJson {
                 address: m.address.to_string(),
                 from: m.from,
-            }));
-        }
-        bar.finish_and_clear();
+            })
+            .collect();
         control::finish(
             &store,
             &ctx,

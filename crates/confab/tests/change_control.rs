@@ -19,10 +19,8 @@ fn run_as(
     args: &[&str],
     stdin: Option<&str>,
 ) -> std::process::Output {
-    let mut cmd = common::confab(args);
-    cmd.arg("--data-dir")
-        .arg(&d.data)
-        .env("CONFAB_ADMIN", name)
+    let mut cmd = with_data_dir(args, &d.data);
+    cmd.env("CONFAB_ADMIN", name)
         .env("CONFAB_ADMIN_TOKEN", token);
     run(cmd, stdin)
 }
@@ -86,6 +84,18 @@ fn the_first_administrator_records_every_change() {
         .iter()
         .map(|e| e["action"].as_str().expect("action"))
         .collect();
+    // Each command signed in, and each sign-in is in the log, by name.
+    assert!(
+        audit
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|e| e["action"] == "login"
+                && e["actor"] == "admin"
+                && e["detail"].as_str().is_some_and(|d| d.contains("cli"))),
+        "{audit}"
+    );
+    let actions: Vec<&str> = actions.into_iter().filter(|a| *a != "login").collect();
     assert_eq!(
         actions,
         [
@@ -98,8 +108,9 @@ fn the_first_administrator_records_every_change() {
     );
     let out = d.run(&["audit", "verify"], None);
     assert_success(&out);
+    // The five above and the sign-ins of the four commands before this one.
     assert!(
-        stdout(&out).contains("intact: 5 entries"),
+        stdout(&out).contains("intact: 9 entries"),
         "{}",
         stdout(&out)
     );
@@ -111,7 +122,7 @@ fn roles_refuse_what_they_do_not_grant_and_nothing_changes() {
     d.add("alice@localhost", "password 1");
     let viewer = add_admin(&d, "vera", &[Role::Viewer]);
     let user_admin = add_admin(&d, "uma", &[Role::UserAdmin]);
-    let before = (d.changes(), d.store_files());
+    let before = (d.changes(), d.state());
 
     let out = run_as(
         &d,
@@ -148,11 +159,24 @@ fn roles_refuse_what_they_do_not_grant_and_nothing_changes() {
     ] {
         assert_fails(&run_as(&d, name, token, args, None), 1, refusal);
     }
-    assert_eq!(
-        (d.changes(), d.store_files()),
-        before,
-        "refusals change nothing"
-    );
+    assert_eq!((d.changes(), d.state()), before, "refusals change nothing");
+    // …but the refused sign-ins are on record, with why.
+    let audit = json(&d.run(&["audit", "list", "--json"], None));
+    let refused: Vec<(&str, &str)> = audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "login.refused")
+        .map(|e| {
+            (
+                e["actor"].as_str().expect("actor"),
+                e["detail"].as_str().expect("detail"),
+            )
+        })
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused[0].0 == "uma" && refused[0].1.contains("wrong token"));
+    assert!(refused[1].0 == "nobody" && refused[1].1.contains("no such administrator"));
 
     // What the role grants works, recorded under the administrator's name.
     let out = run_as(
@@ -459,6 +483,47 @@ fn role_changes_wait_for_approval() {
     let admins = json(&d.run(&["admin", "list", "--json"], None));
     assert_eq!(roles_of(&admins, "olga"), serde_json::json!(["viewer"]));
 
+    // The role change is rolled back from its record (the roles before it), as a normal
+    // change of its own; then made again.
+    let out = d.run(
+        &["change", "rollback", &id, "--reason", "too soon", "--json"],
+        None,
+    );
+    let rollback = json(&out)["id"].to_string();
+    assert_success(&run_as(
+        &d,
+        "pat",
+        &pat,
+        &["change", "approve", &rollback],
+        None,
+    ));
+    assert_success(&d.run(&["change", "implement", &rollback], None));
+    let admins = json(&d.run(&["admin", "list", "--json"], None));
+    assert_eq!(roles_of(&admins, "olga"), serde_json::json!(["approver"]));
+    let shown = json(&d.run(&["change", "show", &id, "--json"], None));
+    assert_eq!(shown["state"], "rolled-back");
+    // The same again through `change request`.
+    let out = d.run(
+        &[
+            "change",
+            "request",
+            "--reason",
+            "olga moves team",
+            "--json",
+            "--",
+            "admin",
+            "roles",
+            "olga",
+            "viewer",
+        ],
+        None,
+    );
+    let id = json(&out)["id"].to_string();
+    assert_success(&run_as(&d, "pat", &pat, &["change", "approve", &id], None));
+    assert_success(&d.run(&["change", "implement", &id], None));
+    let admins = json(&d.run(&["admin", "list", "--json"], None));
+    assert_eq!(roles_of(&admins, "olga"), serde_json::json!(["viewer"]));
+
     // olga approves nothing any more; disabling pat waits for approval too.
     let out = d.run(&["admin", "disable", "pat", "--json"], None);
     let id = json(&out)["id"].to_string();
@@ -483,4 +548,105 @@ fn role_changes_wait_for_approval() {
         .expect("entries")
         .iter()
         .any(|e| e["action"] == "admin.roles" && e["subject"] == "olga"));
+}
+
+#[test]
+fn change_request_checks_its_operation_and_changes_nothing_when_refused() {
+    let d = Deployment::new();
+    d.add("alice@localhost", "password 1");
+    let before = (d.changes(), d.state());
+    for (args, code, says) in [
+        (
+            &[
+                "change", "request", "--reason", "r", "--", "user", "delete", "x",
+            ][..],
+            2,
+            "no operation `user delete x`",
+        ),
+        (
+            &[
+                "change",
+                "request",
+                "--reason",
+                "r",
+                "--",
+                "pool",
+                "maintenance",
+                "on",
+                "nowhere",
+            ][..],
+            1,
+            "no pool 'nowhere'",
+        ),
+        (
+            &[
+                "change",
+                "request",
+                "--reason",
+                "r",
+                "--",
+                "pool",
+                "maintenance",
+                "on",
+                "default",
+            ][..],
+            1,
+            "has no paired pool",
+        ),
+        (
+            &[
+                "change", "request", "--reason", "r", "--", "admin", "roles", "admin", "boss",
+            ][..],
+            2,
+            "boss",
+        ),
+        (
+            &["change", "rollback", "first", "--reason", "r"][..],
+            2,
+            "`last`",
+        ),
+    ] {
+        let out = d.run(args, None);
+        assert_fails(&out, code, says);
+    }
+    assert_eq!((d.changes(), d.state()), before, "nothing changed");
+    // A user disabled through a request, then the last change rolled back at once.
+    let out = d.run(
+        &[
+            "change",
+            "request",
+            "--reason",
+            "leaver",
+            "--impact",
+            "alice signed out",
+            "--json",
+            "--",
+            "user",
+            "disable",
+            "alice@localhost",
+        ],
+        None,
+    );
+    let id = json(&out)["id"].to_string();
+    assert_eq!(json(&out)["impact"], "alice signed out");
+    approve_and_implement(&d.data, &id, &[]);
+    assert!(!d.user("alice@localhost").expect("alice").enabled);
+    let out = d.run(
+        &[
+            "change",
+            "rollback",
+            "last",
+            "--emergency",
+            "--reason",
+            "wrong alice",
+        ],
+        None,
+    );
+    assert_success(&out);
+    assert!(
+        stdout(&out).contains(&format!("change {id} rolled back")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(d.user("alice@localhost").expect("alice").enabled);
 }

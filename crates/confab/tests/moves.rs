@@ -17,10 +17,17 @@ use confab_store::{
 /// A deployment with the pool `pool2` besides `default`.
 fn two_pools() -> Deployment {
     let d = Deployment::new();
+    add_pool(&d, "pool2");
+    d
+}
+
+/// Adds the front-end pool `name`, with no servers, straight into the store.
+fn add_pool(d: &Deployment, name: &str) {
+    let name = name.to_owned();
     with_store(&d.data, |store| async move {
         store
             .add_pool(&Pool {
-                name: "pool2".into(),
+                name,
                 kind: PoolKind::Confab,
                 site: None,
                 next_hop: None,
@@ -28,9 +35,8 @@ fn two_pools() -> Deployment {
                 pair: None,
             })
             .await
-            .expect("pool2");
+            .expect("pool added");
     });
-    d
 }
 
 /// `n` users `user1@localhost` … homed on `default`, added straight into the store (the
@@ -245,6 +251,8 @@ fn a_bulk_move_takes_only_the_users_its_filter_matches() {
 
 #[test]
 fn a_bulk_move_killed_midway_leaves_everyone_homed_once_and_a_rerun_completes_it() {
+    // A move of more than 100 users is a normal change: requested, approved by another
+    // administrator, then implemented — and it is the implementation that is killed here.
     const USERS: usize = 1_000;
     let d = two_pools();
     users(&d, USERS);
@@ -294,9 +302,36 @@ fn a_bulk_move_killed_midway_leaves_everyone_homed_once_and_a_rerun_completes_it
     assert_eq!(data_before, (USERS / 20, (USERS / 20) as u64));
 
     // One user per transaction, so the kill lands between or inside batches.
-    let mut cmd = common::confab(&[
-        "user", "move", "--from", "default", "--to", "pool2", "--batch", "1",
-    ]);
+    let requested = json(&d.run(
+        &[
+            "user", "move", "--from", "default", "--to", "pool2", "--batch", "1", "--json",
+        ],
+        None,
+    ));
+    assert_eq!(requested["state"], "requested", "{requested}");
+    assert_eq!(requested["users"], USERS);
+    let id = requested["change"].to_string();
+    assert!(
+        homes(&d).values().all(|p| p == "default"),
+        "nobody moves before the approval"
+    );
+    let out = d.run(&["change", "implement", &id], None);
+    assert_fails(&out, 1, "not approved");
+    // The requester holds every role, the approver's too, and still may not approve its own.
+    let out = d.run(&["change", "approve", &id], None);
+    assert!(!out.status.success(), "approved by its requester");
+    assert!(
+        stderr(&out).contains("another administrator with the approver role"),
+        "{}",
+        stderr(&out)
+    );
+    ensure_approver(&d.data);
+    let mut cmd = common::confab(&["change", "approve", &id, "--data-dir"]);
+    cmd.arg(&d.data)
+        .env("CONFAB_ADMIN", "approver")
+        .env("CONFAB_ADMIN_TOKEN", APPROVER_TOKEN);
+    assert_success(&run(cmd, None));
+    let mut cmd = common::confab(&["change", "implement", &id]);
     cmd.arg("--data-dir").arg(&d.data);
     cmd.stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -344,20 +379,14 @@ fn a_bulk_move_killed_midway_leaves_everyone_homed_once_and_a_rerun_completes_it
         "the kill came before the end ({moved} moved)"
     );
 
-    // The same command again completes the move.
-    let out = d.run(
-        &[
-            "user", "move", "--from", "default", "--to", "pool2", "--json",
-        ],
-        None,
-    );
-    assert_success(&out);
-    let report = json(&out);
-    assert_eq!(
-        report["users"].as_array().map(Vec::len),
-        Some(stayed),
-        "the rerun moves exactly those left"
-    );
+    // The change is still approved, not implemented: implementing it again completes it.
+    let shown = json(&d.run(&["change", "show", &id, "--json"], None));
+    assert_eq!(shown["state"], "approved");
+    let report = json(&d.run(&["change", "implement", &id, "--json"], None));
+    assert_eq!(report["state"], "implemented");
+    let after: serde_json::Value =
+        serde_json::from_str(report["after"].as_str().expect("after")).expect("JSON");
+    assert_eq!(after["moved"], stayed, "the rerun moves exactly those left");
     let done = homes(&d);
     assert_eq!(done.len(), USERS);
     assert!(done.values().all(|p| p == "pool2"));
@@ -375,4 +404,57 @@ fn a_bulk_move_killed_midway_leaves_everyone_homed_once_and_a_rerun_completes_it
     .filter(|c| c.kind == confab_store::ChangeKind::UserMoved)
     .count();
     assert_eq!(moves, USERS);
+}
+
+#[test]
+fn a_move_is_rolled_back_and_users_moved_again_since_stay_where_they_are() {
+    let d = two_pools();
+    users(&d, 3);
+    add_pool(&d, "pool3");
+    let out = d.run(
+        &[
+            "user",
+            "move",
+            "--from",
+            "default",
+            "--to",
+            "pool2",
+            "--reason",
+            "rebalance",
+        ],
+        None,
+    );
+    assert_success(&out);
+    let moved = json(&d.run(&["change", "list", "--json"], None))[0].clone();
+    assert_eq!(moved["class"], "standard");
+    assert_eq!(moved["reason"], "rebalance");
+    let id = moved["id"].to_string();
+    // user3 moves on to pool3 before the rollback: it is passed over.
+    assert_success(&d.run(&["user", "move", "user3@localhost", "--to", "pool3"], None));
+    let out = d.run(
+        &[
+            "change",
+            "rollback",
+            &id,
+            "--reason",
+            "wrong pool",
+            "--json",
+        ],
+        None,
+    );
+    let rollback = json(&out)["id"].to_string();
+    assert!(
+        homes(&d).values().all(|p| p != "default"),
+        "nobody back before the approval"
+    );
+    let out = approve_and_implement(&d.data, &rollback, &[]);
+    assert!(stdout(&out).contains("2 user(s) moved"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("user3@localhost"), "{}", stdout(&out));
+    let homes = homes(&d);
+    assert_eq!(homes["user1@localhost"], "default");
+    assert_eq!(homes["user2@localhost"], "default");
+    assert_eq!(homes["user3@localhost"], "pool3");
+    let shown = json(&d.run(&["change", "show", &id, "--json"], None));
+    assert_eq!(shown["state"], "rolled-back");
+    assert_eq!(shown["rolled_back_by"].to_string(), rollback);
 }

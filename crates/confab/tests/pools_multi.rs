@@ -13,8 +13,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::store::{assert_success, publish_approved, run, stdout, with_store};
-use common::{confab, write, Running, WAIT};
+use common::store::{
+    approve_and_implement, assert_success, json, publish_approved, run, stdout, with_store,
+};
+use common::{confab, register_retrying as register, write, Running, WAIT};
 use confab_ua::{InviteAnswer, Secret, UaConfig, UserAgent};
 
 /// Each MESSAGE sent: its id and final status (`None`: no final response).
@@ -91,25 +93,6 @@ async fn ua(server: SocketAddr, i: usize) -> UserAgent {
     })
     .await
     .expect("UA binds")
-}
-
-/// Registers `ua`, retrying while the front-ends learn the users and the topology from the
-/// change feed (within a second or two).
-async fn register(ua: &UserAgent) {
-    let deadline = Instant::now() + WAIT * 2;
-    loop {
-        match ua.register(600).await {
-            Ok(r) if r.status == 200 => return,
-            other => {
-                assert!(
-                    Instant::now() < deadline,
-                    "{} never signs in: {other:?}",
-                    ua.aor()
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
 }
 
 fn homes(data: &Path) -> HashMap<String, String> {
@@ -239,14 +222,19 @@ async fn a_bulk_move_under_message_traffic_loses_nothing() {
     // The move: every user of pool default to b, 50 per transaction, half the users by
     // domain order first… all of them, while the traffic flows.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // A normal change (more than 100 users): requested, approved, implemented.
     let mut cmd = confab(&[
-        "user", "move", "--from", "default", "--to", "b", "--batch", "50",
+        "user", "move", "--from", "default", "--to", "b", "--batch", "50", "--json",
     ]);
     cmd.arg("--data-dir").arg(&data);
-    let out = tokio::task::spawn_blocking(move || run(cmd, None))
-        .await
-        .expect("move ran");
-    assert_success(&out);
+    let data1 = data.clone();
+    tokio::task::spawn_blocking(move || {
+        let out = run(cmd, None);
+        let id = json(&out)["change"].to_string();
+        approve_and_implement(&data1, &id, &[])
+    })
+    .await
+    .expect("move ran");
     let data2 = data.clone();
     let after = tokio::task::spawn_blocking(move || homes(&data2))
         .await

@@ -192,7 +192,7 @@ fn publish_refused_when_a_pool_with_users_would_go() {
     std::fs::write(&path, without_default).expect("write");
     let path = path.display().to_string();
     let head = d.changes();
-    let before = d.store_files();
+    let before = d.state();
     let out = d.run(&["topology", "publish", &path], None);
     assert_fails(&out, 1, "nothing was changed");
     assert!(
@@ -201,7 +201,7 @@ fn publish_refused_when_a_pool_with_users_would_go() {
         stderr(&out)
     );
     assert_eq!(d.changes(), head);
-    assert_eq!(d.store_files(), before);
+    assert_eq!(d.state(), before);
     let out = d.run(&["topology", "validate", &path], None);
     assert_eq!(out.status.code(), Some(1));
     let out = d.run(&["topology", "diff", &path], None);

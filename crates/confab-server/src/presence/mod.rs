@@ -1033,6 +1033,11 @@ impl Presence {
         out
     }
 
+    /// The presentities held here (published, watched, or with rules loaded).
+    pub fn presentities(&self) -> Vec<String> {
+        self.lock().presentities.keys().cloned().collect()
+    }
+
     /// Forgets the presentities for which `keep` is false — their publications, their
     /// watchers' subscriptions, their rules — without a NOTIFY and without writing anything
     /// to the store: another member of the pool owns those users now, loads them from the

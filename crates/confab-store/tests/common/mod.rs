@@ -86,7 +86,8 @@ macro_rules! store_suite {
             pool_members_heartbeat_and_leave, administrators_and_their_roles,
             change_records_through_their_states, audit_tampering_is_found,
             audit_deletion_and_reordering_are_found, audit_truncation_is_found,
-            audit_swaps_are_found, sources_blocked_and_unblocked);
+            audit_swaps_are_found, sources_blocked_and_unblocked,
+            pool_maintenance_needs_a_serving_pair);
     };
     (@each $attrs:tt $fixture:path; $($name:ident),* $(,)?) => {
         $( store_suite!(@one $attrs $fixture, $name); )*

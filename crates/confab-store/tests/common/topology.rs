@@ -219,3 +219,96 @@ pub async fn topology_refuses_removing_what_users_use(fx: &Fixture) {
         .is_err());
     assert_eq!(store.last_change_seq().await.ok(), Some(head));
 }
+
+pub async fn pool_maintenance_needs_a_serving_pair(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    let topology = spec(
+        &["example.com"],
+        vec![
+            front_end(DEFAULT_POOL, None, &[], None),
+            front_end("fe-paris", Some("paris"), &[], Some("fe-lyon")),
+            front_end("fe-lyon", Some("lyon"), &[], Some("fe-paris")),
+            legacy("kamailio", "udp://192.0.2.9:5060"),
+        ],
+    );
+    store
+        .publish_topology(&topology, "doc", "alice", None)
+        .await
+        .expect("published");
+    let head = store.last_change_seq().await.expect("head");
+    // Refused, nothing changed: no such pool, a legacy pool, a pool without a pair.
+    for (pool, says) in [
+        ("nowhere", "nowhere"),
+        ("kamailio", "legacy"),
+        (DEFAULT_POOL, "no paired pool"),
+    ] {
+        let e = store
+            .set_pool_maintenance(pool, true, "upgrade", "alice")
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains(says), "{pool}: {e}");
+    }
+    assert_eq!(store.last_change_seq().await.expect("head"), head);
+    assert!(store
+        .set_pool_maintenance("fe-paris", true, "upgrade", "alice")
+        .await
+        .expect("into maintenance"));
+    assert!(
+        !store
+            .set_pool_maintenance("fe-paris", true, "upgrade", "alice")
+            .await
+            .expect("again"),
+        "already: nothing recorded"
+    );
+    // Its pair cannot go too: nobody would serve either pool's users.
+    let e = store
+        .set_pool_maintenance("fe-lyon", true, "x", "alice")
+        .await
+        .expect_err("refused");
+    assert!(e.to_string().contains("take 'fe-paris' out"), "{e}");
+    let listed = store.pools_in_maintenance().await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].pool.as_str(),
+            listed[0].reason.as_str(),
+            listed[0].started_by.as_str()
+        ),
+        ("fe-paris", "upgrade", "alice")
+    );
+    // A publication leaves the state alone: it is not part of the document.
+    store
+        .publish_topology(&topology, "doc", "alice", None)
+        .await
+        .expect("published again");
+    assert_eq!(store.pools_in_maintenance().await.expect("list").len(), 1);
+    assert!(store
+        .set_pool_maintenance("fe-paris", false, "", "bob")
+        .await
+        .expect("out"));
+    assert!(store.pools_in_maintenance().await.expect("list").is_empty());
+    let feed: Vec<_> = store
+        .changes_since(head, 100)
+        .await
+        .expect("feed")
+        .into_iter()
+        .filter(|c| c.kind == ChangeKind::PoolMaintenance)
+        .map(|c| c.subject)
+        .collect();
+    assert_eq!(feed, ["fe-paris", "fe-paris"]);
+    let audit: Vec<String> = store
+        .audit_entries(0, 1000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action.starts_with("pool.maintenance"))
+        .map(|e| format!("{} {} {}", e.actor, e.action, e.subject))
+        .collect();
+    assert_eq!(
+        audit,
+        [
+            "alice pool.maintenance.on fe-paris",
+            "bob pool.maintenance.off fe-paris"
+        ]
+    );
+}

@@ -206,3 +206,22 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("write");
     path
 }
+
+/// Registers `ua` for ten minutes, retrying while the front-ends learn the users and the
+/// topology from the change feed (within a second or two); panics after twice [`WAIT`].
+pub async fn register_retrying(ua: &confab_ua::UserAgent) {
+    let deadline = Instant::now() + WAIT * 2;
+    loop {
+        match ua.register(600).await {
+            Ok(r) if r.status == 200 => return,
+            other => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} never signs in: {other:?}",
+                    ua.aor()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}

@@ -33,9 +33,7 @@ impl Deployment {
 
     /// Runs `confab ARGS --data-dir DATA` with `stdin` (none: no input at all).
     pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut cmd = confab(args);
-        cmd.arg("--data-dir").arg(&self.data);
-        run(cmd, stdin)
+        run(with_data_dir(args, &self.data), stdin)
     }
 
     /// Adds `address` with `password`, expecting success.
@@ -69,6 +67,57 @@ impl Deployment {
         with_store(&self.data, |store| async move {
             store.last_change_seq().await.expect("feed head")
         })
+    }
+
+    /// What the deployment is, as the store's tables hold it — every row of every table, the
+    /// audit log aside (a refused sign-in is recorded there: the refusal is evidence, not a
+    /// change). Read over a connection of this test's own, all columns quoted by SQLite.
+    pub fn state(&self) -> String {
+        let data = self.data.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(async move {
+                use sqlx::{Connection as _, Row as _};
+                let db = data.join(confab_store::SQLITE_FILE);
+                let mut conn =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+                        .await
+                        .expect("store file opens");
+                let tables: Vec<String> = sqlx::query(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                     AND name NOT IN ('audit_log', 'audit_head') ORDER BY name",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .expect("tables")
+                .iter()
+                .map(|r| r.get::<String, _>(0))
+                .collect();
+                let mut dump = String::new();
+                for table in tables {
+                    let columns: Vec<String> =
+                        sqlx::query(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                            .fetch_all(&mut conn)
+                            .await
+                            .expect("columns")
+                            .iter()
+                            .map(|r| format!("quote(\"{}\")", r.get::<String, _>(0)))
+                            .collect();
+                    let sql = format!(
+                        "SELECT {} FROM \"{table}\" ORDER BY 1",
+                        columns.join(" || '|' || ")
+                    );
+                    dump.push_str(&format!("{table}:\n"));
+                    for row in sqlx::query(&sql).fetch_all(&mut conn).await.expect("rows") {
+                        dump.push_str(&row.get::<String, _>(0));
+                        dump.push('\n');
+                    }
+                }
+                conn.close().await.expect("closed");
+                dump
+            })
     }
 
     /// Every octet of the store's database file, once everything committed is in it: the WAL
@@ -140,6 +189,15 @@ where
     })
 }
 
+/// `confab ARGS --data-dir DATA`, the option before a `--` that ends them (what follows is an
+/// operation's words).
+pub fn with_data_dir(args: &[&str], data: &Path) -> Command {
+    let end = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+    let mut cmd = confab(&args[..end]);
+    cmd.arg("--data-dir").arg(data).args(&args[end..]);
+    cmd
+}
+
 pub fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     match stdin {
@@ -206,11 +264,9 @@ pub fn expected_ha1(c: &Credential, user: &str, password: &str) -> String {
 /// The token of the approver [`publish_approved`] adds.
 pub const APPROVER_TOKEN: &str = "approver-token-for-the-tests-0123456789";
 
-/// Publishes the topology document `file` on the deployment at `data` the way change control
-/// wants it: requested by the first administrator (`extra` are more arguments for
-/// `topology publish`), approved by a second one, `approver` (added the first time), then
-/// implemented. Returns the output of `change implement`, successful.
-pub fn publish_approved(data: &Path, file: &Path, extra: &[&str]) -> Output {
+/// Adds the administrator `approver` (role approver, token [`APPROVER_TOKEN`]) to the
+/// deployment at `data`, unless it is there.
+pub fn ensure_approver(data: &Path) {
     let who = data.to_path_buf();
     // On a thread of its own: callers may be inside a runtime already.
     std::thread::spawn(move || {
@@ -235,6 +291,29 @@ pub fn publish_approved(data: &Path, file: &Path, extra: &[&str]) -> Output {
     })
     .join()
     .expect("approver added");
+}
+
+/// Approves change `id` as `approver` (added if missing), then implements it as the first
+/// administrator; returns the output of `change implement`, successful.
+pub fn approve_and_implement(data: &Path, id: &str, extra: &[&str]) -> Output {
+    ensure_approver(data);
+    let mut cmd = confab(&["change", "approve", id, "--data-dir"]);
+    cmd.arg(data)
+        .env("CONFAB_ADMIN", "approver")
+        .env("CONFAB_ADMIN_TOKEN", APPROVER_TOKEN);
+    assert_success(&run(cmd, None));
+    let mut cmd = confab(&["change", "implement", id, "--data-dir"]);
+    cmd.arg(data).args(extra);
+    let out = run(cmd, None);
+    assert_success(&out);
+    out
+}
+
+/// Publishes the topology document `file` on the deployment at `data` the way change control
+/// wants it: requested by the first administrator (`extra` are more arguments for
+/// `topology publish`), approved by a second one, `approver` (added the first time), then
+/// implemented. Returns the output of `change implement`, successful.
+pub fn publish_approved(data: &Path, file: &Path, extra: &[&str]) -> Output {
     let mut cmd = confab(&["topology", "publish"]);
     cmd.arg(file)
         .args(extra)
@@ -244,14 +323,5 @@ pub fn publish_approved(data: &Path, file: &Path, extra: &[&str]) -> Output {
     let out = run(cmd, None);
     assert_success(&out);
     let id = json(&out)["change"].to_string();
-    let mut cmd = confab(&["change", "approve", &id, "--data-dir"]);
-    cmd.arg(data)
-        .env("CONFAB_ADMIN", "approver")
-        .env("CONFAB_ADMIN_TOKEN", APPROVER_TOKEN);
-    assert_success(&run(cmd, None));
-    let mut cmd = confab(&["change", "implement", &id, "--data-dir"]);
-    cmd.arg(data);
-    let out = run(cmd, None);
-    assert_success(&out);
-    out
+    approve_and_implement(data, &id, &[])
 }
