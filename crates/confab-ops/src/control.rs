@@ -89,7 +89,7 @@ pub fn grants(role: Role, right: Right) -> bool {
 }
 
 /// The roles that grant `right`, for an error that says whom to ask.
-fn roles_granting(right: Right) -> Vec<&'static str> {
+pub fn roles_granting(right: Right) -> Vec<&'static str> {
     Role::ALL
         .iter()
         .filter(|r| grants(**r, right))
@@ -329,17 +329,145 @@ pub async fn record(
     let id = match ctx.change {
         // An approved change being implemented: its record exists.
         Some(id) => id,
-        None => begin(store, ctx, done).await?,
+        None => {
+            // The change is made: it is recorded whatever happens. A standard change outside
+            // the catalogue is a bug of this crate, caught by its tests.
+            let listed = ctx.class != ChangeClass::Standard || template(&done.operation).is_some();
+            debug_assert!(
+                listed,
+                "standard change outside the catalogue: {}",
+                done.operation
+            );
+            if !listed {
+                tracing::error!(operation = %done.operation, "standard change outside the catalogue");
+            }
+            open_record(store, ctx, done).await?
+        }
     };
     finish(store, ctx, id, before.as_deref(), after.as_deref()).await
 }
 
+/// A standard change: a pre-approved procedure, made at once by an administrator whose role
+/// grants its right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Template {
+    /// The operation's name in its change record (`user.add`).
+    pub op: &'static str,
+    /// What it does.
+    pub what: &'static str,
+    /// What it needs.
+    pub right: Right,
+}
+
+/// The catalogue of standard changes: the only operations recorded as standard changes (any
+/// other is refused as one, [`begin`]). Everything else is a normal change (approved first)
+/// or an emergency.
+pub const CATALOGUE: &[Template] = &[
+    Template {
+        op: "user.add",
+        what: "add a user",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "user.import",
+        what: "import users from a CSV file",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "user.passwd",
+        what: "reset a user's password",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "user.disable",
+        what: "disable a user (signed out at once)",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "user.enable",
+        what: "enable a user",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "user.remove",
+        what: "remove a user and what it owns",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "user.move",
+        what: "move up to 100 users to another pool",
+        right: Right::MoveUsers(STANDARD_MOVE_LIMIT),
+    },
+    Template {
+        op: "contacts.add",
+        what: "add a contact to a user's list",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "contacts.remove",
+        what: "remove a contact from a user's list",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "contacts.group.add",
+        what: "add a contact group",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "contacts.group.rename",
+        what: "rename a contact group",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "contacts.group.remove",
+        what: "remove a contact group",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "presence-rules.set",
+        what: "set a user's presence rule for a watcher",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "presence-rules.remove",
+        what: "remove a user's presence rule",
+        right: Right::ManageUsers,
+    },
+    Template {
+        op: "domain.add",
+        what: "add a SIP domain",
+        right: Right::ManageTopology,
+    },
+    Template {
+        op: "admin.add",
+        what: "add an administrator (its roles then change by normal changes)",
+        right: Right::ManageAdministrators,
+    },
+];
+
+/// The catalogue's template for the operation recorded as `operation` (JSON with an `op`).
+pub fn template(operation: &str) -> Option<&'static Template> {
+    let value: serde_json::Value = serde_json::from_str(operation).ok()?;
+    let op = value.get("op")?.as_str()?;
+    CATALOGUE.iter().find(|t| t.op == op)
+}
+
 /// Opens the record of a change `ctx` is about to make in several steps (a move in
-/// batches): requested, with what it will do. Returns its number for [`finish`].
+/// batches): requested, with what it will do. Returns its number for [`finish`]. A standard
+/// change must be one of the [`CATALOGUE`].
 pub async fn begin(store: &Store, ctx: &ChangeContext<'_>, done: Done) -> Result<i64, OpsError> {
     if let Some(id) = ctx.change {
         return Ok(id);
     }
+    if ctx.class == ChangeClass::Standard && template(&done.operation).is_none() {
+        return Err(OpsError::NeedsApproval {
+            what: done.title.clone(),
+        });
+    }
+    open_record(store, ctx, done).await
+}
+
+async fn open_record(store: &Store, ctx: &ChangeContext<'_>, done: Done) -> Result<i64, OpsError> {
     let requested = store
         .request_change(&NewChange {
             class: ctx.class,

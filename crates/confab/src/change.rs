@@ -185,6 +185,44 @@ pub fn run_change(deployment: &DeploymentArgs, command: &ChangeCommand, json: bo
                 outcome_text(&outcome)
             ))
         }),
+        ChangeCommand::Catalogue => {
+            let rows: Vec<(&str, &str, Vec<&str>)> = control::CATALOGUE
+                .iter()
+                .map(|t| (t.op, t.what, control::roles_granting(t.right)))
+                .collect();
+            let result = if json {
+                print_json(
+                    &rows
+                        .iter()
+                        .map(|(op, what, roles)| {
+                            serde_json::json!({ "op": op, "what": what, "roles": roles })
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            } else {
+                let mut table_rows = vec![vec![
+                    "STANDARD CHANGE".to_owned(),
+                    "WHAT".to_owned(),
+                    "ROLES".to_owned(),
+                ]];
+                for (op, what, roles) in &rows {
+                    table_rows.push(vec![(*op).to_owned(), (*what).to_owned(), roles.join(",")]);
+                }
+                print(&format!(
+                    "{}\nnormal changes (approved by another administrator first): topology \
+                     publish, moves of more than {} users, administrators' roles and state, \
+                     pool maintenance, source blocks, and anything asked for with `confab change \
+                     request`\nemergency changes (emergency role besides the operation's): see \
+                     `confab change emergency --help`\n",
+                    table(&table_rows),
+                    control::STANDARD_MOVE_LIMIT
+                ))
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(f) => f.report(),
+            }
+        }
         ChangeCommand::Request(args) => {
             let operation = match operation(&args.operation) {
                 Ok(op) => op,

@@ -157,6 +157,12 @@ pub enum ChangeCommand {
     /// Record the review of an implemented change (approver role)
     Review(ChangeReviewArgs),
 
+    /// The catalogue of standard changes: what is made at once, and the roles that make it
+    ///
+    /// Everything else is a normal change (requested, approved by another administrator,
+    /// implemented) or an emergency change.
+    Catalogue,
+
     /// Request a normal change: `confab change request --reason "…" -- pool maintenance on
     /// fe-paris`
     ///
@@ -404,6 +410,12 @@ pub struct DeploymentArgs {
         global = true
     )]
     pub store: Option<String>,
+
+    /// Credentials file of the administrator the command acts as (name = "…", token = "…");
+    /// default: CONFAB_ADMIN and CONFAB_ADMIN_TOKEN, else admin.credentials in the data
+    /// directory
+    #[arg(long, value_name = "FILE", env = "CONFAB_CREDENTIALS", global = true)]
+    pub credentials: Option<PathBuf>,
 }
 
 /// The settings of `confab serve`. Each is optional here: absent, it falls back to the

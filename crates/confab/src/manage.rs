@@ -138,13 +138,29 @@ pub fn data_dir(deployment: &DeploymentArgs) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
 }
 
-/// The administrator a management command acts as: `CONFAB_ADMIN` and `CONFAB_ADMIN_TOKEN`,
-/// else the credentials file of the data directory (`admin.credentials`, which a first start
-/// writes). A deployment without any administrator (one created before change control)
-/// gets its first one here, as a first start would give it.
+/// The administrator a management command acts as: the credentials file `--credentials`
+/// (`CONFAB_CREDENTIALS`) names, else `CONFAB_ADMIN` and `CONFAB_ADMIN_TOKEN`, else the
+/// credentials file of the data directory (`admin.credentials`, which a first start writes).
+/// A deployment without any administrator (one created before change control) gets its first
+/// one here, as a first start would give it.
 pub async fn sign_in(store: &Store, deployment: &DeploymentArgs) -> Result<Operator, Failure> {
     let data_dir = data_dir(deployment);
     let file = data_dir.join(crate::change::CREDENTIALS_FILE);
+    if let Some(own) = &deployment.credentials {
+        let text = std::fs::read_to_string(own).map_err(|e| {
+            Failure::Failed(format!(
+                "cannot read the credentials file {} (--credentials): {e}",
+                own.display()
+            ))
+        })?;
+        let (name, token) = read_credentials(&text).ok_or_else(|| {
+            Failure::Failed(format!(
+                "{} is not a credentials file: it needs name = \"…\" and token = \"…\"",
+                own.display()
+            ))
+        })?;
+        return Ok(control::sign_in(store, &name, &token, "cli").await?);
+    }
     let (name, token) = match (
         std::env::var("CONFAB_ADMIN"),
         std::env::var("CONFAB_ADMIN_TOKEN"),

@@ -30,6 +30,7 @@ fn deployment() -> DeploymentArgs {
     DeploymentArgs {
         data_dir: None,
         store: None,
+        credentials: None,
     }
 }
 

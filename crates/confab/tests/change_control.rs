@@ -122,6 +122,28 @@ fn roles_refuse_what_they_do_not_grant_and_nothing_changes() {
     d.add("alice@localhost", "password 1");
     let viewer = add_admin(&d, "vera", &[Role::Viewer]);
     let user_admin = add_admin(&d, "uma", &[Role::UserAdmin]);
+    let approver = add_admin(&d, "apollo", &[Role::Approver]);
+    let responder = add_admin(&d, "erin", &[Role::Emergency]);
+    let admin = add_admin(&d, "adam", &[Role::Admin]);
+    // Another administrator's request, for the approvals below.
+    let out = run_as(
+        &d,
+        "adam",
+        &admin,
+        &[
+            "change",
+            "request",
+            "--reason",
+            "r",
+            "--json",
+            "--",
+            "source",
+            "block",
+            "192.0.2.0/24",
+        ],
+        None,
+    );
+    let requested = json(&out)["id"].to_string();
     let before = (d.changes(), d.state());
 
     let out = run_as(
@@ -143,6 +165,88 @@ fn roles_refuse_what_they_do_not_grant_and_nothing_changes() {
             user_admin.as_str(),
             &["domain", "add", "example.org"][..],
             "may not change the topology",
+        ),
+        (
+            "uma",
+            user_admin.as_str(),
+            &["change", "approve", &requested][..],
+            "may not approve changes",
+        ),
+        (
+            "uma",
+            user_admin.as_str(),
+            &[
+                "change",
+                "emergency",
+                "--reason",
+                "r",
+                "--",
+                "user",
+                "disable",
+                "alice@localhost",
+            ][..],
+            "may not make emergency changes",
+        ),
+        (
+            "vera",
+            viewer.as_str(),
+            &["change", "review", &requested, "--comment", "c"][..],
+            "may not approve changes",
+        ),
+        (
+            "apollo",
+            approver.as_str(),
+            &["user", "disable", "alice@localhost"][..],
+            "may not manage users",
+        ),
+        (
+            "apollo",
+            approver.as_str(),
+            &["change", "implement", &requested][..],
+            "is requested, not approved",
+        ),
+        // The emergency role alone does not make the operation's right: both are needed.
+        (
+            "erin",
+            responder.as_str(),
+            &[
+                "change",
+                "emergency",
+                "--reason",
+                "r",
+                "--",
+                "user",
+                "disable",
+                "alice@localhost",
+            ][..],
+            "may not manage users",
+        ),
+        (
+            "erin",
+            responder.as_str(),
+            &["admin", "add", "eve", "--roles", "admin"][..],
+            "may not manage administrators",
+        ),
+        (
+            "adam",
+            admin.as_str(),
+            &["change", "approve", &requested][..],
+            "may not approve changes",
+        ),
+        (
+            "adam",
+            admin.as_str(),
+            &[
+                "change",
+                "emergency",
+                "--reason",
+                "r",
+                "--",
+                "source",
+                "block",
+                "192.0.2.1",
+            ][..],
+            "may not make emergency changes",
         ),
         (
             "uma",
@@ -175,6 +279,16 @@ fn roles_refuse_what_they_do_not_grant_and_nothing_changes() {
         })
         .collect();
     assert_eq!(refused.len(), 2, "{refused:?}");
+    let logins = audit
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "login")
+        .count();
+    assert!(
+        logins >= 10,
+        "the refused commands' sign-ins are recorded: {logins}"
+    );
     assert!(refused[0].0 == "uma" && refused[0].1.contains("wrong token"));
     assert!(refused[1].0 == "nobody" && refused[1].1.contains("no such administrator"));
 
@@ -649,4 +763,83 @@ fn change_request_checks_its_operation_and_changes_nothing_when_refused() {
         stdout(&out)
     );
     assert!(d.user("alice@localhost").expect("alice").enabled);
+}
+
+#[test]
+fn the_catalogue_lists_the_standard_changes_and_whom_they_need() {
+    let d = Deployment::new();
+    let listed = json(&d.run(&["change", "catalogue", "--json"], None));
+    let ops: Vec<&str> = listed
+        .as_array()
+        .expect("templates")
+        .iter()
+        .map(|t| t["op"].as_str().expect("op"))
+        .collect();
+    for op in ["user.add", "user.passwd", "user.disable", "user.move"] {
+        assert!(ops.contains(&op), "{op} in {ops:?}");
+    }
+    for op in ["topology.publish", "admin.roles", "pool.maintenance"] {
+        assert!(!ops.contains(&op), "{op} is not a standard change");
+    }
+    let add = listed
+        .as_array()
+        .expect("templates")
+        .iter()
+        .find(|t| t["op"] == "user.add")
+        .expect("user.add");
+    assert_eq!(add["roles"], serde_json::json!(["user-admin", "admin"]));
+    // Each standard change made is recorded under one of the catalogue's operations.
+    d.add("alice@localhost", "password 1");
+    assert_success(&d.run(&["user", "disable", "alice@localhost"], None));
+    for change in json(&d.run(&["change", "list", "--json"], None))
+        .as_array()
+        .expect("changes")
+    {
+        let op: serde_json::Value =
+            serde_json::from_str(change["operation"].as_str().expect("operation")).expect("JSON");
+        assert!(ops.contains(&op["op"].as_str().expect("op")), "{change}");
+    }
+}
+
+#[test]
+fn a_credentials_file_of_its_own_names_the_administrator() {
+    let d = Deployment::new();
+    let token = add_admin(&d, "uma", &[Role::UserAdmin]);
+    let file = d.data.parent().expect("parent").join("uma.credentials");
+    std::fs::write(&file, format!("name = \"uma\"\ntoken = \"{token}\"\n")).expect("written");
+    let path = file.to_str().expect("utf-8");
+    let out = d.run(
+        &[
+            "user",
+            "add",
+            "bob@localhost",
+            "--password-stdin",
+            "--credentials",
+            path,
+        ],
+        Some("password 2\n"),
+    );
+    assert_success(&out);
+    let changes = json(&d.run(&["change", "list", "--json"], None));
+    assert_eq!(changes[0]["requested_by"], "uma");
+    let before = d.state();
+    let missing = d.data.join("nobody.credentials");
+    let out = d.run(
+        &[
+            "user",
+            "disable",
+            "bob@localhost",
+            "--credentials",
+            missing.to_str().expect("utf-8"),
+        ],
+        None,
+    );
+    assert_fails(&out, 1, "cannot read the credentials file");
+    std::fs::write(&file, "token = \"x\"\n").expect("written");
+    let out = d.run(
+        &["user", "disable", "bob@localhost", "--credentials", path],
+        None,
+    );
+    assert_fails(&out, 1, "needs name = \"…\" and token = \"…\"");
+    assert_eq!(d.state(), before, "nothing changed");
 }
