@@ -58,6 +58,8 @@ pub enum Right {
     Approve,
     /// Make an emergency change.
     Emergency,
+    /// Take a backup (it holds every credential hash) or restore one.
+    Backup,
 }
 
 impl std::fmt::Display for Right {
@@ -70,6 +72,7 @@ impl std::fmt::Display for Right {
             Right::ManageAdministrators => f.write_str("manage administrators"),
             Right::Approve => f.write_str("approve changes"),
             Right::Emergency => f.write_str("make emergency changes"),
+            Right::Backup => f.write_str("take or restore backups"),
         }
     }
 }
@@ -434,6 +437,11 @@ pub const CATALOGUE: &[Template] = &[
         right: Right::ManageUsers,
     },
     Template {
+        op: "user.restore",
+        what: "give a user back its contacts and presence rules from a backup",
+        right: Right::ManageUsers,
+    },
+    Template {
         op: "domain.add",
         what: "add a SIP domain",
         right: Right::ManageTopology,
@@ -583,6 +591,14 @@ pub enum Operation {
         /// Into maintenance (true) or out of it.
         on: bool,
     },
+    /// Replace the whole deployment with a backup's state.
+    #[serde(rename = "store.restore")]
+    RestoreBackup {
+        /// The archive.
+        archive: String,
+        /// Its SHA-256 when the change was asked for: a different file is refused.
+        sha256: String,
+    },
     /// Enable or disable an administrator.
     #[serde(rename = "admin.enabled")]
     SetAdministratorEnabled {
@@ -607,6 +623,7 @@ impl Operation {
             }
             Operation::MoveUsers { users, .. } => Right::MoveUsers(users.len()),
             Operation::PoolMaintenance { .. } => Right::ManageTopology,
+            Operation::RestoreBackup { .. } => Right::Backup,
             Operation::ReturnUsers { users } => Right::MoveUsers(users.len()),
         }
     }
@@ -627,6 +644,9 @@ impl Operation {
             ),
             Operation::MoveUsers { to, users, .. } => {
                 format!("move {} user(s) to pool {to}", users.len())
+            }
+            Operation::RestoreBackup { archive, .. } => {
+                format!("replace the deployment with the backup {archive}")
             }
             Operation::PoolMaintenance { pool, on: true } => {
                 format!("put pool {pool} into maintenance")
@@ -650,6 +670,11 @@ async fn carry_out(
     operation: &Operation,
 ) -> Result<Outcome, OpsError> {
     let outcome = match operation {
+        Operation::RestoreBackup { archive, sha256 } => {
+            // Returns at once: the record this change was bound to is gone with the state it
+            // replaced, and the restored store gets it anew.
+            return restore_backup(store, ctx, operation, archive, sha256).await;
+        }
         Operation::PublishTopology { document, comment } => Outcome::Published(
             crate::topology::publish(store, ctx, document, comment.as_deref()).await?,
         ),
@@ -768,6 +793,86 @@ async fn carry_out(
     Ok(outcome)
 }
 
+/// Replaces the deployment with the backup at `archive` in `ctx` and records the change anew
+/// in the restored store (implemented, with the number it had before, its approvals and the
+/// snapshot taken before it), since the restore replaced the change records too.
+async fn restore_backup(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    operation: &Operation,
+    archive: &str,
+    sha256: &str,
+) -> Result<Outcome, OpsError> {
+    ctx.require(Right::Backup)?;
+    let path = std::path::Path::new(archive);
+    let loaded = crate::backup::load(path)?;
+    if loaded.sha256 != sha256 {
+        return Err(OpsError::Backup {
+            problem: format!(
+                "{archive} is not the file this change was asked for (its SHA-256 changed);                  request the restore again"
+            ),
+        });
+    }
+    let before = match ctx.change {
+        Some(id) => store.change(id).await?,
+        None => None,
+    };
+    let restored = crate::backup::restore(
+        store,
+        &loaded,
+        confab_store::RestoreInto::Replace,
+        ctx.operator().name(),
+        path,
+    )
+    .await?;
+    let (reason, impact, requested_by) = match &before {
+        Some(c) => (c.reason.clone(), c.impact.clone(), c.requested_by.clone()),
+        None => ("restore".to_owned(), None, ctx.operator().name().to_owned()),
+    };
+    let record = store
+        .request_change(&NewChange {
+            class: ctx.class,
+            title: operation.title(),
+            reason,
+            impact,
+            requested_by,
+            operation: json(operation),
+            rolls_back: None,
+        })
+        .await?;
+    // The approvals it had, again (a normal change is implemented once approved).
+    if let Some(c) = &before {
+        for a in &c.approvals {
+            store
+                .decide_change(record.id, &a.approver, a.decision, a.comment.as_deref())
+                .await?;
+        }
+    }
+    let after = json(&serde_json::json!({
+        "restored_from": archive,
+        "taken_at": loaded.manifest.created_at,
+        "users": loaded.manifest.users,
+        "change_before_restore": before.as_ref().map(|c| c.id),
+        "approved_by": before.as_ref().map(|c| {
+            c.approvals.iter().map(|a| a.approver.clone()).collect::<Vec<_>>()
+        }),
+    }));
+    finish(store, ctx, record.id, None, Some(&after)).await?;
+    Ok(Outcome::Restored {
+        change: record.id,
+        users: loaded.manifest.users,
+        rows: restored.rows.iter().map(|(_, n)| n).sum(),
+    })
+}
+
+/// The change record an outcome belongs to: the restored store's own for a restore.
+fn record_of(outcome: &Outcome, id: i64) -> i64 {
+    match outcome {
+        Outcome::Restored { change, .. } => *change,
+        _ => id,
+    }
+}
+
 /// The command that carries on the change `ctx` is bound to, after a failure part-way.
 fn again(ctx: &ChangeContext<'_>) -> String {
     match ctx.change {
@@ -779,6 +884,15 @@ fn again(ctx: &ChangeContext<'_>) -> String {
 /// What an implemented operation did.
 #[derive(Debug)]
 pub enum Outcome {
+    /// The deployment was replaced with a backup's state.
+    Restored {
+        /// The change's record in the restored store.
+        change: i64,
+        /// Users restored.
+        users: usize,
+        /// Rows restored in all.
+        rows: usize,
+    },
     /// Users moved (or sent back); those passed over had moved again since, or are gone.
     Moved {
         /// How many moved.
@@ -828,6 +942,14 @@ pub async fn request(
                 fix: "list the administrators with `confab admin list`",
             }
             .into());
+        }
+    }
+    if let Operation::RestoreBackup { archive, sha256 } = operation {
+        let loaded = crate::backup::load(std::path::Path::new(archive))?;
+        if loaded.sha256 != *sha256 {
+            return Err(OpsError::Backup {
+                problem: format!("{archive} changed while the restore was being asked for"),
+            });
         }
     }
     if let Operation::PoolMaintenance { pool, on } = operation {
@@ -896,7 +1018,10 @@ pub async fn implement(
     if let Some(target) = change.rolls_back {
         store.record_rolled_back(target, id, &operator.name).await?;
     }
-    let record = store.change(id).await?.unwrap_or(change);
+    let record = store
+        .change(record_of(&outcome, id))
+        .await?
+        .unwrap_or(change);
     Ok((record, outcome))
 }
 
@@ -1145,7 +1270,10 @@ async fn emergency_linked(
         .await?;
     ctx.change = Some(change.id);
     let outcome = carry_out(store, &ctx, operation).await?;
-    let record = store.change(change.id).await?.unwrap_or(change);
+    let record = store
+        .change(record_of(&outcome, change.id))
+        .await?
+        .unwrap_or(change);
     Ok((record, outcome))
 }
 

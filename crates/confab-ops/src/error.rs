@@ -217,6 +217,20 @@ pub enum OpsError {
         /// The pool.
         pool: String,
     },
+    /// A backup archive that cannot be used.
+    #[error("{problem}; nothing was changed")]
+    Backup {
+        /// What is wrong, and where.
+        problem: String,
+    },
+    /// A backup file that cannot be read or written.
+    #[error("{path}: {reason}")]
+    BackupFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// A change that cannot be rolled back.
     #[error("change {id} cannot be rolled back: {reason}")]
     NoRollback {

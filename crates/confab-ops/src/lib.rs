@@ -51,12 +51,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backup;
 pub mod contacts;
 pub mod control;
 mod error;
 pub mod moves;
 mod password;
 pub mod sources;
+pub mod time;
 pub mod topology;
 pub mod users;
 

@@ -412,3 +412,70 @@ fn unix_now() -> UnixTime {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+/// What [`restore_user_data`] brought back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestoredUser {
+    /// Contact groups.
+    pub groups: usize,
+    /// Contacts.
+    pub contacts: usize,
+    /// Presence rules.
+    pub rules: usize,
+}
+
+/// Gives `user` back its contact groups, contacts and presence rules as the backup `loaded`
+/// holds them, replacing what it has now (a standard change). The user must exist here and
+/// in the backup.
+pub async fn restore_user_data(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    loaded: &crate::backup::Loaded,
+    user: &Address,
+) -> Result<RestoredUser, OpsError> {
+    ctx.require(Right::ManageUsers)?;
+    let Some(data) = loaded.dump.user_data(user) else {
+        return Err(OpsError::Backup {
+            problem: format!("the backup has no user {user}"),
+        });
+    };
+    if store.find_user(user).await?.is_none() {
+        return Err(OpsError::UnknownUser {
+            address: user.clone(),
+        });
+    }
+    let now = store.contact_list(user).await?;
+    let before_counts = serde_json::json!({
+        "groups": now.groups.len(),
+        "contacts": now.contacts.len(),
+        "presence_rules": now.presence_rules.len(),
+    });
+    store.replace_user_data(user, &data).await?;
+    let restored = RestoredUser {
+        groups: data.groups.len(),
+        contacts: data.contacts.len(),
+        rules: data.rules.len(),
+    };
+    control::record(
+        store,
+        ctx,
+        Done {
+            title: format!("restore the contacts and presence rules of {user}"),
+            reason: "standard change: restore a user's data from a backup".into(),
+            operation: control::json(&serde_json::json!({
+                "op": "user.restore",
+                "address": user.to_string(),
+                "sha256": loaded.sha256,
+                "taken_at": loaded.manifest.created_at,
+            })),
+            before: Some(control::json(&before_counts)),
+            after: Some(control::json(&serde_json::json!({
+                "groups": restored.groups,
+                "contacts": restored.contacts,
+                "presence_rules": restored.rules,
+            }))),
+        },
+    )
+    .await?;
+    Ok(restored)
+}

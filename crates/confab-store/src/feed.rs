@@ -73,6 +73,9 @@ pub enum ChangeKind {
     /// A pool went into maintenance or left it; the subject is the pool. Re-read them with
     /// [`Store::pools_in_maintenance`].
     PoolMaintenance,
+    /// The whole store was restored from a backup; the subject is who restored it. Read
+    /// everything again.
+    StoreRestored,
     /// A kind written by a newer build; the subject says which record.
     Other(String),
 }
@@ -97,12 +100,13 @@ impl ChangeKind {
             ChangeKind::TopologyPublished => "topology.published",
             ChangeKind::SourcesChanged => "sources.changed",
             ChangeKind::PoolMaintenance => "pool.maintenance",
+            ChangeKind::StoreRestored => "store.restored",
             ChangeKind::Other(name) => name,
         }
     }
 
     fn from_stored(name: String) -> Self {
-        const KNOWN: [ChangeKind; 16] = [
+        const KNOWN: [ChangeKind; 17] = [
             ChangeKind::DomainAdded,
             ChangeKind::DomainRemoved,
             ChangeKind::PoolAdded,
@@ -119,6 +123,7 @@ impl ChangeKind {
             ChangeKind::TopologyPublished,
             ChangeKind::SourcesChanged,
             ChangeKind::PoolMaintenance,
+            ChangeKind::StoreRestored,
         ];
         KNOWN
             .into_iter()

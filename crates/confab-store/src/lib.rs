@@ -43,6 +43,7 @@
 
 mod admins;
 mod audit;
+mod backup;
 mod changes;
 mod contacts;
 mod db;
@@ -64,6 +65,10 @@ mod users;
 
 pub use admins::{Administrator, Role};
 pub use audit::{entry_hash, AuditBreak, AuditEntry, AuditVerdict, GENESIS};
+pub use backup::{
+    table_spec, BackedUpContact, BackupRecord, Cell, ColumnType, Dump, RestoreInto, Restored,
+    TableDump, TableSpec, UserData, TABLES,
+};
 pub use changes::{
     Approval, ChangeClass, ChangeFilter, ChangeRecord, ChangeState, Decision, NewChange,
 };

@@ -127,3 +127,35 @@ async fn wrong_password_says_so() {
     assert!(err.contains("password authentication failed"), "{err}");
     assert!(!err.contains("wrong-password"), "{err}");
 }
+
+/// A SQLite store in a temporary directory (kept alive by the returned guard).
+async fn sqlite_store() -> (confab_store::Store, tempfile::TempDir) {
+    let dir = tempfile::TempDir::new().expect("temporary directory");
+    let store = confab_store::Store::open(&StoreLocation::in_data_dir(&dir.path().join("data")))
+        .await
+        .expect("SQLite store");
+    (store, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL from Debian's packages: scripts/store-postgres.sh"]
+async fn backup_from_sqlite_restores_into_postgres() {
+    let (from, _dir) = sqlite_store().await;
+    from.ensure_defaults("example.com").await.expect("defaults");
+    common::populate(&from).await;
+    let dump = from.dump().await.expect("dump");
+    assert_eq!(dump.backend, "sqlite");
+    let to = fixture().await.open().await;
+    common::restores_the_same(&dump, &to).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL from Debian's packages: scripts/store-postgres.sh"]
+async fn backup_from_postgres_restores_into_sqlite() {
+    let from = fixture().await.open_with_defaults().await;
+    common::populate(&from).await;
+    let dump = from.dump().await.expect("dump");
+    assert_eq!(dump.backend, "postgres");
+    let (to, _dir) = sqlite_store().await;
+    common::restores_the_same(&dump, &to).await;
+}

@@ -174,3 +174,13 @@ async fn unusable_file_says_what_to_check() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_restores_into_a_fresh_store() {
+    let from = fixture().await;
+    let store = from.open_with_defaults().await;
+    common::populate(&store).await;
+    let dump = store.dump().await.expect("dump");
+    let to = fixture().await;
+    common::restores_the_same(&dump, &to.open().await).await;
+}

@@ -384,6 +384,14 @@ fn outcome_text(outcome: &Outcome) -> String {
             if e.enabled { "enabled" } else { "disabled" },
             if e.changed { "" } else { " (it was already)" }
         ),
+        Outcome::Restored {
+            change,
+            users,
+            rows,
+        } => format!(
+            "the deployment now holds the backup: {users} user(s), {rows} row(s); this change \
+             is recorded in it as change {change}\n"
+        ),
         Outcome::Moved { moved, passed } => {
             let mut text = format!("{moved} user(s) moved\n");
             if !passed.is_empty() {

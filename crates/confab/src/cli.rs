@@ -128,6 +128,30 @@ pub enum Command {
     /// log does not verify, 2 the store cannot be read.
     Status(StatusArgs),
 
+    /// Backups of the deployment: create, verify, list
+    ///
+    /// A backup is one compressed archive (tar.gz) of the whole management store, read at one
+    /// instant while front-ends keep serving, with a manifest (versions, time, rows per
+    /// table, SHA-256 of every entry) and the inventory of users per pool. It restores into
+    /// SQLite or PostgreSQL, whichever it came from. Exit status: 0 done, 1 refused or failed
+    /// (verify: the backup is not restorable), 2 a usage error.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+
+    /// Restore a backup: into an empty store, or over this deployment with --force
+    ///
+    /// Over a deployment it is a change of its own: a normal change (approved by another
+    /// administrator, then `confab change implement`), or with --emergency made at once after
+    /// a snapshot. With --users, only those users' contact lists and presence rules come
+    /// back (a standard change). Running front-ends read the restored state within a second.
+    Restore(RestoreArgs),
+
+    /// The users homed on each pool: what to print before a migration
+    ///
+    /// One line per user: pool, address, display name, enabled, last registration, number of
+    /// contacts — the same inventory a backup carries.
+    Inventory(InventoryArgs),
+
     /// Administrators of the deployment and their roles: list
     ///
     /// A first start creates the administrator `admin` with every role and writes its
@@ -191,6 +215,77 @@ pub enum ChangeCommand {
     /// serves its users meanwhile), topology publish FILE, admin roles NAME ROLE[,ROLE…],
     /// admin disable|enable NAME.
     Emergency(ChangeEmergencyArgs),
+}
+
+/// `confab backup …`
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a backup now (admin role); prints where, what it holds and its SHA-256
+    Create(BackupCreateArgs),
+
+    /// Prove a backup restorable: checksums, manifest, a restore into a scratch store compared
+    /// with the manifest; the outcome is recorded when the deployment knows the backup
+    Verify(BackupFileArg),
+
+    /// The backups this deployment took, newest first, verified or not
+    List,
+}
+
+/// `confab backup create`.
+#[derive(Debug, Args)]
+pub struct BackupCreateArgs {
+    /// The archive to write [default: backups/confab-TIME.tar.gz in the data directory]
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// A backup archive.
+#[derive(Debug, Args)]
+pub struct BackupFileArg {
+    /// The archive
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `confab restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The archive
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Replace this deployment (a change: requested for approval, or --emergency)
+    #[arg(long)]
+    pub force: bool,
+
+    /// With --force: at once, as an emergency change (snapshot first, review after)
+    #[arg(long, requires = "force")]
+    pub emergency: bool,
+
+    /// Why (with --force)
+    #[arg(long, value_name = "TEXT", required_if_eq("force", "true"))]
+    pub reason: Option<String>,
+
+    /// Only these users' contact lists and presence rules (USER@DOMAIN,…)
+    #[arg(long, value_name = "USERS", value_delimiter = ',', value_parser = address,
+          conflicts_with = "force")]
+    pub users: Vec<Address>,
+}
+
+/// `confab inventory`.
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Only the users of this pool
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+
+    /// csv or json (--json means json)
+    #[arg(long, value_name = "FORMAT", value_parser = ["csv", "json"], default_value = "csv")]
+    pub format: String,
+
+    /// Write it to FILE instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `confab status`.

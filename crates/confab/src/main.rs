@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod backup;
 mod change;
 mod cli;
 mod contacts;
@@ -72,6 +73,9 @@ fn main() -> ExitCode {
         Command::Status(args) => change::run_status(&cli.deployment, args, cli.json),
         Command::Audit(command) => change::run_audit(&cli.deployment, command, cli.json),
         Command::Admin(command) => change::run_admin(&cli.deployment, command, cli.json),
+        Command::Backup(command) => backup::run(&cli.deployment, command, cli.json),
+        Command::Restore(args) => backup::run_restore(&cli.deployment, args, cli.json),
+        Command::Inventory(args) => backup::run_inventory(&cli.deployment, args, cli.json),
     }
 }
 

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use confab_ops::control::{self, ChangeContext, Operator, Right};
 use confab_ops::OpsError;
-use confab_store::{ChangeClass, Store, StoreError, StoreLocation, UnixTime};
+use confab_store::{ChangeClass, Store, StoreError, StoreLocation};
 use serde::Serialize;
 
 use crate::cli::DeploymentArgs;
@@ -128,6 +128,27 @@ pub async fn open(deployment: &DeploymentArgs) -> Result<Store, Failure> {
         }
     }
     Ok(Store::open(&location).await?)
+}
+
+/// As [`run`], on the deployment's store created when it does not exist yet (a restore into
+/// a new data directory).
+pub fn run_creating<F, Fut>(deployment: &DeploymentArgs, op: F) -> ExitCode
+where
+    F: FnOnce(Store) -> Fut,
+    Fut: Future<Output = Result<(), Failure>>,
+{
+    let result = block_on(async {
+        let location = StoreLocation::resolve(&data_dir(deployment), deployment.store.as_deref())
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        let store = Store::open(&location).await?;
+        let result = op(store.clone()).await;
+        store.close().await;
+        result
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
 }
 
 /// The deployment's data directory: --data-dir, else the default.
@@ -272,26 +293,7 @@ pub fn warn(text: &str) {
     eprintln!("warning: {text}");
 }
 
-/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
-pub fn utc(t: UnixTime) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Days to a civil date (Howard Hinnant's algorithm), proleptic Gregorian.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
+pub use confab_ops::time::utc;
 
 /// Lines of cells as a table: columns padded to their widest cell, two spaces apart.
 pub fn table(rows: &[Vec<String>]) -> String {

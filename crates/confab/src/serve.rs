@@ -431,6 +431,17 @@ async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFee
                 }
                 // A pool went into maintenance or left it: its users are served by its pair,
                 // or by itself again.
+                // The whole store was replaced by a backup's state: every user, the pools and
+                // the blocked sources are read again. (Users who are gone from it are no
+                // longer found, so they cannot sign in again.)
+                ChangeKind::StoreRestored => {
+                    info!(by = %change.subject, "the store was restored from a backup; reading it again");
+                    reload_directory(&directory).await;
+                    pools_changed(&router).await;
+                    if let Err(e) = router.sources_changed().await {
+                        warn!(error = %e, "the blocked sources could not be read; list unchanged");
+                    }
+                }
                 ChangeKind::PoolMaintenance => {
                     info!(pool = %change.subject, "a pool's maintenance changed");
                     pools_changed(&router).await;

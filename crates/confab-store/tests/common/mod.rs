@@ -4,6 +4,7 @@
 
 use confab_store::{Address, Credential, NewUser, Store, StoreLocation};
 
+mod backup;
 mod change_control;
 mod contacts;
 mod feed;
@@ -14,6 +15,7 @@ mod schema;
 mod topology;
 mod users;
 
+pub use backup::*;
 pub use change_control::*;
 pub use contacts::*;
 pub use feed::*;
@@ -87,7 +89,7 @@ macro_rules! store_suite {
             change_records_through_their_states, audit_tampering_is_found,
             audit_deletion_and_reordering_are_found, audit_truncation_is_found,
             audit_swaps_are_found, sources_blocked_and_unblocked,
-            pool_maintenance_needs_a_serving_pair);
+            pool_maintenance_needs_a_serving_pair, backup_round_trip_and_refusals);
     };
     (@each $attrs:tt $fixture:path; $($name:ident),* $(,)?) => {
         $( store_suite!(@one $attrs $fixture, $name); )*
