@@ -399,6 +399,7 @@ pub async fn create(
     let created_at = crate::time::now();
     progress("writing the archive");
     let (manifest, files) = entries(&dump, &who, created_at);
+    drop(dump);
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -586,10 +587,12 @@ pub fn load(path: &Path) -> Result<Loaded, OpsError> {
             });
         }
         let path = format!("tables/{}.jsonl", t.name);
-        let bytes = files.get(&path).ok_or_else(|| OpsError::Backup {
+        // Decoded, the text is not needed any more.
+        let bytes = files.remove(&path).ok_or_else(|| OpsError::Backup {
             problem: format!("table {} has no entry {path}", t.name),
         })?;
-        let table = decode_table(spec, bytes)?;
+        let table = decode_table(spec, &bytes)?;
+        drop(bytes);
         if table.rows.len() != t.rows {
             return Err(OpsError::Backup {
                 problem: format!(
@@ -657,28 +660,41 @@ pub async fn verify(path: &Path, known: Option<&Store>) -> Result<Verified, OpsE
 }
 
 async fn verify_only(path: &Path) -> Result<Verified, OpsError> {
-    let loaded = load(path)?;
+    let Loaded { manifest, dump, .. } = load(path)?;
     let scratch = tempfile::TempDir::new().map_err(|e| io_error(Path::new("scratch"), e))?;
     let location = StoreLocation::in_data_dir(&scratch.path().join("data"));
     let store = Store::open(&location).await?;
     let result = async {
-        let restored = store
-            .restore(&loaded.dump, RestoreInto::Empty, None)
-            .await?;
+        let restored = store.restore(&dump, RestoreInto::Empty, None).await?;
+        // What was read is no longer needed: the comparison is with the manifest's hashes.
+        drop(dump);
         let back = store.dump().await?;
-        let (manifest, files) = entries(&back, &loaded.manifest.created_by, 0);
-        for e in &manifest.entries {
-            let written = loaded.manifest.entries.iter().find(|w| w.path == e.path);
-            if written.map(|w| &w.sha256) != Some(&e.sha256) {
+        // Table by table, so that one encoded table at a time is in memory.
+        for t in &back.tables {
+            let path = format!("tables/{}.jsonl", t.spec.name);
+            let hash = sha256(&encode_table(t));
+            let written = manifest.entries.iter().find(|w| w.path == path);
+            if written.map(|w| &w.sha256) != Some(&hash) {
+                return Err(OpsError::Backup {
+                    problem: format!("{path} restored does not read back as the backup holds it"),
+                });
+            }
+        }
+        let inv = inventory(&back);
+        for (path, bytes) in [
+            ("inventory.csv", inventory_csv(&inv)),
+            ("inventory.json", inventory_json(&inv)),
+        ] {
+            let written = manifest.entries.iter().find(|w| w.path == path);
+            if written.map(|w| &w.sha256) != Some(&sha256(bytes.as_bytes())) {
                 return Err(OpsError::Backup {
                     problem: format!(
-                        "{} restored does not read back as the backup holds it",
-                        e.path
+                        "{path} does not match the inventory of the restored deployment"
                     ),
                 });
             }
         }
-        drop(files);
+        drop(back);
         let audit = store.verify_audit().await?;
         if let Some(bad) = audit.first_bad {
             return Err(OpsError::Backup {
@@ -693,7 +709,7 @@ async fn verify_only(path: &Path) -> Result<Verified, OpsError> {
     .await;
     store.close().await;
     Ok(Verified {
-        manifest: loaded.manifest,
+        manifest,
         rows: result?,
     })
 }

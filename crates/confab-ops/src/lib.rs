@@ -26,7 +26,8 @@
 //! [`control::Operator`], check its rights and make the context themselves. Normal changes
 //! wait for another administrator's approval, emergency changes take a snapshot and await
 //! review, and every change Confab can make by itself it can also undo ([`control::inverse`]).
-//! Not yet: backups, migration.
+//! [`backup`]s: archives written, proved restorable, restored whole or per user, and the
+//! per-pool inventory. Not yet: migration.
 //!
 //! ```no_run
 //! # async fn demo(store: &confab_store::Store, token: &str) -> Result<(), confab_ops::OpsError> {

@@ -31,10 +31,20 @@ fn spinner(json: bool) -> ProgressBar {
 /// The default archive of a backup taken now: `backups/confab-YYYYMMDDTHHMMSSZ.tar.gz` in
 /// the data directory.
 pub fn default_archive(data_dir: &Path) -> PathBuf {
+    default_archive_in(&data_dir.join("backups"))
+}
+
+/// `confab-YYYYMMDDTHHMMSSZ.tar.gz` in `dir`, or with `-2`, `-3` … when one of that second
+/// exists.
+pub fn default_archive_in(dir: &Path) -> PathBuf {
     let stamp = confab_ops::time::rfc3339(confab_ops::time::now()).replace([':', '-'], "");
-    data_dir
-        .join("backups")
-        .join(format!("confab-{stamp}.tar.gz"))
+    let mut path = dir.join(format!("confab-{stamp}.tar.gz"));
+    let mut n = 1;
+    while path.exists() {
+        n += 1;
+        path = dir.join(format!("confab-{stamp}-{n}.tar.gz"));
+    }
+    path
 }
 
 fn size(bytes: u64) -> String {

@@ -550,6 +550,19 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILTER", env = "CONFAB_LOG_LEVEL")]
     pub log_level: Option<String>,
 
+    /// Take a backup this often, verify it, and keep the newest --backup-keep, e.g. 1h,
+    /// 24h; off when not set [default: off]
+    #[arg(long, value_name = "DURATION", env = "CONFAB_BACKUP_INTERVAL")]
+    pub backup_interval: Option<String>,
+
+    /// Where scheduled backups go [default: backups/ in the data directory]
+    #[arg(long, value_name = "DIR", env = "CONFAB_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
+
+    /// Scheduled backups kept; older ones are deleted [default: 7]
+    #[arg(long, value_name = "N", env = "CONFAB_BACKUP_KEEP")]
+    pub backup_keep: Option<String>,
+
     /// Most open TCP, TLS and WebSocket connections at once [default: 4096]
     #[arg(long, value_name = "N", env = "CONFAB_MAX_CONNECTIONS")]
     pub max_connections: Option<String>,

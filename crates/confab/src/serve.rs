@@ -225,10 +225,68 @@ async fn front_end(
         Arc::clone(&router),
         directory,
     ));
+    let scheduled = settings
+        .backups
+        .clone()
+        .map(|schedule| tokio::spawn(scheduled_backups(store.clone(), schedule)));
     server.run(shutdown).await;
     watcher.abort();
+    if let Some(task) = scheduled {
+        task.abort();
+    }
     info!("confab serve stopped");
     ExitCode::SUCCESS
+}
+
+/// Takes a backup every `schedule.every` for as long as the server runs: written, verified
+/// (restored into a scratch store and compared), recorded with its verification, and the
+/// schedule's backups beyond `schedule.keep` deleted. A failure is logged and the next one is
+/// tried at the next interval.
+async fn scheduled_backups(store: Store, schedule: crate::settings::BackupSchedule) {
+    info!(
+        every = ?schedule.every,
+        dir = %schedule.dir.display(),
+        keep = schedule.keep,
+        "scheduled backups"
+    );
+    let mut tick = tokio::time::interval(schedule.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is at once: the first backup comes one interval after the start.
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let out = crate::backup::default_archive_in(&schedule.dir);
+        let created = match confab_ops::backup::create(
+            &store,
+            confab_ops::backup::TakenBy::Schedule,
+            &out,
+            &mut |_| {},
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                error!(error = %e, "scheduled backup failed");
+                continue;
+            }
+        };
+        match confab_ops::backup::verify(&created.path, Some(&store)).await {
+            Ok(_) => info!(
+                path = %created.path.display(),
+                users = created.manifest.users,
+                bytes = created.bytes,
+                "scheduled backup written and verified"
+            ),
+            Err(e) => {
+                error!(path = %created.path.display(), error = %e, "scheduled backup does not verify")
+            }
+        }
+        match confab_ops::backup::prune(&store, &schedule.dir, schedule.keep).await {
+            Ok(gone) if !gone.is_empty() => info!(?gone, "older scheduled backups deleted"),
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "older scheduled backups not deleted"),
+        }
+    }
 }
 
 /// The front-end's replica of the directory, and where the change feed is to be followed

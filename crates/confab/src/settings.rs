@@ -176,6 +176,9 @@ struct FileSettings {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     log_level: Option<String>,
+    backup_interval: Option<Scalar>,
+    backup_dir: Option<PathBuf>,
+    backup_keep: Option<Scalar>,
     max_connections: Option<Scalar>,
     max_message_size: Option<Scalar>,
     idle_timeout: Option<Scalar>,
@@ -187,9 +190,37 @@ struct FileSettings {
     force_rport: Option<Scalar>,
 }
 
+/// Scheduled backups: how often, where, how many kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSchedule {
+    /// Between two backups.
+    pub every: std::time::Duration,
+    /// The directory they are written to.
+    pub dir: PathBuf,
+    /// How many are kept.
+    pub keep: usize,
+}
+
+/// Default number of scheduled backups kept.
+pub const DEFAULT_BACKUP_KEEP: usize = 7;
+
+/// `off`, or a duration of at least a minute… or a second, for tests and small deployments.
+fn parse_interval(text: &str) -> Result<Option<std::time::Duration>, String> {
+    if matches!(text.trim(), "off" | "") {
+        return Ok(None);
+    }
+    let d = parse_duration(text)?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err("give at least 1s (or off)".to_owned());
+    }
+    Ok(Some(d))
+}
+
 /// Everything `confab serve` runs with.
 #[derive(Debug)]
 pub struct ServeSettings {
+    /// Scheduled backups, if configured.
+    pub backups: Option<BackupSchedule>,
     /// The config file read, if any.
     pub config_file: Option<PathBuf>,
     /// The data directory.
@@ -430,6 +461,34 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
         Some((filter, origin)) => check_log_level(filter, origin)?,
         None => DEFAULT_LOG_LEVEL.to_owned(),
     };
+    let backup_every = r.value(
+        "backup_interval",
+        serve.backup_interval.as_ref(),
+        |f| f.backup_interval.as_ref(),
+        parse_interval,
+        None,
+    )?;
+    let backup_keep = r.value(
+        "backup_keep",
+        serve.backup_keep.as_ref(),
+        |f| f.backup_keep.as_ref(),
+        |s| match parse_count(s)? {
+            0 => Err("keep at least 1".to_owned()),
+            n => Ok(n),
+        },
+        DEFAULT_BACKUP_KEEP,
+    )?;
+    let backup_dir = r
+        .pick("backup_dir", serve.backup_dir.clone(), |f| {
+            f.backup_dir.clone()
+        })
+        .map(|(p, o)| r.path(p, &o))
+        .unwrap_or_else(|| data_dir.join("backups"));
+    let backups = backup_every.map(|every| BackupSchedule {
+        every,
+        dir: backup_dir,
+        keep: backup_keep,
+    });
     let defaults = Limits::default();
     let limits = Limits {
         max_connections: r.value(
@@ -477,6 +536,7 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
         false,
     )?;
     let settings = ServeSettings {
+        backups,
         config_file: serve.config.clone(),
         data_dir,
         store,

@@ -14,6 +14,9 @@ fn serve_args() -> ServeArgs {
         tls_cert: None,
         tls_key: None,
         log_level: None,
+        backup_interval: None,
+        backup_dir: None,
+        backup_keep: None,
         max_connections: None,
         max_message_size: None,
         idle_timeout: None,
@@ -312,5 +315,40 @@ fn durations() {
     }
     for text in ["", "s", "-1s", "1.5s", "1d", "99999999999999999999h"] {
         assert!(parse_duration(text).is_err(), "{text}");
+    }
+}
+
+#[test]
+fn scheduled_backups_are_off_unless_an_interval_is_given() {
+    let origin = |key| Origin::Flag(key);
+    let deployment = deployment();
+    let mut serve = serve_args();
+    let given = Given {
+        deployment: &deployment,
+        serve: &serve,
+        origin: &origin,
+    };
+    assert_eq!(resolve(&given).expect("settings").backups, None);
+    serve.backup_interval = Some("1h".into());
+    serve.backup_keep = Some("3".into());
+    let given = Given {
+        deployment: &deployment,
+        serve: &serve,
+        origin: &origin,
+    };
+    let schedule = resolve(&given).expect("settings").backups.expect("on");
+    assert_eq!(schedule.every, std::time::Duration::from_secs(3600));
+    assert_eq!(schedule.keep, 3);
+    assert!(schedule.dir.ends_with("backups"));
+    for (interval, keep, says) in [("0s", "3", "at least 1s"), ("1h", "0", "keep at least 1")] {
+        serve.backup_interval = Some(interval.into());
+        serve.backup_keep = Some(keep.into());
+        let given = Given {
+            deployment: &deployment,
+            serve: &serve,
+            origin: &origin,
+        };
+        let e = resolve(&given).expect_err("refused").to_string();
+        assert!(e.contains(says), "{e}");
     }
 }

@@ -356,3 +356,168 @@ fn one_users_contacts_and_rules_come_back_alone() {
     let out = d.run(&["restore", path, "--users", "nobody@localhost"], None);
     assert_fails(&out, 1, "the backup has no user nobody@localhost");
 }
+
+#[test]
+fn serve_takes_verifies_and_prunes_scheduled_backups() {
+    let server = common::Running::start(
+        &[
+            "--listen",
+            "udp://127.0.0.1:0",
+            "--backup-interval",
+            "1s",
+            "--backup-keep",
+            "2",
+        ],
+        1,
+    );
+    let data = server.data_dir();
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !server.stderr().contains("older scheduled backups deleted") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no third backup: {}",
+            server.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(server
+        .stderr()
+        .contains("scheduled backup written and verified"));
+    let listed = json(&confab_in(&data, &["backup", "list", "--json"]));
+    let scheduled: Vec<&serde_json::Value> = listed
+        .as_array()
+        .expect("backups")
+        .iter()
+        .filter(|b| b["created_by"] == "schedule")
+        .collect();
+    assert!(
+        (2..=3).contains(&scheduled.len()),
+        "the newest two kept (a third may be being written): {listed}"
+    );
+    assert!(
+        scheduled.iter().skip(1).all(|b| b["verified"] == true),
+        "{listed}"
+    );
+    let files = std::fs::read_dir(data.join("backups"))
+        .expect("backups directory")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tar.gz"))
+        .count();
+    assert!((2..=3).contains(&files), "{files} archives kept");
+}
+
+/// `n` users `user1@localhost` … with one credential each, straight into the store.
+fn many_users(data: &Path, n: usize) {
+    with_store(data, |store| async move {
+        let all: Vec<(confab_store::NewUser, Vec<confab_store::Credential>)> = (1..=n)
+            .map(|i| {
+                (
+                    confab_store::NewUser {
+                        address: confab_store::Address::parse(&format!("user{i}@localhost"))
+                            .expect("address"),
+                        display_name: Some(format!("User {i}")),
+                        pool: "default".into(),
+                        enabled: true,
+                    },
+                    vec![confab_store::Credential {
+                        realm: "localhost".into(),
+                        algorithm: "MD5".into(),
+                        ha1: format!("{i:032x}"),
+                    }],
+                )
+            })
+            .collect();
+        for chunk in all.chunks(1000) {
+            store
+                .add_users_with_credentials(chunk)
+                .await
+                .expect("users");
+        }
+    });
+}
+
+#[test]
+fn a_restore_killed_midway_leaves_the_store_as_it_was() {
+    // A backup large enough that its restore takes a while…
+    let source = Deployment::new();
+    many_users(&source.data, 20_000);
+    let archive = source.data.parent().expect("parent").join("big.tar.gz");
+    assert_success(&source.run(
+        &[
+            "backup",
+            "create",
+            "--out",
+            archive.to_str().expect("utf-8"),
+        ],
+        None,
+    ));
+    let backed_up = stdout(&source.run(&["inventory"], None));
+    // …restored over another deployment, killed with SIGKILL while its transaction is being
+    // written (the store's write-ahead log is growing).
+    let target = Deployment::new();
+    target.add("zed@localhost", "password 9");
+    let before = stdout(&target.run(&["inventory"], None));
+    let wal = target
+        .data
+        .join(format!("{}-wal", confab_store::SQLITE_FILE));
+    let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let start_size = wal_size();
+    let mut cmd = with_data_dir(
+        &[
+            "restore",
+            archive.to_str().expect("utf-8"),
+            "--force",
+            "--emergency",
+            "--reason",
+            "test",
+        ],
+        &target.data,
+    );
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("restore starts");
+    let deadline = std::time::Instant::now() + common::WAIT * 3;
+    loop {
+        if wal_size() > start_size + (2 << 20) {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reaped");
+            break;
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the restore finished before the kill: make the backup larger"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restore never wrote"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    println!(
+        "killed with {} KiB of log written",
+        (wal_size() - start_size) >> 10
+    );
+    assert_eq!(
+        stdout(&target.run(&["inventory"], None)),
+        before,
+        "untouched after the kill"
+    );
+    assert_success(&target.run(&["audit", "verify"], None));
+    // The same restore again completes; the store holds the backup, whole.
+    let out = target.run(
+        &[
+            "restore",
+            archive.to_str().expect("utf-8"),
+            "--force",
+            "--emergency",
+            "--reason",
+            "again",
+        ],
+        None,
+    );
+    assert_success(&out);
+    let mut cmd = with_data_dir(&["inventory"], &target.data);
+    cmd.arg("--credentials")
+        .arg(source.data.join("admin.credentials"));
+    assert_eq!(stdout(&run(cmd, None)), backed_up, "fully restored");
+}
