@@ -208,3 +208,86 @@ async fn backups_under_load_hold_one_instant() {
     );
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_front_end_serves_the_restored_state() {
+    let server = Running::start(&["--listen", "udp://127.0.0.1:0", "--log-level", "info"], 1);
+    let data = server.data_dir();
+    let mut cmd = confab(&["user", "add", "alice@localhost", "--password-stdin"]);
+    cmd.arg("--data-dir").arg(&data);
+    assert_success(&run(cmd, Some("pw-1-long-enough\n")));
+    let archive = data.parent().expect("parent").join("before.tar.gz");
+    assert_success(&run(
+        with_data_dir(
+            &[
+                "backup",
+                "create",
+                "--out",
+                archive.to_str().expect("utf-8"),
+            ],
+            &data,
+        ),
+        None,
+    ));
+    let alice = UserAgent::bind(UaConfig {
+        server: Some(server.addr("udp")),
+        secret: Some(Secret::Password("pw-1-long-enough".into())),
+        ..UaConfig::new("sip:alice@localhost".to_owned())
+    })
+    .await
+    .expect("UA binds");
+    common::register_retrying(&alice).await;
+    // Alice is removed: she cannot sign in any more…
+    assert_success(&run(
+        with_data_dir(&["user", "remove", "alice@localhost", "--yes"], &data),
+        None,
+    ));
+    let deadline = Instant::now() + common::WAIT;
+    while alice.register(600).await.is_ok_and(|r| r.status == 200) {
+        assert!(Instant::now() < deadline, "alice still signs in");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // …until the backup is restored, at once: the running front-end reads it.
+    let restored_at = Instant::now();
+    assert_success(&run(
+        with_data_dir(
+            &[
+                "restore",
+                archive.to_str().expect("utf-8"),
+                "--force",
+                "--emergency",
+                "--reason",
+                "alice removed by mistake",
+            ],
+            &data,
+        ),
+        None,
+    ));
+    loop {
+        if alice.register(600).await.is_ok_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(
+            restored_at.elapsed() < common::WAIT,
+            "alice never signs in again: {}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "alice signs in {} ms after the restore began",
+        restored_at.elapsed().as_millis()
+    );
+    // The front-end read everything again (the feed says so within a second).
+    while !server
+        .stderr()
+        .contains("the store was restored from a backup; reading it again")
+    {
+        assert!(
+            restored_at.elapsed() < common::WAIT,
+            "the front-end never heard of the restore: {}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
