@@ -442,6 +442,11 @@ pub const CATALOGUE: &[Template] = &[
         right: Right::ManageUsers,
     },
     Template {
+        op: "migrate.import",
+        what: "import a legacy system's users onto its legacy pool",
+        right: Right::ManageUsers,
+    },
+    Template {
         op: "domain.add",
         what: "add a SIP domain",
         right: Right::ManageTopology,

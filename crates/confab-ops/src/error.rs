@@ -231,6 +231,12 @@ pub enum OpsError {
         /// Why.
         reason: String,
     },
+    /// A migration step that cannot be taken.
+    #[error("{problem}")]
+    Migration {
+        /// What is wrong, and what to do.
+        problem: String,
+    },
     /// A change that cannot be rolled back.
     #[error("change {id} cannot be rolled back: {reason}")]
     NoRollback {

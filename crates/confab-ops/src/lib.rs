@@ -56,6 +56,7 @@ pub mod backup;
 pub mod contacts;
 pub mod control;
 mod error;
+pub mod migrate;
 pub mod moves;
 mod password;
 pub mod sources;

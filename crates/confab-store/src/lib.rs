@@ -49,6 +49,7 @@ mod contacts;
 mod db;
 mod error;
 mod feed;
+mod legacy;
 mod location;
 mod maintenance;
 mod members;
@@ -79,6 +80,7 @@ pub use contacts::{
 pub use db::{BackendKind, SQLITE_BUSY_TIMEOUT};
 pub use error::{BackendError, QuotaError, StoreError};
 pub use feed::{Change, ChangeKind, ChangeWatcher, NOTIFY_CHANNEL, POLL_INTERVAL};
+pub use legacy::{read_kamailio_subscribers, LegacySubscriber};
 pub use location::{StoreLocation, SQLITE_FILE};
 pub use maintenance::PoolMaintenance;
 pub use members::{PoolMember, MEMBER_DEAD_AFTER};

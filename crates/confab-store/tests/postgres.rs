@@ -159,3 +159,47 @@ async fn backup_from_postgres_restores_into_sqlite() {
     let (to, _dir) = sqlite_store().await;
     common::restores_the_same(&dump, &to).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL from Debian's packages: scripts/store-postgres.sh"]
+async fn kamailio_subscribers_are_read_from_postgres() {
+    // A database shaped like Kamailio's auth_db schema (version 7) on PostgreSQL.
+    let fx = fixture().await;
+    fx.raw(
+        "CREATE TABLE subscriber (id SERIAL PRIMARY KEY NOT NULL, \
+         username VARCHAR(64) DEFAULT '' NOT NULL, domain VARCHAR(64) DEFAULT '' NOT NULL, \
+         password VARCHAR(64) DEFAULT '' NOT NULL, ha1 VARCHAR(128) DEFAULT '' NOT NULL, \
+         ha1b VARCHAR(128) DEFAULT '' NOT NULL, CONSTRAINT subscriber_account_idx UNIQUE \
+         (username, domain))",
+    )
+    .await;
+    fx.raw(
+        "INSERT INTO subscriber (username, domain, password, ha1) VALUES \
+         ('alice', 'example.com', 'secret', ''), \
+         ('bob', 'example.com', '', '0123456789abcdef0123456789abcdef')",
+    )
+    .await;
+    let url = match &fx.location {
+        StoreLocation::Postgres { url } => url.clone(),
+        other => panic!("a PostgreSQL fixture: {other}"),
+    };
+    let rows = confab_store::read_kamailio_subscribers(&url)
+        .await
+        .expect("read");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].username.as_str(), rows[0].password.as_str()),
+        ("alice", "secret")
+    );
+    assert_eq!(rows[1].ha1, "0123456789abcdef0123456789abcdef");
+    // A database without the table: a clear refusal.
+    let other = fixture().await;
+    let url = match &other.location {
+        StoreLocation::Postgres { url } => url.clone(),
+        other => panic!("a PostgreSQL fixture: {other}"),
+    };
+    let e = confab_store::read_kamailio_subscribers(&url)
+        .await
+        .expect_err("no table");
+    assert!(e.to_string().contains("subscriber"), "{e}");
+}

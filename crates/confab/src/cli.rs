@@ -152,6 +152,13 @@ pub enum Command {
     /// contacts — the same inventory a backup carries.
     Inventory(InventoryArgs),
 
+    /// Migration from a legacy deployment (Kamailio): import its users
+    ///
+    /// Exit status: 0 done, 1 refused or some users not imported (each listed with why), 2 a
+    /// usage error.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+
     /// Administrators of the deployment and their roles: list
     ///
     /// A first start creates the administrator `admin` with every role and writes its
@@ -286,6 +293,50 @@ pub struct InventoryArgs {
     /// Write it to FILE instead of standard output
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// `confab migrate …`
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Import a legacy system's users onto its legacy pool, credentials preserved
+    ///
+    /// `confab migrate import kamailio --db sqlite:///var/lib/kamailio/kamailio.db --pool
+    /// kamailio` reads Kamailio's subscriber table (SQLite or PostgreSQL) and creates each
+    /// subscriber as a user homed on the legacy pool, with HA1 values from its password (or
+    /// its MD5 ha1 when the password is not kept). Running it again imports what is new and
+    /// updates changed passwords of users still on the legacy pool; a user homed on another
+    /// pool, a domain the deployment does not serve, or an ha1 for another realm is reported,
+    /// not overwritten.
+    Import(MigrateImportArgs),
+}
+
+/// `confab migrate import`.
+#[derive(Debug, Args)]
+pub struct MigrateImportArgs {
+    /// The legacy system: kamailio
+    #[arg(value_name = "SYSTEM", value_parser = ["kamailio"])]
+    pub system: String,
+
+    /// Its database: sqlite://PATH (or a path) or postgres://USER:PASSWORD@HOST/DB
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CONFAB_LEGACY_DB",
+        hide_env_values = true
+    )]
+    pub db: String,
+
+    /// The legacy pool the users are homed on (kind = "legacy" in the topology)
+    #[arg(long, value_name = "POOL")]
+    pub pool: String,
+
+    /// Kamailio's realm, when it is not each user's domain
+    #[arg(long, value_name = "REALM")]
+    pub realm: Option<String>,
+
+    /// Report what would be imported, and import nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `confab status`.

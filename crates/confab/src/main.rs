@@ -17,6 +17,7 @@ mod contacts;
 mod domain;
 mod first_start;
 mod manage;
+mod migrate;
 mod prompt;
 mod serve;
 mod settings;
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
         Command::Backup(command) => backup::run(&cli.deployment, command, cli.json),
         Command::Restore(args) => backup::run_restore(&cli.deployment, args, cli.json),
         Command::Inventory(args) => backup::run_inventory(&cli.deployment, args, cli.json),
+        Command::Migrate(command) => migrate::run(&cli.deployment, command, cli.json),
     }
 }
 
