@@ -538,6 +538,12 @@ pub fn run_status(deployment: &DeploymentArgs, args: &StatusArgs, json: bool) ->
         let audit = store.verify_audit().await?;
         let blocked = store.blocked_sources().await?;
         let maintenance = store.pools_in_maintenance().await?;
+        let backups = store.backups().await?;
+        let last_backup = backups.first();
+        let last_verified = backups
+            .iter()
+            .filter(|b| b.verified_ok == Some(true))
+            .max_by_key(|b| b.created_at);
         let pairs: std::collections::HashMap<String, Option<String>> = store
             .pools()
             .await?
@@ -608,6 +614,28 @@ pub fn run_status(deployment: &DeploymentArgs, args: &StatusArgs, json: bool) ->
                 "gauge",
                 one(blocked.len()),
             );
+            if let Some(b) = last_backup {
+                metric(
+                    "confab_last_backup_age_seconds",
+                    "Seconds since the newest backup was taken.",
+                    "gauge",
+                    vec![(
+                        String::new(),
+                        u64::try_from(now - b.created_at).unwrap_or(0),
+                    )],
+                );
+            }
+            if let Some(b) = last_verified {
+                metric(
+                    "confab_last_verified_backup_age_seconds",
+                    "Seconds since the newest backup that verified was taken.",
+                    "gauge",
+                    vec![(
+                        String::new(),
+                        u64::try_from(now - b.created_at).unwrap_or(0),
+                    )],
+                );
+            }
             metric(
                 "confab_audit_entries",
                 "Entries in the audit log.",
@@ -631,6 +659,12 @@ pub fn run_status(deployment: &DeploymentArgs, args: &StatusArgs, json: bool) ->
                 "emergency_awaiting_review": review.iter().map(|c| c.id).collect::<Vec<_>>(),
                 "overdue_reviews": overdue.iter().map(|c| c.id).collect::<Vec<_>>(),
                 "blocked_sources": blocked.iter().map(|b| b.cidr.as_str()).collect::<Vec<_>>(),
+                "last_backup": last_backup.map(|b| serde_json::json!({
+                    "path": b.path, "created_at": b.created_at, "verified": b.verified_ok,
+                })),
+                "last_verified_backup": last_verified.map(|b| serde_json::json!({
+                    "path": b.path, "created_at": b.created_at,
+                })),
                 "pools_in_maintenance": maintenance.iter().map(|m| serde_json::json!({
                     "pool": m.pool,
                     "served_by": pairs.get(&m.pool).cloned().flatten(),
@@ -686,6 +720,21 @@ pub fn run_status(deployment: &DeploymentArgs, args: &StatusArgs, json: bool) ->
                         .unwrap_or("itself (it has no pair any more)")
                 ));
             }
+            out.push_str(&match (last_backup, last_verified) {
+                (None, _) => "backups: none taken (`confab backup create`)\n".to_owned(),
+                (Some(b), Some(v)) if b.path == v.path => {
+                    format!("last backup: {}, verified\n", utc(b.created_at))
+                }
+                (Some(b), Some(v)) => format!(
+                    "last backup: {}, not verified; last verified: {}\n",
+                    utc(b.created_at),
+                    utc(v.created_at)
+                ),
+                (Some(b), None) => format!(
+                    "last backup: {}, none verified (`confab backup verify FILE`)\n",
+                    utc(b.created_at)
+                ),
+            });
             if blocked.is_empty() {
                 out.push_str("blocked sources: none\n");
             }

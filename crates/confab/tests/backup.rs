@@ -113,6 +113,13 @@ fn a_backup_is_verified_listed_and_restored_into_a_new_data_directory() {
     let listed = json(&d.run(&["backup", "list", "--json"], None));
     assert_eq!(listed[0]["verified"], true);
     assert_eq!(listed[0]["users"], 3);
+    let status = stdout(&d.run(&["status"], None));
+    assert!(status.contains("verified\n"), "{status}");
+    let metrics = stdout(&d.run(&["status", "--prometheus"], None));
+    assert!(
+        metrics.contains("confab_last_verified_backup_age_seconds "),
+        "{metrics}"
+    );
 
     // The inventory, alone and in the backup: the same bytes.
     let inventory = stdout(&d.run(&["inventory"], None));
