@@ -503,6 +503,18 @@ pub async fn finish(
     before: Option<&str>,
     after: Option<&str>,
 ) -> Result<ChangeRecord, OpsError> {
+    finish_with(store, ctx, id, before, after, ctx.snapshot.as_deref()).await
+}
+
+/// [`finish`], with the snapshot taken before the change named explicitly.
+async fn finish_with(
+    store: &Store,
+    ctx: &ChangeContext<'_>,
+    id: i64,
+    before: Option<&str>,
+    after: Option<&str>,
+    snapshot: Option<&str>,
+) -> Result<ChangeRecord, OpsError> {
     // An emergency change is reviewed afterwards, within REVIEW_WITHIN.
     let review_due = (ctx.class == ChangeClass::Emergency).then(|| {
         let now = std::time::SystemTime::now()
@@ -511,14 +523,7 @@ pub async fn finish(
         i64::try_from(now + REVIEW_WITHIN.as_secs()).unwrap_or(i64::MAX)
     });
     Ok(store
-        .record_implemented(
-            id,
-            &ctx.operator.name,
-            before,
-            after,
-            ctx.snapshot.as_deref(),
-            review_due,
-        )
+        .record_implemented(id, &ctx.operator.name, before, after, snapshot, review_due)
         .await?)
 }
 
@@ -822,6 +827,17 @@ async fn restore_backup(
         Some(id) => store.change(id).await?,
         None => None,
     };
+    // The deployment as it is, first: a backup beside the one restored (on any backend; an
+    // emergency also has its store snapshot). Rolling the restore back restores it.
+    let stamp = crate::time::rfc3339(crate::time::now()).replace([':', '-'], "");
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let saved = crate::backup::create(
+        store,
+        crate::backup::TakenBy::Operator(ctx),
+        &dir.join(format!("confab-before-restore-{stamp}.tar.gz")),
+        &mut |_| {},
+    )
+    .await?;
     let restored = crate::backup::restore(
         store,
         &loaded,
@@ -854,6 +870,8 @@ async fn restore_backup(
         }
     }
     let after = json(&serde_json::json!({
+        "backup_before": saved.path.display().to_string(),
+        "backup_before_sha256": saved.sha256,
         "restored_from": archive,
         "taken_at": loaded.manifest.created_at,
         "users": loaded.manifest.users,
@@ -862,12 +880,22 @@ async fn restore_backup(
             c.approvals.iter().map(|a| a.approver.clone()).collect::<Vec<_>>()
         }),
     }));
-    finish(store, ctx, record.id, None, Some(&after)).await?;
+    let snapshot = ctx
+        .snapshot
+        .clone()
+        .unwrap_or_else(|| saved.path.display().to_string());
+    finish_with(store, ctx, record.id, None, Some(&after), Some(&snapshot)).await?;
+    // The backup taken before is one the deployment knows (its list was kept by the restore).
     Ok(Outcome::Restored {
         change: record.id,
         users: loaded.manifest.users,
         rows: restored.rows.iter().map(|(_, n)| n).sum(),
     })
+}
+
+/// True when `outcome` is a restore: the change records are the restored ones now.
+fn is_restore(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Restored { .. })
 }
 
 /// The change record an outcome belongs to: the restored store's own for a restore.
@@ -1020,7 +1048,8 @@ pub async fn implement(
     let mut ctx = authorize(operator, operation.right(), ChangeClass::Normal)?;
     ctx.change = Some(id);
     let outcome = carry_out(store, &ctx, &operation).await?;
-    if let Some(target) = change.rolls_back {
+    // (A restore replaced the records, the one rolled back with them: nothing to link.)
+    if let (Some(target), false) = (change.rolls_back, is_restore(&outcome)) {
         store.record_rolled_back(target, id, &operator.name).await?;
     }
     let record = store
@@ -1154,6 +1183,27 @@ pub async fn inverse(store: &Store, target: &ChangeRecord) -> Result<Operation, 
                     .unwrap_or(true);
             Ok(Operation::SetAdministratorEnabled { name, enabled })
         }
+        Some("store.restore") => {
+            let after: serde_json::Value = target
+                .after
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok())
+                .unwrap_or(serde_json::Value::Null);
+            match (
+                after
+                    .get("backup_before")
+                    .and_then(serde_json::Value::as_str),
+                after
+                    .get("backup_before_sha256")
+                    .and_then(serde_json::Value::as_str),
+            ) {
+                (Some(archive), Some(sha256)) => Ok(Operation::RestoreBackup {
+                    archive: archive.to_owned(),
+                    sha256: sha256.to_owned(),
+                }),
+                _ => Err(refuse("its record names no backup taken before it")),
+            }
+        }
         Some("pool.maintenance") => {
             let operation: Operation = serde_json::from_value(op.clone())
                 .map_err(|_| refuse("its operation cannot be read"))?;
@@ -1209,9 +1259,11 @@ pub async fn emergency_rollback(
     let operation = inverse(store, &target).await?;
     let (record, outcome) =
         emergency_linked(store, operator, &operation, reason, snapshot_dir, Some(id)).await?;
-    store
-        .record_rolled_back(id, record.id, &operator.name)
-        .await?;
+    if !is_restore(&outcome) {
+        store
+            .record_rolled_back(id, record.id, &operator.name)
+            .await?;
+    }
     let record = store.change(record.id).await?.unwrap_or(record);
     Ok((record, outcome))
 }

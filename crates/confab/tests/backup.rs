@@ -280,6 +280,10 @@ fn restore_over_a_deployment_is_a_change_and_brings_the_backup_back() {
     let after: serde_json::Value =
         serde_json::from_str(record["after"].as_str().expect("after")).expect("JSON");
     assert_eq!(after["change_before_restore"].to_string(), id);
+    // The deployment as it was is kept first, in a backup beside the one restored.
+    let saved = after["backup_before"].as_str().expect("backup before");
+    assert!(Path::new(saved).exists(), "{saved}");
+    assert_eq!(record["snapshot"].as_str(), Some(saved));
     assert_eq!(after["approved_by"], serde_json::json!(["approver"]));
     assert_eq!(stdout(&d.run(&["inventory"], None)), inventory);
     assert_success(&d.run(&["audit", "verify"], None));
@@ -314,6 +318,23 @@ fn restore_over_a_deployment_is_a_change_and_brings_the_backup_back() {
         Some(1),
         "{status}"
     );
+    // Rolled back, at once: the deployment before that restore (with erin) comes back from
+    // the backup taken before it.
+    let out = d.run(
+        &[
+            "change",
+            "rollback",
+            "last",
+            "--emergency",
+            "--reason",
+            "wrong backup",
+        ],
+        None,
+    );
+    assert_success(&out);
+    let now = stdout(&d.run(&["inventory"], None));
+    assert!(now.contains("erin@localhost"), "{now}");
+    assert!(!now.contains("dave@localhost"), "{now}");
 }
 
 #[test]
