@@ -272,6 +272,45 @@ pub async fn import_kamailio(
     Ok(outcome)
 }
 
+/// The topology document of the deployment with the legacy system added as pool `pool` of
+/// kind `legacy`, reached at `next_hop` (`udp://10.0.0.5:5060`): what `confab migrate merge`
+/// requests to publish. Checked as any document is; a pool of that name already in the
+/// topology is refused.
+pub async fn merged_topology(
+    store: &Store,
+    pool: &str,
+    next_hop: &str,
+    site: Option<&str>,
+) -> Result<String, OpsError> {
+    if store.get_pool(pool).await?.is_some() {
+        return Err(OpsError::Migration {
+            problem: format!(
+                "the topology has a pool '{pool}' already: the legacy system is merged (see \
+                 `confab topology show`), or name its pool otherwise"
+            ),
+        });
+    }
+    let mut document = crate::topology::export(store).await?;
+    if !document.ends_with('\n') {
+        document.push('\n');
+    }
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    document.push_str(&format!(
+        "\n# The legacy system, merged by `confab migrate merge`: its users are reached through\n\
+         # its next hop until they are moved to a Confab pool.\n\
+         [[pool]]\nname = {}\nkind = \"legacy\"\nnext_hop = {}\n",
+        quote(pool),
+        quote(next_hop)
+    ));
+    if let Some(site) = site {
+        document.push_str(&format!("site = {}\n", quote(site)));
+    }
+    match crate::topology::validate(Some(store), &document).await? {
+        Ok(_) => Ok(document),
+        Err(problems) => Err(OpsError::InvalidTopology { problems }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -308,6 +308,34 @@ pub enum MigrateCommand {
     /// pool, a domain the deployment does not serve, or an ha1 for another realm is reported,
     /// not overwritten.
     Import(MigrateImportArgs),
+
+    /// Merge the topologies: request a publication of the topology with the legacy system
+    /// added as a pool of kind legacy, reached at its next hop (a normal change)
+    Merge(MigrateMergeArgs),
+}
+
+/// `confab migrate merge`.
+#[derive(Debug, Args)]
+pub struct MigrateMergeArgs {
+    /// The legacy system: kamailio
+    #[arg(value_name = "SYSTEM", value_parser = ["kamailio"])]
+    pub system: String,
+
+    /// The name of its pool in the topology
+    #[arg(long, value_name = "POOL")]
+    pub pool: String,
+
+    /// Where Confab sends requests for its users: udp://IP:PORT (or tcp://, tls://)
+    #[arg(long, value_name = "URI")]
+    pub next_hop: String,
+
+    /// The site it belongs to, if the topology has sites
+    #[arg(long, value_name = "SITE")]
+    pub site: Option<String>,
+
+    /// Why, for the change record
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 /// `confab migrate import`.

@@ -11,6 +11,36 @@ use crate::manage::{self, print, print_json, Failure};
 /// Runs one `confab migrate` command.
 pub fn run(deployment: &DeploymentArgs, command: &MigrateCommand, json: bool) -> ExitCode {
     match command {
+        MigrateCommand::Merge(args) => manage::run(deployment, |store| async move {
+            let operator = manage::sign_in(&store, deployment).await?;
+            let document =
+                migrate::merged_topology(&store, &args.pool, &args.next_hop, args.site.as_deref())
+                    .await?;
+            let reason = args.reason.clone().unwrap_or_else(|| {
+                format!(
+                    "merge the topologies: {} as legacy pool {}",
+                    args.system, args.pool
+                )
+            });
+            let c = confab_ops::control::request(
+                &store,
+                &operator,
+                &confab_ops::control::Operation::PublishTopology {
+                    document,
+                    comment: Some(reason.clone()),
+                },
+                &reason,
+                Some("requests for the legacy pool's users go to its next hop"),
+            )
+            .await?;
+            if json {
+                return print_json(&serde_json::json!({
+                    "change": c.id,
+                    "state": c.state.as_str(),
+                }));
+            }
+            print(&crate::change::requested_text(&c))
+        }),
         MigrateCommand::Import(args) => {
             let result = manage::run_with(deployment, |store| async move {
                 let operator = manage::sign_in(&store, deployment).await?;

@@ -103,11 +103,39 @@ async fn kamailio_users_are_imported_with_their_passwords() {
     let dir = data.parent().expect("parent").to_path_buf();
     let doc = format!(
         "domains = [\"localhost\"]\n\n[[pool]]\nname = \"default\"\nkind = \"front-end\"\n\
-         servers = [\"udp://{}\"]\n\n[[pool]]\nname = \"kamailio\"\nkind = \"legacy\"\n\
-         next_hop = \"udp://127.0.0.1:9\"\n",
+         servers = [\"udp://{}\"]\n",
         server.addr("udp")
     );
     publish_approved(&data, &write(&dir, "topology.toml", &doc), &[]);
+    // Kamailio joins the topology as a legacy pool: a normal change. (Its next hop is not
+    // contacted here.)
+    let merge = [
+        "migrate",
+        "merge",
+        "kamailio",
+        "--pool",
+        "kamailio",
+        "--next-hop",
+        "udp://127.0.0.1:9",
+        "--json",
+    ];
+    let id = json(&run(with_data_dir(&merge, &data), None))["change"].to_string();
+    common::store::approve_and_implement(&data, &id, &[]);
+    let pools = json(&run(
+        with_data_dir(&["pool", "list", "--json"], &data),
+        None,
+    ));
+    assert!(
+        pools
+            .as_array()
+            .expect("pools")
+            .iter()
+            .any(|p| p["name"] == "kamailio" && p["kind"] == "legacy"),
+        "{pools}"
+    );
+    let out = run(with_data_dir(&merge, &data), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has a pool 'kamailio' already"));
     let mut cmd = confab(&["user", "add", "carol@localhost", "--password-stdin"]);
     cmd.arg("--data-dir").arg(&data);
     assert_success(&run(cmd, Some("carols password\n")));
