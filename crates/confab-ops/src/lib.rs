@@ -60,6 +60,7 @@ pub mod migrate;
 pub mod moves;
 mod password;
 pub mod sources;
+pub mod synthetic;
 pub mod time;
 pub mod topology;
 pub mod users;

@@ -159,6 +159,16 @@ pub enum Command {
     #[command(subcommand)]
     Migrate(MigrateCommand),
 
+    /// Synthetic transactions: exercise a pool with real SIP and report pass/fail with timings
+    ///
+    /// `setup` creates the pool's two test users (confab-test-1@DOMAIN, confab-test-2@DOMAIN)
+    /// with random passwords, kept in test-users/POOL.toml in the data directory (readable by
+    /// its owner only). `registration`, `im` and `presence` sign them in at one of the pool's
+    /// front-ends and do what a client does. Exit status: 0 passed, 1 failed (or refused), 2
+    /// a usage error.
+    #[command(subcommand)]
+    Test(TestCommand),
+
     /// Administrators of the deployment and their roles: list
     ///
     /// A first start creates the administrator `admin` with every role and writes its
@@ -312,6 +322,52 @@ pub enum MigrateCommand {
     /// Merge the topologies: request a publication of the topology with the legacy system
     /// added as a pool of kind legacy, reached at its next hop (a normal change)
     Merge(MigrateMergeArgs),
+}
+
+/// `confab test …`
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Create (or renew the passwords of) the pool's test users
+    Setup(TestSetupArgs),
+    /// Sign a test user in and out
+    Registration(TestArgs),
+    /// Send an instant message from one test user to the other and see it arrive
+    Im(TestArgs),
+    /// Publish one test user's presence and see the other watch it
+    Presence(TestArgs),
+}
+
+/// `confab test setup`.
+#[derive(Debug, Args)]
+pub struct TestSetupArgs {
+    /// The pool
+    #[arg(long, value_name = "POOL")]
+    pub pool: String,
+
+    /// Their SIP domain [default: the deployment's first]
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+}
+
+/// `confab test registration|im|presence`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// The pool exercised
+    #[arg(long, value_name = "POOL")]
+    pub pool: String,
+
+    /// Sign in as this user instead of the first test user (its password from
+    /// CONFAB_TEST_PASSWORD or --password-stdin)
+    #[arg(long, value_name = "USER@DOMAIN")]
+    pub user: Option<String>,
+
+    /// Read that user's password from standard input (one line)
+    #[arg(long, requires = "user")]
+    pub password_stdin: bool,
+
+    /// The front-end to use: udp://IP:PORT [default: the pool's first UDP server]
+    #[arg(long, value_name = "URI")]
+    pub server: Option<String>,
 }
 
 /// `confab migrate merge`.

@@ -21,6 +21,7 @@ mod migrate;
 mod prompt;
 mod serve;
 mod settings;
+mod synthetic;
 mod tls_generate;
 mod topology;
 mod user;
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
         Command::Restore(args) => backup::run_restore(&cli.deployment, args, cli.json),
         Command::Inventory(args) => backup::run_inventory(&cli.deployment, args, cli.json),
         Command::Migrate(command) => migrate::run(&cli.deployment, command, cli.json),
+        Command::Test(command) => synthetic::run(&cli.deployment, command, cli.json),
     }
 }
 
