@@ -225,25 +225,12 @@ fn decode_table(
     Ok(TableDump { spec, rows })
 }
 
-fn column(spec: &confab_store::TableSpec, name: &str) -> usize {
-    spec.columns
-        .iter()
-        .position(|(c, _)| *c == name)
-        .unwrap_or(usize::MAX)
-}
-
 fn int(row: &[Cell], at: usize) -> Option<i64> {
-    match row.get(at) {
-        Some(Cell::Int(v)) => Some(*v),
-        _ => None,
-    }
+    row.get(at).and_then(Cell::as_int)
 }
 
 fn text(row: &[Cell], at: usize) -> Option<&str> {
-    match row.get(at) {
-        Some(Cell::Text(v)) => Some(v),
-        _ => None,
-    }
+    row.get(at).and_then(Cell::as_text)
 }
 
 /// The inventory of `dump`: every user, by pool then address, with its display name,
@@ -251,7 +238,7 @@ fn text(row: &[Cell], at: usize) -> Option<&str> {
 pub fn inventory(dump: &Dump) -> Vec<InventoryRow> {
     let mut last: HashMap<i64, i64> = HashMap::new();
     if let Some(t) = dump.table("registrations") {
-        let (user, at) = (column(t.spec, "user_id"), column(t.spec, "updated_at"));
+        let (user, at) = (t.spec.column("user_id"), t.spec.column("updated_at"));
         for row in &t.rows {
             if let (Some(u), Some(a)) = (int(row, user), int(row, at)) {
                 let e = last.entry(u).or_insert(a);
@@ -261,7 +248,7 @@ pub fn inventory(dump: &Dump) -> Vec<InventoryRow> {
     }
     let mut contacts: HashMap<i64, usize> = HashMap::new();
     if let Some(t) = dump.table("contacts") {
-        let user = column(t.spec, "user_id");
+        let user = t.spec.column("user_id");
         for row in &t.rows {
             if let Some(u) = int(row, user) {
                 *contacts.entry(u).or_default() += 1;
@@ -270,7 +257,7 @@ pub fn inventory(dump: &Dump) -> Vec<InventoryRow> {
     }
     let mut rows = Vec::new();
     if let Some(t) = dump.table("users") {
-        let c = |name| column(t.spec, name);
+        let c = |name| t.spec.column(name);
         let (id, user, domain, name, pool, enabled) = (
             c("id"),
             c("user_part"),
@@ -406,8 +393,12 @@ pub async fn create(
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_error(dir, e))?;
-    {
-        let gz = flate2::write::GzEncoder::new(tmp.as_file_mut(), flate2::Compression::default());
+    // Hashed as it is written: the archive is not read back.
+    let (bytes, digest) = {
+        let gz = flate2::write::GzEncoder::new(
+            Hashing::new(tmp.as_file_mut()),
+            flate2::Compression::default(),
+        );
         let mut tar = tar::Builder::new(gz);
         let manifest_bytes =
             serde_json::to_vec_pretty(&manifest).map_err(|e| OpsError::Backup {
@@ -424,11 +415,10 @@ pub async fn create(
                 .map_err(|e| io_error(out, e))?;
         }
         let gz = tar.into_inner().map_err(|e| io_error(out, e))?;
-        gz.finish().map_err(|e| io_error(out, e))?;
-    }
+        gz.finish().map_err(|e| io_error(out, e))?.finish()
+    };
     tmp.as_file().sync_all().map_err(|e| io_error(out, e))?;
     tmp.persist(out).map_err(|e| io_error(out, e.error))?;
-    let (bytes, digest) = file_digest(out)?;
     let path = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
     store
         .record_backup(&confab_store::BackupRecord {
@@ -462,20 +452,48 @@ pub async fn create(
     })
 }
 
-fn file_digest(path: &Path) -> Result<(u64, String), OpsError> {
-    let mut file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut total = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(|e| io_error(path, e))?;
-        if n == 0 {
-            break;
+/// A reader or writer that hashes (SHA-256) and counts what passes through it.
+struct Hashing<T> {
+    inner: T,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<T> Hashing<T> {
+    fn new(inner: T) -> Self {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
         }
-        total += n as u64;
-        hasher.update(&buf[..n]);
     }
-    Ok((total, hex(&hasher.finalize())))
+
+    /// Bytes seen, and their SHA-256 in hex.
+    fn finish(self) -> (u64, String) {
+        (self.bytes, hex(&self.hasher.finalize()))
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reads the archive at `path` and checks it: a gzip tar with a manifest of this format and
@@ -483,9 +501,9 @@ fn file_digest(path: &Path) -> Result<(u64, String), OpsError> {
 /// nothing else, every table decoded with the row count the manifest gives. Nothing is
 /// written anywhere.
 pub fn load(path: &Path) -> Result<Loaded, OpsError> {
-    let (_, digest) = file_digest(path)?;
     let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    // Hashed as it is read: the archive is read once.
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(Hashing::new(file)));
     let damaged = |e: std::io::Error| OpsError::Backup {
         problem: format!(
             "the archive cannot be read ({e}): it is truncated, damaged, or not a Confab backup"
@@ -513,6 +531,10 @@ pub fn load(path: &Path) -> Result<Loaded, OpsError> {
             });
         }
     }
+    // The rest of the file (the end of the gzip stream, padding) completes its hash.
+    let mut rest = archive.into_inner().into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink()).map_err(damaged)?;
+    let (_, digest) = rest.finish();
     let manifest_bytes = files
         .remove("manifest.json")
         .ok_or_else(|| OpsError::Backup {

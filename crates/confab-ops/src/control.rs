@@ -638,7 +638,8 @@ impl Operation {
         }
     }
 
-    fn title(&self) -> String {
+    /// What its change record calls it: `move 250 user(s) to pool b`.
+    pub fn title(&self) -> String {
         match self {
             Operation::PublishTopology { .. } => "publish a topology document".to_owned(),
             Operation::DisableUser { address } => format!("disable user {address}"),
@@ -679,11 +680,18 @@ async fn carry_out(
     ctx: &ChangeContext<'_>,
     operation: &Operation,
 ) -> Result<Outcome, OpsError> {
+    // The record the context is bound to, as requested (its reason names a block, a
+    // maintenance; a restore records it again).
+    let bound = match ctx.change {
+        Some(id) => store.change(id).await?,
+        None => None,
+    };
+    let reason = bound.as_ref().map(|c| c.reason.as_str());
     let outcome = match operation {
         Operation::RestoreBackup { archive, sha256 } => {
             // Returns at once: the record this change was bound to is gone with the state it
             // replaced, and the restored store gets it anew.
-            return restore_backup(store, ctx, operation, archive, sha256).await;
+            return restore_backup(store, ctx, bound.as_ref(), operation, archive, sha256).await;
         }
         Operation::PublishTopology { document, comment } => Outcome::Published(
             crate::topology::publish(store, ctx, document, comment.as_deref()).await?,
@@ -693,28 +701,21 @@ async fn carry_out(
             let enable = matches!(operation, Operation::EnableUser { .. });
             Outcome::Enabled(crate::users::set_enabled(store, ctx, &address, enable).await?)
         }
-        Operation::BlockSource { cidr } => {
-            let reason = match ctx.change {
-                Some(id) => store.change(id).await?.map(|c| c.reason),
-                None => None,
-            };
-            Outcome::Source(
-                crate::sources::block(store, ctx, cidr, reason.as_deref().unwrap_or("blocked"))
-                    .await?,
-            )
-        }
+        Operation::BlockSource { cidr } => Outcome::Source(
+            crate::sources::block(store, ctx, cidr, reason.unwrap_or("blocked")).await?,
+        ),
         Operation::UnblockSource { cidr } => {
             Outcome::Source(crate::sources::unblock(store, ctx, cidr).await?)
         }
         Operation::PoolMaintenance { pool, on } => {
             ctx.require(Right::ManageTopology)?;
-            let reason = match ctx.change {
-                Some(id) => store.change(id).await?.map(|c| c.reason),
-                None => None,
-            };
-            let reason = reason.unwrap_or_else(|| "maintenance".to_owned());
             let changed = store
-                .set_pool_maintenance(pool, *on, &reason, ctx.operator().name())
+                .set_pool_maintenance(
+                    pool,
+                    *on,
+                    reason.unwrap_or("maintenance"),
+                    ctx.operator().name(),
+                )
                 .await?;
             let pair = store.get_pool(pool).await?.and_then(|p| p.pair);
             Outcome::Maintenance {
@@ -809,6 +810,7 @@ async fn carry_out(
 async fn restore_backup(
     store: &Store,
     ctx: &ChangeContext<'_>,
+    before: Option<&ChangeRecord>,
     operation: &Operation,
     archive: &str,
     sha256: &str,
@@ -823,10 +825,6 @@ async fn restore_backup(
             ),
         });
     }
-    let before = match ctx.change {
-        Some(id) => store.change(id).await?,
-        None => None,
-    };
     // The deployment as it is, first: a backup beside the one restored (on any backend; an
     // emergency also has its store snapshot). Rolling the restore back restores it.
     let stamp = crate::time::rfc3339(crate::time::now()).replace([':', '-'], "");
@@ -846,7 +844,7 @@ async fn restore_backup(
         path,
     )
     .await?;
-    let (reason, impact, requested_by) = match &before {
+    let (reason, impact, requested_by) = match before {
         Some(c) => (c.reason.clone(), c.impact.clone(), c.requested_by.clone()),
         None => ("restore".to_owned(), None, ctx.operator().name().to_owned()),
     };
@@ -862,7 +860,7 @@ async fn restore_backup(
         })
         .await?;
     // The approvals it had, again (a normal change is implemented once approved).
-    if let Some(c) = &before {
+    if let Some(c) = before {
         for a in &c.approvals {
             store
                 .decide_change(record.id, &a.approver, a.decision, a.comment.as_deref())
@@ -875,8 +873,8 @@ async fn restore_backup(
         "restored_from": archive,
         "taken_at": loaded.manifest.created_at,
         "users": loaded.manifest.users,
-        "change_before_restore": before.as_ref().map(|c| c.id),
-        "approved_by": before.as_ref().map(|c| {
+        "change_before_restore": before.map(|c| c.id),
+        "approved_by": before.map(|c| {
             c.approvals.iter().map(|a| a.approver.clone()).collect::<Vec<_>>()
         }),
     }));
@@ -885,7 +883,6 @@ async fn restore_backup(
         .clone()
         .unwrap_or_else(|| saved.path.display().to_string());
     finish_with(store, ctx, record.id, None, Some(&after), Some(&snapshot)).await?;
-    // The backup taken before is one the deployment knows (its list was kept by the restore).
     Ok(Outcome::Restored {
         change: record.id,
         users: loaded.manifest.users,

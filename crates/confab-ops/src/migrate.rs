@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet};
 
 use confab_store::{Address, Credential, LegacySubscriber, NewUser, PoolKind, Store};
-use confab_ua::credentials::{ha1, Algorithm};
+use confab_ua::credentials::Algorithm;
 use serde::Serialize;
 
 use crate::control::{self, ChangeContext, Done, Right};
@@ -78,15 +78,10 @@ fn credentials(
 ) -> Result<Vec<Credential>, String> {
     let domain = address.domain();
     if !s.password.is_empty() {
-        let algorithms = [Algorithm::Sha512_256, Algorithm::Sha256, Algorithm::Md5];
-        return Ok(algorithms
-            .iter()
-            .map(|&a| Credential {
-                realm: domain.to_owned(),
-                algorithm: a.as_str().to_owned(),
-                ha1: ha1(a, address.user(), domain, &s.password),
-            })
-            .collect());
+        // The same HA1 values `confab user add` stores for a password.
+        return crate::Password::new(s.password.clone())
+            .map(|p| p.credentials(address))
+            .map_err(|e| format!("its password cannot be used: {e}"));
     }
     if !is_hex(&s.ha1, 32) {
         return Err(
@@ -314,6 +309,7 @@ pub async fn merged_topology(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use confab_ua::credentials::ha1;
 
     fn sub(username: &str, password: &str, ha1: &str) -> LegacySubscriber {
         LegacySubscriber {

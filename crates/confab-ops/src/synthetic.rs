@@ -223,6 +223,26 @@ impl Run {
     }
 }
 
+/// `request`'s outcome within [`STEP`]: its value, or what went wrong.
+async fn within<T>(
+    request: impl std::future::Future<Output = Result<T, confab_ua::UaError>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(STEP, request).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {STEP:?}")),
+    }
+}
+
+/// `Ok(what)` for a 2xx `status`, else what was answered.
+fn success(status: u16, what: String) -> Result<String, String> {
+    if (200..300).contains(&status) {
+        Ok(what)
+    } else {
+        Err(format!("answered {status}"))
+    }
+}
+
 async fn sign_in(run: &mut Run, user: &TestUser) -> Option<UserAgent> {
     let t = Instant::now();
     let ua = match agent(run.server, user).await {
@@ -232,24 +252,21 @@ async fn sign_in(run: &mut Run, user: &TestUser) -> Option<UserAgent> {
             return None;
         }
     };
-    let outcome = match tokio::time::timeout(STEP, ua.register(60)).await {
-        Ok(Ok(r)) if r.status == 200 => Ok(format!("200, {} contact(s)", r.contacts.len())),
-        Ok(Ok(r)) => Err(format!("answered {}", r.status)),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {STEP:?}")),
-    };
+    let outcome = within(ua.register(60)).await.and_then(|r| {
+        success(
+            r.status,
+            format!("{}, {} contact(s)", r.status, r.contacts.len()),
+        )
+    });
     run.step(format!("register {}", user.address), t, outcome)
         .then_some(ua)
 }
 
 async fn sign_out(run: &mut Run, ua: &UserAgent) {
     let t = Instant::now();
-    let outcome = match tokio::time::timeout(STEP, ua.unregister()).await {
-        Ok(Ok(r)) if r.status == 200 => Ok("200".to_owned()),
-        Ok(Ok(r)) => Err(format!("answered {}", r.status)),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {STEP:?}")),
-    };
+    let outcome = within(ua.unregister())
+        .await
+        .and_then(|r| success(r.status, r.status.to_string()));
     run.step(format!("unregister {}", ua.aor()), t, outcome);
 }
 
@@ -272,17 +289,9 @@ pub async fn im(server: SocketAddr, from: &TestUser, to: &TestUser) -> Report {
     if let Some(b) = sign_in(&mut run, to).await {
         let text = format!("confab synthetic transaction {}", crate::time::now());
         let t = Instant::now();
-        let sent = match tokio::time::timeout(
-            STEP,
-            a.message(&format!("sip:{}", to.address), "text/plain", text.clone()),
-        )
-        .await
-        {
-            Ok(Ok(200..=299)) => Ok("2xx".to_owned()),
-            Ok(Ok(status)) => Err(format!("answered {status}")),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {STEP:?}")),
-        };
+        let sent = within(a.message(&format!("sip:{}", to.address), "text/plain", text.clone()))
+            .await
+            .and_then(|status| success(status, status.to_string()));
         if run.step(format!("MESSAGE to {}", to.address), t, sent) {
             let outcome = loop {
                 match b.next_incoming_of("MESSAGE", STEP).await {
@@ -315,36 +324,25 @@ pub async fn presence(server: SocketAddr, watcher: &TestUser, target: &TestUser)
             target.address
         );
         let t = Instant::now();
-        let published = match tokio::time::timeout(
-            STEP,
-            b.publish(PublishRequest {
-                event: "presence",
-                if_match: None,
-                expires: 60,
-                body: Some(("application/pidf+xml", pidf.into_bytes().into())),
-            }),
-        )
+        let published = within(b.publish(PublishRequest {
+            event: "presence",
+            if_match: None,
+            expires: 60,
+            body: Some(("application/pidf+xml", pidf.into_bytes().into())),
+        }))
         .await
-        {
-            Ok(Ok(p)) if (200..300).contains(&p.status) => Ok(format!("{}", p.status)),
-            Ok(Ok(p)) => Err(format!("answered {}", p.status)),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {STEP:?}")),
-        };
+        .and_then(|p| success(p.status, p.status.to_string()));
         if run.step(format!("PUBLISH {}", target.address), t, published) {
             let t = Instant::now();
-            let seen = match tokio::time::timeout(
-                STEP,
-                a.subscribe(
-                    &format!("sip:{}", target.address),
-                    "presence",
-                    "application/pidf+xml",
-                    0,
-                ),
-            )
-            .await
-            {
-                Ok(Ok(mut sub)) => match sub.next_notify(STEP).await {
+            let subscribed = within(a.subscribe(
+                &format!("sip:{}", target.address),
+                "presence",
+                "application/pidf+xml",
+                0,
+            ))
+            .await;
+            let seen = match subscribed {
+                Ok(mut sub) => match sub.next_notify(STEP).await {
                     Ok(n) => {
                         let body = n.body_str().unwrap_or_default().to_owned();
                         if body.contains("open") && body.contains(&note) {
@@ -355,8 +353,7 @@ pub async fn presence(server: SocketAddr, watcher: &TestUser, target: &TestUser)
                     }
                     Err(e) => Err(format!("no NOTIFY: {e}")),
                 },
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {STEP:?}")),
+                Err(e) => Err(e),
             };
             run.step(format!("SUBSCRIBE to {}", target.address), t, seen);
         }

@@ -614,3 +614,23 @@ async fn import_failing_half_way_removes_what_it_stored() {
     let left: Vec<String> = left.iter().map(|u| u.address.to_string()).collect();
     assert_eq!(left, [late], "only the other administrator's user");
 }
+
+#[tokio::test]
+async fn a_backup_is_hashed_the_same_written_and_read() {
+    let fx = fixture().await;
+    let ctx = control::authorize(&fx.operator, Right::Backup, ChangeClass::Standard)
+        .expect("the first administrator takes backups");
+    let out = fx._dir.path().join("b.tar.gz");
+    let created = crate::backup::create(
+        &fx.store,
+        crate::backup::TakenBy::Operator(&ctx),
+        &out,
+        &mut |_| {},
+    )
+    .await
+    .expect("written");
+    let loaded = crate::backup::load(&out).expect("read back");
+    assert_eq!(loaded.sha256, created.sha256);
+    assert_eq!(std::fs::metadata(&out).expect("file").len(), created.bytes);
+    assert_eq!(loaded.manifest, created.manifest);
+}

@@ -28,7 +28,7 @@
 //! decision (a move of its users, or maintenance), not a heartbeat's.
 //!
 //! **Maintenance.** A pool an operator put into maintenance is served by its pair: every
-//! front-end routes its users as if they were homed on the pair ([`Pools::serving`]) — the
+//! front-end routes its users as if they were homed on the pair ([`Pools::stand_in`]) — the
 //! pool's own front-ends forward their requests there like any other pool's — until it leaves
 //! maintenance. A pair that is in maintenance too, or gone from the topology, does not stand
 //! in (the store refuses the first).
@@ -235,8 +235,8 @@ impl Pools {
         let Some(home) = pool else {
             return Serving::Here;
         };
-        let serving = self.serving(home);
-        let pool = serving.as_str();
+        let stand_in = self.stand_in(home);
+        let pool = stand_in.as_deref().unwrap_or(home);
         if pool == self.own {
             if via_member {
                 return Serving::Here;
@@ -321,16 +321,18 @@ impl Pools {
         changed
     }
 
-    /// The pool that serves the users homed on `pool`: its pair while it is in maintenance,
-    /// else itself.
-    pub fn serving(&self, pool: &str) -> String {
-        self.map
+    /// The pool serving the users homed on `pool` while it is in maintenance (its pair);
+    /// `None` when it serves them itself.
+    pub fn stand_in(&self, pool: &str) -> Option<String> {
+        let map = self
+            .map
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .stand_in
-            .get(pool)
-            .cloned()
-            .unwrap_or_else(|| pool.to_owned())
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Most deployments have no pool in maintenance: no lookup, no copy.
+        if map.stand_in.is_empty() {
+            return None;
+        }
+        map.stand_in.get(pool).cloned()
     }
 
     /// The pools in maintenance this front-end knows of, each with its stand-in.

@@ -365,6 +365,22 @@ pub const TABLES: &[TableSpec] = &[
     },
 ];
 
+impl TableSpec {
+    /// The position of column `name` in the table's rows (`usize::MAX`, which no row has,
+    /// when the table has no such column).
+    pub fn column(&self, name: &str) -> usize {
+        self.columns
+            .iter()
+            .position(|(c, _)| *c == name)
+            .unwrap_or(usize::MAX)
+    }
+
+    /// The cell of `row` in column `name`.
+    pub fn cell<'r>(&self, row: &'r [Cell], name: &str) -> Option<&'r Cell> {
+        row.get(self.column(name))
+    }
+}
+
 /// The spec of table `name`, if a backup holds it.
 pub fn table_spec(name: &str) -> Option<&'static TableSpec> {
     TABLES.iter().find(|t| t.name == name)
@@ -383,6 +399,24 @@ pub enum Cell {
     Bool(bool),
     /// Bytes.
     Bytes(Vec<u8>),
+}
+
+impl Cell {
+    /// The integer it holds, if it is one.
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Cell::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The text it holds, if it is text.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Cell::Text(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 /// The rows of one table.
@@ -812,20 +846,16 @@ pub struct BackedUpContact {
     pub updated_at: i64,
 }
 
+/// `row`'s integer in column `name` of `spec`.
 fn cell_int(row: &[Cell], spec: &TableSpec, name: &str) -> Option<i64> {
-    let at = spec.columns.iter().position(|(c, _)| *c == name)?;
-    match row.get(at)? {
-        Cell::Int(v) => Some(*v),
-        _ => None,
-    }
+    spec.cell(row, name).and_then(Cell::as_int)
 }
 
+/// `row`'s text in column `name` of `spec`.
 fn cell_text(row: &[Cell], spec: &TableSpec, name: &str) -> Option<String> {
-    let at = spec.columns.iter().position(|(c, _)| *c == name)?;
-    match row.get(at)? {
-        Cell::Text(v) => Some(v.clone()),
-        _ => None,
-    }
+    spec.cell(row, name)
+        .and_then(Cell::as_text)
+        .map(str::to_owned)
 }
 
 impl Dump {

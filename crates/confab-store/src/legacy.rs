@@ -3,7 +3,9 @@
 //! PostgreSQL database, read-only. What becomes of the rows is `confab-ops`' business
 //! (`migrate`); this module only reads them.
 
-use sqlx::{Connection as _, Row as _};
+use sqlx::Connection as _;
+
+use crate::db::Row;
 
 use crate::StoreError;
 
@@ -66,20 +68,18 @@ fn redact(url: &str) -> String {
 }
 
 /// Reads every row of Kamailio's `subscriber` table from the database at `url`:
-/// `postgres://…` (PostgreSQL), `sqlite://PATH` or a file path (SQLite, opened read-only).
+/// `postgres://…` (PostgreSQL), `sqlite://PATH` or a file path (SQLite, opened read-only —
+/// not through the store's own pool, which would switch the file to WAL mode).
 pub async fn read_kamailio_subscribers(url: &str) -> Result<Vec<LegacySubscriber>, StoreError> {
-    let rows = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let mut conn = sqlx::PgConnection::connect(url)
-            .await
-            .map_err(|e| unreadable(url, &e))?;
+    let fail = |e: sqlx::Error| unreadable(url, &e);
+    let rows: Vec<Row> = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let mut conn = sqlx::PgConnection::connect(url).await.map_err(fail)?;
         let rows = sqlx::query(QUERY)
             .fetch_all(&mut conn)
             .await
-            .map_err(|e| unreadable(url, &e))?;
+            .map_err(fail)?;
         let _ = conn.close().await;
-        rows.iter()
-            .map(|r| subscriber(r.try_get("id"), r, url))
-            .collect::<Result<Vec<_>, _>>()?
+        rows.into_iter().map(Row::Postgres).collect()
     } else {
         let path = url.strip_prefix("sqlite://").unwrap_or(url);
         if !std::path::Path::new(path).exists() {
@@ -95,40 +95,26 @@ pub async fn read_kamailio_subscribers(url: &str) -> Result<Vec<LegacySubscriber
             .read_only(true);
         let mut conn = sqlx::SqliteConnection::connect_with(&options)
             .await
-            .map_err(|e| unreadable(url, &e))?;
+            .map_err(fail)?;
         let rows = sqlx::query(QUERY)
             .fetch_all(&mut conn)
             .await
-            .map_err(|e| unreadable(url, &e))?;
+            .map_err(fail)?;
         let _ = conn.close().await;
-        rows.iter()
-            .map(|r| subscriber(r.try_get("id"), r, url))
-            .collect::<Result<Vec<_>, _>>()?
+        rows.into_iter().map(Row::Sqlite).collect()
     };
-    Ok(rows)
-}
-
-fn subscriber<R>(
-    id: Result<i64, sqlx::Error>,
-    row: &R,
-    url: &str,
-) -> Result<LegacySubscriber, StoreError>
-where
-    R: sqlx::Row,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let text = |name: &str| -> Result<String, StoreError> {
-        row.try_get::<Option<String>, _>(name)
-            .map(Option::unwrap_or_default)
-            .map_err(|e| unreadable(url, &e))
-    };
-    Ok(LegacySubscriber {
-        id: id.map_err(|e| unreadable(url, &e))?,
-        username: text("username")?,
-        domain: text("domain")?,
-        password: text("password")?,
-        ha1: text("ha1")?,
-        ha1b: text("ha1b")?,
-    })
+    // Kamailio's columns default to '' but are not all NOT NULL in every version: NULL is ''.
+    let text = |row: &Row, name| row.opt_text(name).map(Option::unwrap_or_default);
+    rows.iter()
+        .map(|row| {
+            Ok(LegacySubscriber {
+                id: row.int("id")?,
+                username: text(row, "username")?,
+                domain: text(row, "domain")?,
+                password: text(row, "password")?,
+                ha1: text(row, "ha1")?,
+                ha1b: text(row, "ha1b")?,
+            })
+        })
+        .collect()
 }

@@ -113,7 +113,7 @@ pub fn run(deployment: &DeploymentArgs, args: &UserMoveArgs, json: bool) -> Exit
             &store,
             &ctx,
             Done {
-                title: format!("move {} user(s) to pool {}", planned.len(), args.to),
+                title: operation.title(),
                 reason,
                 operation: control::json(&operation),
                 before: None,

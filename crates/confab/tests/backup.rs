@@ -56,6 +56,17 @@ fn backup(d: &Deployment, name: &str) -> PathBuf {
         None,
     ));
     assert_eq!(created["manifest"]["users"], 3);
+    // The SHA-256 reported (hashed as the archive was written) is the file's.
+    let sum = std::process::Command::new("sha256sum")
+        .arg(&out)
+        .output()
+        .expect("sha256sum");
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    assert_eq!(
+        sum.split_whitespace().next(),
+        created["sha256"].as_str(),
+        "{sum}"
+    );
     out
 }
 
