@@ -447,6 +447,16 @@ pub const CATALOGUE: &[Template] = &[
         right: Right::ManageUsers,
     },
     Template {
+        op: "migrate.plan",
+        what: "plan the migration of a legacy pool",
+        right: Right::ManageTopology,
+    },
+    Template {
+        op: "migrate.advance",
+        what: "advance a migration to its next phase, once the phase's checks pass",
+        right: Right::ManageTopology,
+    },
+    Template {
         op: "domain.add",
         what: "add a SIP domain",
         right: Right::ManageTopology,

@@ -12,9 +12,11 @@
 //!   user over: reported, not imported (a password reset is the way).
 //!
 //! Re-running imports what is new, updates the credentials of users still on the legacy pool
-//! whose password changed at Kamailio, and leaves the rest: idempotent. A subscriber whose
-//! address is already a user homed on another pool (moved, or created in Confab) is reported
-//! and left as it is, as is one of a domain the deployment does not serve.
+//! whose password changed at Kamailio, and leaves the rest: idempotent. A subscriber a move
+//! took off the legacy pool (a `user.move` change record says so) is counted as moved and
+//! left where it lives now; one whose address is a user homed on another pool for another
+//! reason (created in Confab) is reported and left as it is, as is one of a domain the
+//! deployment does not serve.
 
 use std::collections::{HashMap, HashSet};
 
@@ -59,6 +61,8 @@ pub struct ImportOutcome {
     pub updated: usize,
     /// Users imported before and unchanged.
     pub unchanged: usize,
+    /// Users imported before and moved to a Confab pool since: left where they are.
+    pub moved: usize,
     /// Subscribers left out, each with why.
     pub conflicts: Vec<Conflict>,
     /// Imported with the MD5 HA1 only (no password in clear): they sign in with MD5 digest
@@ -148,6 +152,7 @@ pub async fn import_kamailio(
         .into_iter()
         .map(|d| d.name.to_ascii_lowercase())
         .collect();
+    let moved = moved_off(store, &options.pool).await?;
     let mut outcome = ImportOutcome {
         legacy: subscribers.len(),
         ..ImportOutcome::default()
@@ -191,6 +196,9 @@ pub async fn import_kamailio(
             }
         };
         match store.find_user(&address).await? {
+            Some(u) if u.pool != options.pool && moved.contains(&address.to_string()) => {
+                outcome.moved += 1;
+            }
             Some(u) if u.pool != options.pool => {
                 outcome.conflicts.push(conflict(format!(
                     "already a user homed on pool '{}': left as it is (a user moved from the \
@@ -258,6 +266,7 @@ pub async fn import_kamailio(
                 "imported": outcome.imported,
                 "updated": outcome.updated,
                 "unchanged": outcome.unchanged,
+                "moved": outcome.moved,
                 "conflicts": outcome.conflicts.len(),
                 "by_domain": by_domain,
             }))),
@@ -265,6 +274,34 @@ pub async fn import_kamailio(
     )
     .await?;
     Ok(outcome)
+}
+
+/// The users implemented moves took off pool `pool` (`user@domain`).
+async fn moved_off(store: &Store, pool: &str) -> Result<HashSet<String>, OpsError> {
+    let mut out = HashSet::new();
+    for c in store
+        .changes(&confab_store::ChangeFilter::default())
+        .await?
+    {
+        if !matches!(
+            c.state,
+            confab_store::ChangeState::Implemented | confab_store::ChangeState::Reviewed
+        ) {
+            continue;
+        }
+        let Ok(control::Operation::MoveUsers { users, .. }) =
+            serde_json::from_str::<control::Operation>(&c.operation)
+        else {
+            continue;
+        };
+        out.extend(
+            users
+                .into_iter()
+                .filter(|u| u.from == pool)
+                .map(|u| u.address),
+        );
+    }
+    Ok(out)
 }
 
 /// The topology document of the deployment with the legacy system added as pool `pool` of

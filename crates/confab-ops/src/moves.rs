@@ -153,6 +153,8 @@ pub async fn move_batch(
     for m in &moved {
         tracing::info!(user = %m.address, from = %m.from, to, "user moved");
     }
+    // A legacy system in coexistence learns who left it, or came back, at once.
+    crate::migration::after_move(store, &moved, to).await?;
     Ok(moved)
 }
 

@@ -244,8 +244,14 @@ fn success(status: u16, what: String) -> Result<String, String> {
 }
 
 async fn sign_in(run: &mut Run, user: &TestUser) -> Option<UserAgent> {
+    let server = run.server;
+    sign_in_at(run, server, user).await
+}
+
+/// Signs `user` in at `server` (which may be another system's: a legacy pool's next hop).
+async fn sign_in_at(run: &mut Run, server: SocketAddr, user: &TestUser) -> Option<UserAgent> {
     let t = Instant::now();
-    let ua = match agent(run.server, user).await {
+    let ua = match agent(server, user).await {
         Ok(ua) => ua,
         Err(e) => {
             run.step(format!("register {}", user.address), t, Err(e));
@@ -279,6 +285,31 @@ pub async fn registration(server: SocketAddr, user: &TestUser) -> Report {
     run.report()
 }
 
+/// Sends a MESSAGE from `a` to `b` (signed in as `to`) and checks that it arrives; true when
+/// it did.
+async fn send_message(run: &mut Run, a: &UserAgent, b: &UserAgent, to: &str) -> bool {
+    let text = format!(
+        "confab synthetic transaction {} from {}",
+        crate::time::now(),
+        a.aor()
+    );
+    let t = Instant::now();
+    let sent = within(a.message(&format!("sip:{to}"), "text/plain", text.clone()))
+        .await
+        .and_then(|status| success(status, status.to_string()));
+    if !run.step(format!("MESSAGE {} to {to}", a.aor()), t, sent) {
+        return false;
+    }
+    let outcome = loop {
+        match b.next_incoming_of("MESSAGE", STEP).await {
+            Ok(got) if got.body() == text.as_bytes() => break Ok("delivered".to_owned()),
+            Ok(_) => continue,
+            Err(e) => break Err(format!("not delivered: {e}")),
+        }
+    };
+    run.step(format!("MESSAGE arrives at {to}"), t, outcome)
+}
+
 /// Signs both users in, sends a MESSAGE from the first to the second, checks it arrives, and
 /// signs them out.
 pub async fn im(server: SocketAddr, from: &TestUser, to: &TestUser) -> Report {
@@ -287,21 +318,7 @@ pub async fn im(server: SocketAddr, from: &TestUser, to: &TestUser) -> Report {
         return run.report();
     };
     if let Some(b) = sign_in(&mut run, to).await {
-        let text = format!("confab synthetic transaction {}", crate::time::now());
-        let t = Instant::now();
-        let sent = within(a.message(&format!("sip:{}", to.address), "text/plain", text.clone()))
-            .await
-            .and_then(|status| success(status, status.to_string()));
-        if run.step(format!("MESSAGE to {}", to.address), t, sent) {
-            let outcome = loop {
-                match b.next_incoming_of("MESSAGE", STEP).await {
-                    Ok(got) if got.body() == text.as_bytes() => break Ok("delivered".to_owned()),
-                    Ok(_) => continue,
-                    Err(e) => break Err(format!("not delivered: {e}")),
-                }
-            };
-            run.step(format!("MESSAGE arrives at {}", to.address), t, outcome);
-        }
+        send_message(&mut run, &a, &b, &to.address).await;
         sign_out(&mut run, &b).await;
     }
     sign_out(&mut run, &a).await;
@@ -360,5 +377,108 @@ pub async fn presence(server: SocketAddr, watcher: &TestUser, target: &TestUser)
         sign_out(&mut run, &b).await;
     }
     sign_out(&mut run, &a).await;
+    run.report()
+}
+
+/// Sends OPTIONS to `server` (`sip:HOST:PORT` as the Request-URI) and expects a 200: the
+/// server is up and answers SIP.
+pub async fn options(server: SocketAddr) -> Report {
+    let mut run = Run::new("options", server);
+    let t = Instant::now();
+    let probe = TestUser {
+        address: "confab-probe@invalid".to_owned(),
+        password: String::new(),
+    };
+    let outcome = match agent(server, &probe).await {
+        Ok(ua) => within(ua.options(&format!("sip:{server}")))
+            .await
+            .and_then(|r| {
+                let status = r.status().unwrap_or_default();
+                if status == 200 {
+                    Ok(format!("200{}", server_header(&r)))
+                } else {
+                    Err(format!("answered {status}"))
+                }
+            }),
+        Err(e) => Err(e),
+    };
+    run.step(format!("OPTIONS {server}"), t, outcome);
+    run.report()
+}
+
+fn server_header(r: &confab_ua::Message) -> String {
+    ["Server", "User-Agent"]
+        .iter()
+        .find_map(|h| r.headers_named(h).next())
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(|v| format!(" ({v})"))
+        .unwrap_or_default()
+}
+
+/// Signs `a` in at `a_server` and `b` at `b_server` (two systems: a Confab pool and a
+/// legacy one, say), sends a MESSAGE each way and checks that both arrive, and signs them
+/// out: the two systems reach each other's users.
+pub async fn im_both_ways(
+    a_server: SocketAddr,
+    a: &TestUser,
+    b_server: SocketAddr,
+    b: &TestUser,
+) -> Report {
+    let mut run = Run::new("im-both-ways", a_server);
+    let Some(ua_a) = sign_in_at(&mut run, a_server, a).await else {
+        return run.report();
+    };
+    if let Some(ua_b) = sign_in_at(&mut run, b_server, b).await {
+        if send_message(&mut run, &ua_a, &ua_b, &b.address).await {
+            send_message(&mut run, &ua_b, &ua_a, &a.address).await;
+        }
+        sign_out(&mut run, &ua_b).await;
+    }
+    sign_out(&mut run, &ua_a).await;
+    run.report()
+}
+
+/// Signs `user` in at `server` — another system's, that must pass the registration on to
+/// Confab — and checks that Confab's store holds the binding within [`STEP`]; then signs out.
+pub async fn registration_reaching(server: SocketAddr, user: &TestUser, store: &Store) -> Report {
+    let mut run = Run::new("registration-forwarded", server);
+    let Ok(address) = Address::parse(&user.address) else {
+        let t = Instant::now();
+        run.step(
+            format!("register {}", user.address),
+            t,
+            Err("not a user address".to_owned()),
+        );
+        return run.report();
+    };
+    if let Some(ua) = sign_in(&mut run, user).await {
+        let t = Instant::now();
+        let outcome = loop {
+            match store.registrations_of(&address).await {
+                Ok(r) if r.iter().any(|b| b.contact.contains(ua.contact_uri())) => {
+                    break Ok(format!(
+                        "binding {} kept by Confab (path {})",
+                        ua.contact_uri(),
+                        r.iter()
+                            .find(|b| b.contact.contains(ua.contact_uri()))
+                            .and_then(|b| b.path.clone())
+                            .unwrap_or_else(|| "none".into())
+                    ))
+                }
+                Ok(_) if t.elapsed() < STEP => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(_) => {
+                    break Err(
+                        "the registration did not reach Confab (the legacy system kept it)"
+                            .to_owned(),
+                    )
+                }
+                Err(e) => break Err(e.to_string()),
+            }
+        };
+        run.step(format!("{} registered at Confab", user.address), t, outcome);
+        sign_out(&mut run, &ua).await;
+    }
     run.report()
 }

@@ -363,6 +363,22 @@ pub const TABLES: &[TableSpec] = &[
         identity: None,
         deferred: &[],
     },
+    TableSpec {
+        name: "migrations",
+        columns: &[
+            ("legacy_pool", Text),
+            ("system", Text),
+            ("plan", Text),
+            ("phase", Text),
+            ("record", Text),
+            ("revision", Int),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+        order_by: "legacy_pool",
+        identity: None,
+        deferred: &[],
+    },
 ];
 
 impl TableSpec {

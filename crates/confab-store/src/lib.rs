@@ -54,6 +54,7 @@ mod location;
 mod maintenance;
 mod members;
 mod migrate;
+mod migrations;
 mod model;
 mod offline;
 mod presence;
@@ -80,11 +81,15 @@ pub use contacts::{
 pub use db::{BackendKind, SQLITE_BUSY_TIMEOUT};
 pub use error::{BackendError, QuotaError, StoreError};
 pub use feed::{Change, ChangeKind, ChangeWatcher, NOTIFY_CHANNEL, POLL_INTERVAL};
-pub use legacy::{read_kamailio_subscribers, LegacySubscriber};
+pub use legacy::{
+    read_kamailio_moved, read_kamailio_subscribers, redact as redact_url, write_kamailio_moved,
+    LegacyMoved, LegacySubscriber, MovedUpdate,
+};
 pub use location::{StoreLocation, SQLITE_FILE};
 pub use maintenance::PoolMaintenance;
 pub use members::{PoolMember, MEMBER_DEAD_AFTER};
 pub use migrate::SCHEMA_VERSION;
+pub use migrations::MigrationRow;
 pub use model::{
     check_domain, is_pool_name, Address, Credential, Defaults, Domain, NewOfflineMessage, NewUser,
     OfflineMessage, Pool, PoolKind, PoolUsage, Purged, Registration, Site, StoredId, TopologySpec,

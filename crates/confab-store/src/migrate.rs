@@ -75,10 +75,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_backups.sql"),
         postgres: include_str!("../migrations/postgres/0009_backups.sql"),
     },
+    Migration {
+        version: 10,
+        name: "migrations",
+        sqlite: include_str!("../migrations/sqlite/0010_migrations.sql"),
+        postgres: include_str!("../migrations/postgres/0010_migrations.sql"),
+    },
 ];
 
 /// The schema version this build creates and expects.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// The advisory lock key that serialises migrations on PostgreSQL ("confab" and 1).
 const POSTGRES_LOCK_KEY: i64 = 0x0063_6f6e_6661_6201;

@@ -192,6 +192,64 @@ async fn kamailio_subscribers_are_read_from_postgres() {
         ("alice", "secret")
     );
     assert_eq!(rows[1].ha1, "0123456789abcdef0123456789abcdef");
+    // The users homed on Confab, written into Kamailio's database: created on first write,
+    // updated in place, removed when they go back, rewritten whole.
+    assert_eq!(
+        confab_store::read_kamailio_moved(&url).await.expect("read"),
+        None
+    );
+    let moved = |u: &str, p: &str| confab_store::LegacyMoved {
+        username: u.into(),
+        domain: "Example.com".into(),
+        pool: p.into(),
+    };
+    let update = confab_store::MovedUpdate {
+        moved: vec![moved("alice", "pilot"), moved("bob", "pilot")],
+        ..Default::default()
+    };
+    assert_eq!(
+        confab_store::write_kamailio_moved(&url, &update)
+            .await
+            .expect("write"),
+        2
+    );
+    let update = confab_store::MovedUpdate {
+        moved: vec![moved("alice", "fe-paris")],
+        returned: vec![("bob".into(), "example.com".into())],
+        ..Default::default()
+    };
+    assert_eq!(
+        confab_store::write_kamailio_moved(&url, &update)
+            .await
+            .expect("write"),
+        1
+    );
+    let rows = confab_store::read_kamailio_moved(&url)
+        .await
+        .expect("read")
+        .expect("table");
+    assert_eq!(
+        rows,
+        [confab_store::LegacyMoved {
+            username: "alice".into(),
+            domain: "example.com".into(),
+            pool: "fe-paris".into(),
+        }]
+    );
+    let update = confab_store::MovedUpdate {
+        replace: true,
+        moved: vec![moved("bob", "pilot")],
+        ..Default::default()
+    };
+    confab_store::write_kamailio_moved(&url, &update)
+        .await
+        .expect("write");
+    let rows = confab_store::read_kamailio_moved(&url)
+        .await
+        .expect("read")
+        .expect("table");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].username, "bob");
     // A database without the table: a clear refusal.
     let other = fixture().await;
     let url = match &other.location {

@@ -152,10 +152,11 @@ pub enum Command {
     /// contacts — the same inventory a backup carries.
     Inventory(InventoryArgs),
 
-    /// Migration from a legacy deployment (Kamailio): import its users
+    /// Migration from a legacy deployment (Kamailio): plan, import, merge, coexist, advance
+    /// phase by phase, roll back
     ///
-    /// Exit status: 0 done, 1 refused or some users not imported (each listed with why), 2 a
-    /// usage error.
+    /// Exit status: 0 done, 1 refused, a check failed or some users not imported (each listed
+    /// with why), 2 a usage error.
     #[command(subcommand)]
     Migrate(MigrateCommand),
 
@@ -322,6 +323,173 @@ pub enum MigrateCommand {
     /// Merge the topologies: request a publication of the topology with the legacy system
     /// added as a pool of kind legacy, reached at its next hop (a normal change)
     Merge(MigrateMergeArgs),
+
+    /// Plan a phased migration of a legacy pool: its database, the pilot and production
+    /// pools, and two of its subscribers the checks sign in as
+    ///
+    /// The pilot account moves to the pilot pool first; the legacy account stays on the
+    /// legacy system until everyone else has left, so that every stage can be checked with
+    /// messages in both directions. Their passwords are read from standard input (two lines:
+    /// the legacy account's, then the pilot account's) with --passwords-stdin, or from
+    /// CONFAB_LEGACY_ACCOUNT_PASSWORD and CONFAB_PILOT_ACCOUNT_PASSWORD, and kept in
+    /// test-users/migration-POOL.toml in the data directory (readable by its owner only).
+    Plan(MigratePlanArgs),
+
+    /// Give this machine the passwords of a planned migration's two accounts
+    Accounts(MigrateAccountsArgs),
+
+    /// The phases of the migration: what is done, with the evidence of its checks
+    Status(MigrateSelectArgs),
+
+    /// Run the checks of the current phase (real SIP, real databases) and show them
+    Verify(MigrateSelectArgs),
+
+    /// Run the checks of the current phase and, when all pass, move to the next phase
+    ///
+    /// Refused (exit 1, the refusal recorded) while a check fails. In the decommission phase,
+    /// once the legacy pool is empty, it requests the topology without the legacy pool (a
+    /// normal change); approve and implement it, then advance again.
+    Advance(MigrateSelectArgs),
+
+    /// Send the users a move took off the legacy pool back to it, and reopen the phase that
+    /// moved them
+    ///
+    /// A normal change linked to the move (approved by another administrator, then
+    /// `confab change implement`), or at once with --emergency. Kamailio's confab_moved table
+    /// follows as the users move back.
+    Rollback(MigrateRollbackArgs),
+
+    /// Rewrite Kamailio's confab_moved table from Confab's homes (after Kamailio's database
+    /// was restored, or a move could not tell it)
+    Sync(MigrateSyncArgs),
+
+    /// Print the routing block Kamailio includes during coexistence
+    ///
+    /// It relays to Confab the REGISTER of a user homed on Confab (removing its bindings at
+    /// Kamailio) and the requests for such users or for users Kamailio does not have, and
+    /// accepts what Confab sends without challenging it again. Which users are homed on
+    /// Confab it reads from the confab_moved table, which Confab keeps up to date.
+    LegacyConfig(MigrateLegacyConfigArgs),
+}
+
+/// Which migration: `--pool LEGACY` (default: the only one).
+#[derive(Debug, Args)]
+pub struct MigrateSelectArgs {
+    /// The legacy pool being migrated [default: the only migration]
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+}
+
+/// `confab migrate plan`.
+#[derive(Debug, Args)]
+pub struct MigratePlanArgs {
+    /// The legacy system: kamailio
+    #[arg(value_name = "SYSTEM", value_parser = ["kamailio"])]
+    pub system: String,
+
+    /// Its database: sqlite://PATH (or a path) or postgres://USER:PASSWORD@HOST/DB
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "CONFAB_LEGACY_DB",
+        hide_env_values = true
+    )]
+    pub db: String,
+
+    /// The legacy pool (kind = "legacy" in the topology, or the name `migrate merge` will
+    /// give it)
+    #[arg(long, value_name = "POOL")]
+    pub pool: String,
+
+    /// The Confab pool the pilot users move to
+    #[arg(long, value_name = "POOL")]
+    pub pilot_pool: String,
+
+    /// A Confab pool the other users move to (repeat for several)
+    #[arg(long = "production-pool", value_name = "POOL")]
+    pub production_pools: Vec<String>,
+
+    /// The subscriber that stays on the legacy system until the end
+    #[arg(long, value_name = "USER@DOMAIN")]
+    pub legacy_account: String,
+
+    /// The subscriber moved to the pilot pool first
+    #[arg(long, value_name = "USER@DOMAIN")]
+    pub pilot_account: String,
+
+    /// Read the two accounts' passwords from standard input: the legacy account's line, then
+    /// the pilot account's
+    #[arg(long)]
+    pub passwords_stdin: bool,
+}
+
+/// `confab migrate accounts`.
+#[derive(Debug, Args)]
+pub struct MigrateAccountsArgs {
+    /// The legacy pool being migrated [default: the only migration]
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+
+    /// Read the two accounts' passwords from standard input (legacy account, then pilot)
+    #[arg(long)]
+    pub passwords_stdin: bool,
+}
+
+/// `confab migrate rollback`.
+#[derive(Debug, Args)]
+pub struct MigrateRollbackArgs {
+    /// The legacy pool being migrated [default: the only migration]
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+
+    /// The move (its change number) whose users go back to the legacy pool
+    #[arg(long, value_name = "ID")]
+    pub change: i64,
+
+    /// Why
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+
+    /// At once, as an emergency change (emergency role; snapshot first, review after)
+    #[arg(long)]
+    pub emergency: bool,
+}
+
+/// `confab migrate sync`.
+#[derive(Debug, Args)]
+pub struct MigrateSyncArgs {
+    /// The legacy system: kamailio
+    #[arg(value_name = "SYSTEM", value_parser = ["kamailio"])]
+    pub system: String,
+
+    /// The legacy pool being migrated [default: the only migration]
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+}
+
+/// `confab migrate legacy-config`.
+#[derive(Debug, Args)]
+pub struct MigrateLegacyConfigArgs {
+    /// The legacy system: kamailio
+    #[arg(value_name = "SYSTEM", value_parser = ["kamailio"])]
+    pub system: String,
+
+    /// The legacy pool being migrated [default: the only migration]
+    #[arg(long, value_name = "POOL")]
+    pub pool: Option<String>,
+
+    /// Kamailio's database as Kamailio reaches it [default: the migration plan's]
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
+
+    /// A Confab front-end Kamailio relays to, udp|tcp|tls://IP:PORT, in the order tried
+    /// (repeat) [default: the servers of the topology's front-end pools]
+    #[arg(long = "confab", value_name = "URI")]
+    pub confab: Vec<String>,
+
+    /// Write the block to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// `confab test …`

@@ -13,7 +13,7 @@ use crate::cli::{DeploymentArgs, TestArgs, TestCommand};
 use crate::manage::{self, print, print_json, Failure};
 
 /// Where the test users of `pool` are kept.
-fn users_file(data_dir: &Path, pool: &str) -> PathBuf {
+pub(crate) fn users_file(data_dir: &Path, pool: &str) -> PathBuf {
     data_dir.join("test-users").join(format!("{pool}.toml"))
 }
 
@@ -23,20 +23,24 @@ struct UsersFile {
 }
 
 fn write_users(path: &Path, users: &[TestUser]) -> Result<(), Failure> {
-    use std::io::Write;
-    let fail = |e: std::io::Error| {
-        Failure::Failed(format!(
-            "cannot write the test users to {}: {e}",
-            path.display()
-        ))
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
     let text = toml::to_string(&UsersFile {
         user: users.to_vec(),
     })
     .map_err(|e| Failure::Failed(e.to_string()))?;
+    write_secret(
+        path,
+        &format!("# Confab test users: their passwords; keep this file secret.\n{text}"),
+    )
+}
+
+/// Writes `text` to `path`, readable and writable by its owner only (its directory is
+/// created when missing).
+pub(crate) fn write_secret(path: &Path, text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| Failure::Failed(format!("cannot write {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -45,13 +49,10 @@ fn write_users(path: &Path, users: &[TestUser]) -> Result<(), Failure> {
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(fail)?;
-    file.write_all(
-        format!("# Confab test users: their passwords; keep this file secret.\n{text}").as_bytes(),
-    )
-    .map_err(fail)
+    file.write_all(text.as_bytes()).map_err(fail)
 }
 
-fn read_users(path: &Path, pool: &str) -> Result<Vec<TestUser>, Failure> {
+pub(crate) fn read_users(path: &Path, pool: &str) -> Result<Vec<TestUser>, Failure> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Failure::Failed(format!(
             "no test users for pool {pool} ({}: {e}); create them with `confab test setup --pool \

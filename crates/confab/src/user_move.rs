@@ -21,6 +21,9 @@ use crate::manage::{self, print, print_json, table, Failure};
 struct Outcome {
     to: String,
     dry_run: bool,
+    /// The change record of the move (none for a dry run or when nobody moved).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    change: Option<i64>,
     /// The users that moved (or, with --dry-run, would move), with the pool each left.
     users: Vec<MovedJson>,
 }
@@ -63,10 +66,10 @@ pub fn run(deployment: &DeploymentArgs, args: &UserMoveArgs, json: bool) -> Exit
                     from: u.pool.clone(),
                 })
                 .collect();
-            return report(&args.to, true, users, json);
+            return report(&args.to, true, users, None, json);
         }
         if planned.is_empty() {
-            return report(&args.to, false, Vec::new(), json);
+            return report(&args.to, false, Vec::new(), None, json);
         }
         let operator = manage::sign_in(&store, deployment).await?;
         let operation = Operation::MoveUsers {
@@ -156,7 +159,7 @@ pub fn run(deployment: &DeploymentArgs, args: &UserMoveArgs, json: bool) -> Exit
             Some(&control::json(&serde_json::json!({ "moved": done.len() }))),
         )
         .await?;
-        report(&args.to, false, done, json)
+        report(&args.to, false, done, Some(change), json)
     })
 }
 
@@ -174,11 +177,18 @@ fn progress(total: u64, json: bool) -> ProgressBar {
     bar
 }
 
-fn report(to: &str, dry_run: bool, users: Vec<MovedJson>, json: bool) -> Result<(), Failure> {
+fn report(
+    to: &str,
+    dry_run: bool,
+    users: Vec<MovedJson>,
+    change: Option<i64>,
+    json: bool,
+) -> Result<(), Failure> {
     if json {
         return print_json(&Outcome {
             to: to.to_owned(),
             dry_run,
+            change,
             users,
         });
     }
@@ -193,9 +203,12 @@ fn report(to: &str, dry_run: bool, users: Vec<MovedJson>, json: bool) -> Result<
     }
     let verb = if dry_run { "would move" } else { "moved" };
     print(&format!(
-        "{}{} {} user(s) to {to}\n",
+        "{}{} {} user(s) to {to}{}\n",
         table(&rows),
         verb,
-        users.len()
+        users.len(),
+        change.map_or_else(String::new, |c| format!(
+            " (change {c}: `confab change rollback {c}` sends them back)"
+        ))
     ))
 }

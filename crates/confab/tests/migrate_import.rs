@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::store::{assert_success, json, publish_approved, run, stdout, with_data_dir};
@@ -84,6 +84,34 @@ fn outcome(out: &std::process::Output) -> serde_json::Value {
     })
 }
 
+/// The deployment of `server` with pool `default` at its address, and Kamailio merged as the
+/// legacy pool `kamailio` (a normal change, approved and implemented; its next hop is not
+/// contacted here): its data directory, the directory around it, and the merge's change.
+fn merged(server: &Running) -> (PathBuf, PathBuf, String) {
+    let data = server.data_dir();
+    let dir = data.parent().expect("parent").to_path_buf();
+    let doc = format!(
+        "domains = [\"localhost\"]\n\n[[pool]]\nname = \"default\"\nkind = \"front-end\"\n\
+         servers = [\"udp://{}\"]\n",
+        server.addr("udp")
+    );
+    publish_approved(&data, &write(&dir, "topology.toml", &doc), &[]);
+    let id = json(&run(with_data_dir(&MERGE, &data), None))["change"].to_string();
+    common::store::approve_and_implement(&data, &id, &[]);
+    (data, dir, id)
+}
+
+const MERGE: [&str; 8] = [
+    "migrate",
+    "merge",
+    "kamailio",
+    "--pool",
+    "kamailio",
+    "--next-hop",
+    "udp://127.0.0.1:9",
+    "--json",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_users_are_imported_with_their_passwords() {
     let server = Running::start(
@@ -99,28 +127,7 @@ async fn kamailio_users_are_imported_with_their_passwords() {
         ],
         1,
     );
-    let data = server.data_dir();
-    let dir = data.parent().expect("parent").to_path_buf();
-    let doc = format!(
-        "domains = [\"localhost\"]\n\n[[pool]]\nname = \"default\"\nkind = \"front-end\"\n\
-         servers = [\"udp://{}\"]\n",
-        server.addr("udp")
-    );
-    publish_approved(&data, &write(&dir, "topology.toml", &doc), &[]);
-    // Kamailio joins the topology as a legacy pool: a normal change. (Its next hop is not
-    // contacted here.)
-    let merge = [
-        "migrate",
-        "merge",
-        "kamailio",
-        "--pool",
-        "kamailio",
-        "--next-hop",
-        "udp://127.0.0.1:9",
-        "--json",
-    ];
-    let id = json(&run(with_data_dir(&merge, &data), None))["change"].to_string();
-    common::store::approve_and_implement(&data, &id, &[]);
+    let (data, dir, _) = merged(&server);
     let pools = json(&run(
         with_data_dir(&["pool", "list", "--json"], &data),
         None,
@@ -133,7 +140,7 @@ async fn kamailio_users_are_imported_with_their_passwords() {
             .any(|p| p["name"] == "kamailio" && p["kind"] == "legacy"),
         "{pools}"
     );
-    let out = run(with_data_dir(&merge, &data), None);
+    let out = run(with_data_dir(&MERGE, &data), None);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has a pool 'kamailio' already"));
     let mut cmd = confab(&["user", "add", "carol@localhost", "--password-stdin"]);
@@ -256,4 +263,227 @@ async fn kamailio_users_are_imported_with_their_passwords() {
         .expect("changes")
         .iter()
         .any(|c| c["title"] == "import 195 Kamailio subscriber(s) onto legacy pool kamailio"));
+}
+
+/// The rows of the `confab_moved` table Confab keeps in Kamailio's database.
+async fn moved_table(db: &Path) -> Vec<String> {
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("db");
+    let rows: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT username, domain, pool FROM confab_moved ORDER BY username")
+            .fetch_all(&mut conn)
+            .await
+            .expect("confab_moved");
+    conn.close().await.expect("close");
+    rows.into_iter()
+        .map(|(u, d, p)| format!("{u}@{d} {p}"))
+        .collect()
+}
+
+/// The migration's commands that need no Kamailio running (the whole migration, with one, is
+/// `migrate_kamailio.rs`): a plan that does not hold together is refused and stores nothing;
+/// `advance` passes a phase whose checks pass and refuses one whose checks fail, recording
+/// both; the routing block names Confab's front-ends and Kamailio's database; every move off
+/// or back onto the legacy pool is written to Kamailio's `confab_moved` table at once, `sync`
+/// rewrites it whole, and `migrate rollback` sends a moved batch back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_is_planned_checked_and_kamailio_told_of_every_move() {
+    let server = Running::start(&["--listen", "udp://127.0.0.1:0"], 1);
+    let (data, dir, id) = merged(&server);
+    let db = dir.join("kamailio.db");
+    kamailio_db(&db).await;
+    let db_arg = db.display().to_string();
+    let imported = outcome(&import(&data, &db, &[]));
+    assert_eq!(imported["imported"], 196);
+    let confab = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = with_data_dir(args, &data);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run(cmd, None)
+    };
+    let passwords = [
+        ("CONFAB_LEGACY_ACCOUNT_PASSWORD", "kam-pw-150"),
+        ("CONFAB_PILOT_ACCOUNT_PASSWORD", "kam-pw-1"),
+    ];
+    let plan = |pilot: &'static str, env: &[(&str, &str)]| {
+        confab(
+            &[
+                "migrate",
+                "plan",
+                "kamailio",
+                "--db",
+                &db_arg,
+                "--pool",
+                "kamailio",
+                "--pilot-pool",
+                pilot,
+                "--legacy-account",
+                "u150@localhost",
+                "--pilot-account",
+                "u1@localhost",
+            ],
+            env,
+        )
+    };
+    // Refused, nothing stored: no passwords; the legacy pool as the pilot.
+    let out = plan("default", &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CONFAB_LEGACY_ACCOUNT_PASSWORD"));
+    let out = plan("kamailio", &passwords);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("none may be the legacy pool"));
+    assert!(stdout(&confab(&["migrate", "status"], &[])).contains("no migration planned"));
+    assert_success(&plan("default", &passwords));
+    let again = plan("default", &passwords);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "a legacy pool is migrated once"
+    );
+    // Another machine of the operator's is given the passwords too (here: again).
+    let mut cmd = with_data_dir(&["migrate", "accounts", "--passwords-stdin"], &data);
+    cmd.env_remove("CONFAB_LEGACY_ACCOUNT_PASSWORD");
+    assert_success(&run(cmd, Some("kam-pw-150\nkam-pw-1\n")));
+    let accounts = std::fs::metadata(data.join("test-users/migration-kamailio.toml"))
+        .expect("the accounts' passwords are kept");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(accounts.permissions().mode() & 0o777, 0o600);
+    }
+
+    // The plan phase passes (the database is read, the accounts are subscribers); prepare
+    // is refused without a verified backup, and the refusal is recorded.
+    let advanced = confab(&["migrate", "advance", "--json"], &[]);
+    let v = json(&advanced);
+    assert_eq!(
+        (&v["outcome"], &v["phase"]),
+        (&"passed".into(), &"prepare".into())
+    );
+    let refused = confab(&["migrate", "advance"], &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stdout(&refused).contains("FAIL verified-backup"),
+        "{}",
+        stdout(&refused)
+    );
+    let verify = confab(&["migrate", "verify", "--json"], &[]);
+    assert_eq!(verify.status.code(), Some(1));
+    let status = stdout(&confab(&["migrate", "status"], &[]));
+    assert!(status.contains("NOW   prepare"), "{status}");
+    assert!(
+        status.contains("advance refused: verified-backup failed"),
+        "{status}"
+    );
+    assert!(status.contains("200 subscriber(s)"), "{status}");
+
+    // The routing block for Kamailio.
+    let block = stdout(&confab(&["migrate", "legacy-config", "kamailio"], &[]));
+    assert!(block.contains("route[CONFAB]") && block.contains("route[CONFAB_TARGET]"));
+    let front = server.addr("udp");
+    assert!(
+        block.contains(&format!(
+            "($si == \"{}\" && $sp == {} && $proto == \"udp\")",
+            front.ip(),
+            front.port()
+        )),
+        "{block}"
+    );
+    assert!(block.contains(&format!("confab=>sqlite://{}", db.display())));
+    let out = confab(
+        &[
+            "migrate",
+            "legacy-config",
+            "kamailio",
+            "--confab",
+            "ws://127.0.0.1:80",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+
+    // Moves tell Kamailio at once.
+    let moved = json(&confab(
+        &[
+            "user",
+            "move",
+            "u1@localhost",
+            "u2@localhost",
+            "u3@localhost",
+            "--to",
+            "default",
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(
+        moved_table(&db).await,
+        [
+            "u1@localhost default",
+            "u2@localhost default",
+            "u3@localhost default"
+        ]
+    );
+    assert_success(&confab(
+        &["user", "move", "u3@localhost", "--to", "kamailio"],
+        &[],
+    ));
+    assert_eq!(moved_table(&db).await.len(), 2);
+    // A rerun of the import counts the moved users as moved, not as conflicts.
+    let rerun = outcome(&import(&data, &db, &[]));
+    assert_eq!(rerun["moved"], 2, "{rerun:#}");
+    // Kamailio's table damaged (a restore of its database): sync rewrites it.
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("db");
+    sqlx::query("INSERT INTO confab_moved VALUES ('u9', 'localhost', 'default', 0)")
+        .execute(&mut conn)
+        .await
+        .expect("insert");
+    conn.close().await.expect("close");
+    let synced = json(&confab(&["migrate", "sync", "kamailio", "--json"], &[]));
+    assert_eq!(synced["rows"], 2);
+    assert_eq!(moved_table(&db).await.len(), 2);
+
+    // A move rolled back through the migration: a normal change; the users go back to
+    // Kamailio's pool and out of its table.
+    let out = confab(
+        &[
+            "migrate",
+            "rollback",
+            "--change",
+            &id,
+            "--reason",
+            "wrong change",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "the merge is not a move");
+    // At 3 a.m., as an emergency change: at once, reviewed afterwards.
+    let back = json(&confab(
+        &[
+            "migrate",
+            "rollback",
+            "--change",
+            &moved["change"].to_string(),
+            "--reason",
+            "the pilot users cannot call out",
+            "--emergency",
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!((&back["users"], &back["done"]), (&3.into(), &true.into()));
+    assert!(moved_table(&db).await.is_empty());
+    let change = json(&confab(
+        &["change", "show", &back["change"].to_string(), "--json"],
+        &[],
+    ));
+    assert_eq!(change["class"], "emergency", "{change:#}");
+    let users = json(&confab(
+        &["user", "list", "--pool", "kamailio", "--json"],
+        &[],
+    ));
+    assert_eq!(users.as_array().map(Vec::len), Some(196));
 }

@@ -201,3 +201,50 @@ pub async fn domains_and_pools(fx: &Fixture) {
     assert_eq!(store.domains().await.map(|d| d.len()).ok(), Some(1));
     assert_eq!(store.pools().await.map(|p| p.len()).ok(), Some(1));
 }
+
+/// A migration's record: stored once per legacy pool, written only by who read the current
+/// revision, every write in the audit log.
+pub async fn migrations_written_by_revision(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    assert!(store.migrations().await.expect("none").is_empty());
+    let first = store
+        .add_migration("kamailio", "kamailio", "{\"p\":1}", "plan", "{}", "admin")
+        .await
+        .expect("added");
+    assert_eq!(first.revision, 1);
+    assert!(matches!(
+        store
+            .add_migration("kamailio", "kamailio", "{}", "plan", "{}", "admin")
+            .await,
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    let mut next = first.clone();
+    next.phase = "prepare".into();
+    next.record = "{\"done\":[]}".into();
+    let second = store
+        .update_migration(&next, "admin", "migration.advance", "{}")
+        .await
+        .expect("updated");
+    assert_eq!(second.revision, 2);
+    // A writer that read revision 1 is refused; nothing changes.
+    let mut stale = first.clone();
+    stale.phase = "merge".into();
+    assert!(matches!(
+        store
+            .update_migration(&stale, "other", "migration.advance", "{}")
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let now = store
+        .migration("kamailio")
+        .await
+        .expect("read")
+        .expect("one");
+    assert_eq!((now.phase.as_str(), now.revision), ("prepare", 2));
+    assert_eq!(now.plan, "{\"p\":1}");
+    let audit = store.audit_entries(0, 1000).await.expect("audit");
+    assert!(audit.iter().any(|e| e.action == "migration.plan"));
+    assert!(audit.iter().any(|e| e.action == "migration.advance"));
+    assert!(store.migration("other").await.expect("read").is_none());
+    store.close().await;
+}
