@@ -452,6 +452,18 @@ pub async fn create(
     })
 }
 
+/// The SHA-256 (hex) of the file at `path`, read in a stream: whether an archive is still
+/// the one that was verified, without loading it.
+pub fn file_sha256(path: &Path) -> Result<String, OpsError> {
+    let fail = |e: std::io::Error| OpsError::BackupFile {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut reader = Hashing::new(std::fs::File::open(path).map_err(fail)?);
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(fail)?;
+    Ok(reader.finish().1)
+}
+
 /// A reader or writer that hashes (SHA-256) and counts what passes through it.
 struct Hashing<T> {
     inner: T,

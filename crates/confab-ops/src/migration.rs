@@ -236,6 +236,9 @@ pub struct Record {
     pub last_check: Option<PhaseRun>,
     /// Refusals, rollbacks, changes requested.
     pub events: Vec<Event>,
+    /// The change requested to remove the legacy pool from the topology, once it is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal: Option<i64>,
 }
 
 /// A migration as read from the store.
@@ -654,7 +657,13 @@ pub async fn checks(store: &Store, m: &Migration, accounts: &Accounts) -> Vec<Ch
         }
         Phase::Prepare => {
             let t = Instant::now();
-            let backups = store.backups().await.unwrap_or_default();
+            let backups = match store.backups().await {
+                Ok(b) => b,
+                Err(e) => {
+                    out.push(check("verified-backup", t, Err(e.to_string())));
+                    return out;
+                }
+            };
             let found = backups
                 .iter()
                 .find(|b| b.created_at >= m.created_at && b.verified_ok == Some(true));
@@ -664,8 +673,8 @@ pub async fn checks(store: &Store, m: &Migration, accounts: &Accounts) -> Vec<Ch
                      `confab backup create --out FILE` and `confab backup verify FILE`"
                         .to_owned(),
                 ),
-                Some(b) => match crate::backup::load(std::path::Path::new(&b.path)) {
-                    Ok(loaded) if loaded.sha256 == b.sha256 => Ok(format!(
+                Some(b) => match crate::backup::file_sha256(std::path::Path::new(&b.path)) {
+                    Ok(sha256) if sha256 == b.sha256 => Ok(format!(
                         "{} ({} users, sha256 {}), verified {}",
                         b.path,
                         b.users,
@@ -1114,7 +1123,20 @@ pub async fn advance(
                 .iter()
                 .all(|c| c.passed || c.name == "legacy-pool-removed");
         if only_removal {
+            // Asked for already and still waiting: not asked twice.
+            if let Some(id) = m.record.removal {
+                let waiting = store.change(id).await?.is_some_and(|c| {
+                    matches!(
+                        c.state,
+                        confab_store::ChangeState::Requested | confab_store::ChangeState::Approved
+                    )
+                });
+                if waiting {
+                    return Ok((m, Advanced::Requested(run, id)));
+                }
+            }
             let change = request_removal(store, ctx.operator(), &m.plan).await?;
+            m.record.removal = Some(change);
             m.record.last_check = Some(run.clone());
             m.record.events.push(Event {
                 at: run.at,

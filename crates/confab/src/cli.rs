@@ -359,8 +359,8 @@ pub enum MigrateCommand {
     /// follows as the users move back.
     Rollback(MigrateRollbackArgs),
 
-    /// Rewrite Kamailio's confab_moved table from Confab's homes (after Kamailio's database
-    /// was restored, or a move could not tell it)
+    /// Rewrite Kamailio's confab_moved table from Confab's homes (after either side's
+    /// database was restored from a backup, or when a move could not tell Kamailio)
     Sync(MigrateSyncArgs),
 
     /// Print the routing block Kamailio includes during coexistence

@@ -403,6 +403,27 @@ async fn a_migration_is_planned_checked_and_kamailio_told_of_every_move() {
     );
     assert_eq!(out.status.code(), Some(2));
 
+    // Front-ends named: tried in that order, a WebSocket listener refused.
+    let named = stdout(&confab(
+        &[
+            "migrate",
+            "legacy-config",
+            "kamailio",
+            "--confab",
+            "udp://127.0.0.1:5999",
+            "--confab",
+            "tcp://127.0.0.1:5998",
+        ],
+        &[],
+    ));
+    assert!(
+        named.contains("$du = \"sip:127.0.0.1:5999;transport=udp\";"),
+        "{named}"
+    );
+    assert!(
+        named.contains("$du = \"sip:127.0.0.1:5998;transport=tcp\";"),
+        "{named}"
+    );
     // Moves tell Kamailio at once.
     let moved = json(&confab(
         &[

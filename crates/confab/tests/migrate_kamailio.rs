@@ -535,6 +535,12 @@ async fn a_kamailio_deployment_migrates_in_phases_with_coexistence() {
         (outcome.as_str(), phase.as_str()),
         ("requested", "decommission")
     );
+    let (again, _, waiting) = op.advance();
+    assert_eq!(
+        (again.as_str(), &waiting["change"]),
+        ("requested", &v["change"]),
+        "the removal is asked for once"
+    );
     approve_and_implement(&data, &v["change"].to_string(), &[]);
     op.passes("complete", &kamailio);
     let homes_now = homes(&data).await;
