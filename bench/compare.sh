@@ -123,7 +123,7 @@ start_server() {
     case "$server" in
     confab)
         port=$CONFAB_PORT
-        launch "$work/confab.log" "$bin/confab" serve --data-dir "$work/confab-data" \
+        launch "$work/confab.log" "$bin/confab" serve --data-dir "$work/confab-data" --admin-listen 127.0.0.1:0 \
             --listen "udp://127.0.0.1:$CONFAB_PORT" --digest-algorithms MD5 --log-level warn &&
             started=1
         ;;

@@ -155,7 +155,7 @@ start_server() {
             rm -rf "$work/confab-data"
             cp -a "$work/confab-pristine" "$work/confab-data"
         fi
-        launch "$work/confab.log" "$bin/confab" serve --data-dir "$work/confab-data" \
+        launch "$work/confab.log" "$bin/confab" serve --data-dir "$work/confab-data" --admin-listen 127.0.0.1:0 \
             --listen "udp://127.0.0.1:$CONFAB_PORT" --digest-algorithms MD5 --log-level warn \
             --presence-unknown-watchers colleagues &&
             started=1

@@ -52,7 +52,7 @@ fail() {
 
 # The server first: its first start creates the deployment (store, domain localhost) that
 # `confab user add` then writes to. Port 0 binds a free port; the server prints the actual one.
-"$confab" serve --data-dir "$tmp/data" --listen udp://127.0.0.1:0 \
+"$confab" serve --data-dir "$tmp/data" --listen udp://127.0.0.1:0 --admin-listen 127.0.0.1:0 \
     --presence-unknown-watchers colleagues \
     >"$tmp/serve.out" 2>"$tmp/serve.err" </dev/null &
 server_pid=$!

@@ -287,3 +287,69 @@ fn listed(what: &str, names: &[String]) -> String {
         format!("{what}: {}", names.join(", "))
     }
 }
+
+/// What kind of failure an error is, for callers that answer in a protocol of their own (the
+/// admin API's HTTP status codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The caller is not signed in.
+    SignIn,
+    /// Signed in, but not allowed (roles, a disabled administrator, a change not approved).
+    Denied,
+    /// What was named does not exist.
+    NotFound,
+    /// It conflicts with the deployment's state (exists already, in use, changed meanwhile).
+    Conflict,
+    /// The request itself is wrong: fix it and ask again.
+    Invalid,
+    /// The store cannot be reached or stayed busy: ask again later.
+    Unavailable,
+    /// Something the caller cannot fix.
+    Internal,
+}
+
+impl OpsError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        use OpsError as E;
+        match self {
+            E::SignIn { .. } => ErrorKind::SignIn,
+            E::Denied { .. }
+            | E::Disabled { .. }
+            | E::OutsideChange { .. }
+            | E::NotApproved { .. }
+            | E::NeedsApproval { .. } => ErrorKind::Denied,
+            E::UnknownDomain { .. }
+            | E::UnknownPool { .. }
+            | E::UnknownUser { .. }
+            | E::UnknownContactGroup { .. }
+            | E::UnknownContact { .. }
+            | E::UnknownPresenceRule { .. } => ErrorKind::NotFound,
+            E::UserExists { .. }
+            | E::ContactGroupExists { .. }
+            | E::ContactGroupNotEmpty { .. }
+            | E::ContactExists { .. }
+            | E::NoRollback { .. }
+            | E::Migration { .. }
+            | E::NoPair { .. } => ErrorKind::Conflict,
+            E::Password { .. }
+            | E::DisplayName { .. }
+            | E::MoveSelection(_)
+            | E::SamePool { .. }
+            | E::InvalidTopology { .. }
+            | E::BackupFile { .. }
+            | E::Backup { .. } => ErrorKind::Invalid,
+            E::MoveInterrupted { source, .. } => source.kind(),
+            E::Store(e) => match e {
+                StoreError::Invalid { .. } => ErrorKind::Invalid,
+                StoreError::NotFound { .. } => ErrorKind::NotFound,
+                StoreError::AlreadyExists { .. } | StoreError::Conflict { .. } => {
+                    ErrorKind::Conflict
+                }
+                StoreError::Unavailable { .. } | StoreError::Busy { .. } => ErrorKind::Unavailable,
+                _ => ErrorKind::Internal,
+            },
+            _ => ErrorKind::Internal,
+        }
+    }
+}

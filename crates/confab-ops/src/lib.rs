@@ -62,12 +62,13 @@ pub mod migration;
 pub mod moves;
 mod password;
 pub mod sources;
+pub mod status;
 pub mod synthetic;
 pub mod time;
 pub mod topology;
 pub mod users;
 
-pub use error::OpsError;
+pub use error::{ErrorKind, OpsError};
 pub use password::{Password, ALGORITHMS, MAX_LENGTH, RECOMMENDED_LENGTH};
 
 #[cfg(test)]

@@ -236,6 +236,113 @@ pub async fn carry_back(
     Ok((moved, passed))
 }
 
+/// What [`perform`] did.
+#[derive(Debug, Clone)]
+pub enum Performed {
+    /// Nobody to move: every user selected is on the target already.
+    Nothing,
+    /// A standard change: the users moved, recorded as change `change`.
+    Moved {
+        /// The change record.
+        change: i64,
+        /// Who moved, and the pool each left.
+        users: Vec<MovedUser>,
+    },
+    /// More users than a standard change allows: a normal change requested, which another
+    /// administrator approves before `control::implement` moves them.
+    Requested {
+        /// The change record.
+        change: Box<confab_store::ChangeRecord>,
+        /// How many users it moves.
+        users: usize,
+    },
+}
+
+/// How [`perform`] moves.
+#[derive(Debug, Clone, Copy)]
+pub struct Order<'a> {
+    /// The pool the users move to.
+    pub to: &'a str,
+    /// Users per store transaction.
+    pub batch: usize,
+    /// Why, for the change record.
+    pub reason: &'a str,
+    /// What the operator runs to complete a move that stopped part-way.
+    pub again: &'a str,
+}
+
+/// Moves the users `planned` (from [`plan`]) as `order` says for `operator`: up to
+/// [`crate::control::STANDARD_MOVE_LIMIT`] at once as a standard change, a batch per store
+/// transaction, calling `progress` after each; more as a normal change requested.
+pub async fn perform(
+    store: &Store,
+    operator: &crate::control::Operator,
+    planned: &[UserSummary],
+    order: Order<'_>,
+    progress: &mut (dyn FnMut(usize) + Send),
+) -> Result<Performed, OpsError> {
+    use crate::control::{self, Done, Operation};
+    let Order {
+        to,
+        batch,
+        reason,
+        again,
+    } = order;
+    if planned.is_empty() {
+        return Ok(Performed::Nothing);
+    }
+    let operation = Operation::MoveUsers {
+        to: to.to_owned(),
+        users: planned
+            .iter()
+            .map(|u| Planned {
+                address: u.address.to_string(),
+                from: u.pool.clone(),
+            })
+            .collect(),
+        batch: (batch != DEFAULT_BATCH).then_some(batch),
+    };
+    if planned.len() > control::STANDARD_MOVE_LIMIT {
+        let impact = format!(
+            "{} user(s) signed out at their pool and signed in again at pool {to}",
+            planned.len()
+        );
+        let change = control::request(store, operator, &operation, reason, Some(&impact)).await?;
+        return Ok(Performed::Requested {
+            change: Box::new(change),
+            users: planned.len(),
+        });
+    }
+    let ctx = control::authorize(
+        operator,
+        Right::MoveUsers(planned.len()),
+        confab_store::ChangeClass::Standard,
+    )?;
+    let change = control::begin(
+        store,
+        &ctx,
+        Done {
+            title: operation.title(),
+            reason: reason.to_owned(),
+            operation: control::json(&operation),
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    let addresses: Vec<Address> = planned.iter().map(|u| u.address.clone()).collect();
+    let users = carry(store, &ctx, &addresses, to, batch, again, progress).await?;
+    control::finish(
+        store,
+        &ctx,
+        change,
+        None,
+        Some(&control::json(&serde_json::json!({ "moved": users.len() }))),
+    )
+    .await?;
+    Ok(Performed::Moved { change, users })
+}
+
 #[cfg(test)]
 mod tests {
     use super::matches;

@@ -67,6 +67,7 @@ mod ids;
 pub mod location;
 pub mod memory;
 pub mod messaging;
+pub mod metrics;
 pub mod pools;
 pub mod presence;
 pub mod registrar;

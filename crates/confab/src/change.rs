@@ -52,7 +52,7 @@ pub fn write_credentials(
 }
 
 #[derive(Serialize)]
-struct ChangeJson<'a> {
+pub(crate) struct ChangeJson<'a> {
     id: i64,
     class: &'a str,
     state: &'a str,
@@ -83,7 +83,7 @@ struct ApprovalJson<'a> {
     at: i64,
 }
 
-fn change_json(c: &ChangeRecord) -> ChangeJson<'_> {
+pub(crate) fn change_json(c: &ChangeRecord) -> ChangeJson<'_> {
     ChangeJson {
         id: c.id,
         class: c.class.as_str(),
@@ -509,257 +509,115 @@ fn operation(words: &[String]) -> Result<Operation, Failure> {
 /// Runs `confab status`.
 pub fn run_status(deployment: &DeploymentArgs, args: &StatusArgs, json: bool) -> ExitCode {
     let result = manage::run_with(deployment, |store| async move {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let usage = store.pool_usage().await?;
-        let waiting = store
-            .changes(&ChangeFilter {
-                state: Some(confab_store::ChangeState::Requested),
-                class: Some(confab_store::ChangeClass::Normal),
-            })
-            .await?;
-        let approved = store
-            .changes(&ChangeFilter {
-                state: Some(confab_store::ChangeState::Approved),
-                class: None,
-            })
-            .await?;
-        let review: Vec<ChangeRecord> = store
-            .changes(&ChangeFilter {
-                state: Some(confab_store::ChangeState::Implemented),
-                class: Some(confab_store::ChangeClass::Emergency),
-            })
-            .await?;
-        let overdue: Vec<&ChangeRecord> = review
-            .iter()
-            .filter(|c| c.review_due.is_some_and(|due| due < now))
-            .collect();
-        let audit = store.verify_audit().await?;
-        let blocked = store.blocked_sources().await?;
-        let maintenance = store.pools_in_maintenance().await?;
-        let backups = store.backups().await?;
-        let last_backup = backups.first();
-        let last_verified = backups
-            .iter()
-            .filter(|b| b.verified_ok == Some(true))
-            .max_by_key(|b| b.created_at);
-        let pairs: std::collections::HashMap<String, Option<String>> = store
-            .pools()
-            .await?
-            .into_iter()
-            .map(|p| (p.name, p.pair))
-            .collect();
-        let healthy = overdue.is_empty() && audit.first_bad.is_none();
+        let s = confab_ops::status::deployment(&store, true).await?;
         if args.prometheus {
-            let mut out = String::new();
-            let mut metric = |name: &str, help: &str, kind: &str, samples: Vec<(String, u64)>| {
-                out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-                for (labels, value) in samples {
-                    out.push_str(&format!("{name}{labels} {value}\n"));
-                }
-            };
-            let one = |v: usize| vec![(String::new(), v as u64)];
-            metric(
-                "confab_pool_users",
-                "Users homed on each pool.",
-                "gauge",
-                usage
-                    .iter()
-                    .map(|u| (format!("{{pool=\"{}\"}}", u.pool), u.users as u64))
-                    .collect(),
-            );
-            metric(
-                "confab_pool_registrations",
-                "Registrations of the users homed on each pool.",
-                "gauge",
-                usage
-                    .iter()
-                    .map(|u| (format!("{{pool=\"{}\"}}", u.pool), u.registrations as u64))
-                    .collect(),
-            );
-            metric(
-                "confab_changes_awaiting_approval",
-                "Normal changes requested and not yet approved or rejected.",
-                "gauge",
-                one(waiting.len()),
-            );
-            metric(
-                "confab_changes_approved_not_implemented",
-                "Changes approved and not yet implemented.",
-                "gauge",
-                one(approved.len()),
-            );
-            metric(
-                "confab_emergency_changes_awaiting_review",
-                "Emergency changes implemented and not yet reviewed.",
-                "gauge",
-                one(review.len()),
-            );
-            metric(
-                "confab_emergency_reviews_overdue",
-                "Emergency changes whose review is overdue.",
-                "gauge",
-                one(overdue.len()),
-            );
-            metric(
-                "confab_pools_in_maintenance",
-                "Pools in maintenance, served by their pair.",
-                "gauge",
-                one(maintenance.len()),
-            );
-            metric(
-                "confab_blocked_sources",
-                "Source networks blocked at ingress.",
-                "gauge",
-                one(blocked.len()),
-            );
-            if let Some(b) = last_backup {
-                metric(
-                    "confab_last_backup_age_seconds",
-                    "Seconds since the newest backup was taken.",
-                    "gauge",
-                    vec![(
-                        String::new(),
-                        u64::try_from(now - b.created_at).unwrap_or(0),
-                    )],
-                );
-            }
-            if let Some(b) = last_verified {
-                metric(
-                    "confab_last_verified_backup_age_seconds",
-                    "Seconds since the newest backup that verified was taken.",
-                    "gauge",
-                    vec![(
-                        String::new(),
-                        u64::try_from(now - b.created_at).unwrap_or(0),
-                    )],
-                );
-            }
-            metric(
-                "confab_audit_entries",
-                "Entries in the audit log.",
-                "gauge",
-                vec![(String::new(), audit.entries)],
-            );
-            metric(
-                "confab_audit_intact",
-                "1 when the audit log's hash chain verifies, 0 when it does not.",
-                "gauge",
-                one(usize::from(audit.first_bad.is_none())),
-            );
-            print(&out)?;
+            let mut out = confab_ops::status::Exposition::new();
+            s.write_metrics(&mut out);
+            print(&out.finish())?;
         } else if json {
-            print_json(&serde_json::json!({
-                "pools": usage.iter().map(|u| serde_json::json!({
-                    "pool": u.pool, "users": u.users, "registrations": u.registrations,
-                })).collect::<Vec<_>>(),
-                "awaiting_approval": waiting.iter().map(|c| c.id).collect::<Vec<_>>(),
-                "approved_not_implemented": approved.iter().map(|c| c.id).collect::<Vec<_>>(),
-                "emergency_awaiting_review": review.iter().map(|c| c.id).collect::<Vec<_>>(),
-                "overdue_reviews": overdue.iter().map(|c| c.id).collect::<Vec<_>>(),
-                "blocked_sources": blocked.iter().map(|b| b.cidr.as_str()).collect::<Vec<_>>(),
-                "last_backup": last_backup.map(|b| serde_json::json!({
-                    "path": b.path, "created_at": b.created_at, "verified": b.verified_ok,
-                })),
-                "last_verified_backup": last_verified.map(|b| serde_json::json!({
-                    "path": b.path, "created_at": b.created_at,
-                })),
-                "pools_in_maintenance": maintenance.iter().map(|m| serde_json::json!({
-                    "pool": m.pool,
-                    "served_by": pairs.get(&m.pool).cloned().flatten(),
-                    "since": m.since,
-                    "by": m.started_by,
-                    "reason": m.reason,
-                })).collect::<Vec<_>>(),
-                "audit_entries": audit.entries,
-                "audit_intact": audit.first_bad.is_none(),
-            }))?;
+            print_json(&s.json())?;
         } else {
-            let mut out = String::new();
-            for u in &usage {
-                out.push_str(&format!(
-                    "pool {}: {} user(s), {} registration(s)\n",
-                    u.pool, u.users, u.registrations
-                ));
-            }
-            let ids = |cs: &[&ChangeRecord]| {
-                cs.iter()
-                    .map(|c| c.id.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let line = |label: &str, cs: Vec<&ChangeRecord>| match cs.len() {
-                0 => format!("{label}: none\n"),
-                n => format!("{label}: {n} ({})\n", ids(&cs)),
-            };
-            out.push_str(&line("changes awaiting approval", waiting.iter().collect()));
-            out.push_str(&line(
-                "approved, not implemented",
-                approved.iter().collect(),
-            ));
-            out.push_str(&line(
-                "emergency changes awaiting review",
-                review.iter().collect(),
-            ));
-            if !overdue.is_empty() {
-                out.push_str(&format!(
-                    "OVERDUE reviews: {} — review them with `confab change review ID --comment …`\n",
-                    ids(&overdue)
-                ));
-            }
-            for m in &maintenance {
-                let pair = pairs.get(&m.pool).cloned().flatten();
-                out.push_str(&format!(
-                    "pool {} in MAINTENANCE since {} by {} ({}): its users are served by {}\n",
-                    m.pool,
-                    utc(m.since),
-                    m.started_by,
-                    m.reason,
-                    pair.as_deref()
-                        .unwrap_or("itself (it has no pair any more)")
-                ));
-            }
-            out.push_str(&match (last_backup, last_verified) {
-                (None, _) => "backups: none taken (`confab backup create`)\n".to_owned(),
-                (Some(b), Some(v)) if b.path == v.path => {
-                    format!("last backup: {}, verified\n", utc(b.created_at))
-                }
-                (Some(b), Some(v)) => format!(
-                    "last backup: {}, not verified; last verified: {}\n",
-                    utc(b.created_at),
-                    utc(v.created_at)
-                ),
-                (Some(b), None) => format!(
-                    "last backup: {}, none verified (`confab backup verify FILE`)\n",
-                    utc(b.created_at)
-                ),
-            });
-            if blocked.is_empty() {
-                out.push_str("blocked sources: none\n");
-            }
-            for b in &blocked {
-                out.push_str(&format!(
-                    "blocked source {} since {} by {}: {}\n",
-                    b.cidr,
-                    utc(b.created_at),
-                    b.created_by,
-                    b.reason
-                ));
-            }
-            out.push_str(&match &audit.first_bad {
-                None => format!("audit log: intact, {} entries\n", audit.entries),
-                Some(b) => format!("audit log: BROKEN at entry {} ({})\n", b.seq, b.problem),
-            });
-            print(&out)?;
+            print(&status_text(&s))?;
         }
-        Ok(if healthy {
+        Ok(if s.healthy() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)
         })
     });
-    result.unwrap_or_else(|f| f.report_as(2))
+    result.unwrap_or_else(Failure::report)
+}
+
+/// `confab status` for people.
+fn status_text(s: &confab_ops::status::DeploymentStatus) -> String {
+    let mut out = String::new();
+    for u in &s.pools {
+        out.push_str(&format!(
+            "pool {}: {} user(s), {} registration(s)\n",
+            u.pool, u.users, u.registrations
+        ));
+    }
+    let ids = |cs: &[&ChangeRecord]| {
+        cs.iter()
+            .map(|c| c.id.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let line = |label: &str, cs: Vec<&ChangeRecord>| match cs.len() {
+        0 => format!("{label}: none\n"),
+        n => format!("{label}: {n} ({})\n", ids(&cs)),
+    };
+    out.push_str(&line(
+        "changes awaiting approval",
+        s.awaiting_approval.iter().collect(),
+    ));
+    out.push_str(&line(
+        "approved, not implemented",
+        s.approved.iter().collect(),
+    ));
+    out.push_str(&line(
+        "emergency changes awaiting review",
+        s.awaiting_review.iter().collect(),
+    ));
+    let overdue = s.overdue_reviews();
+    if !overdue.is_empty() {
+        out.push_str(&format!(
+            "OVERDUE reviews: {} — review them with `confab change review ID --comment …`\n",
+            ids(&overdue)
+        ));
+    }
+    for m in &s.maintenance {
+        out.push_str(&format!(
+            "pool {} in MAINTENANCE since {} by {} ({}): its users are served by {}\n",
+            m.pool,
+            utc(m.since),
+            m.by,
+            m.reason,
+            m.served_by
+                .as_deref()
+                .unwrap_or("itself (it has no pair any more)")
+        ));
+    }
+    out.push_str(&match (&s.last_backup, &s.last_verified_backup) {
+        (None, _) => "backups: none taken (`confab backup create`)\n".to_owned(),
+        (Some(b), Some(v)) if b.path == v.path => {
+            format!("last backup: {}, verified\n", utc(b.created_at))
+        }
+        (Some(b), Some(v)) => format!(
+            "last backup: {}, not verified; last verified: {}\n",
+            utc(b.created_at),
+            utc(v.created_at)
+        ),
+        (Some(b), None) => format!(
+            "last backup: {}, none verified (`confab backup verify FILE`)\n",
+            utc(b.created_at)
+        ),
+    });
+    if s.blocked.is_empty() {
+        out.push_str("blocked sources: none\n");
+    }
+    for b in &s.blocked {
+        out.push_str(&format!(
+            "blocked source {} since {} by {}: {}\n",
+            b.cidr,
+            utc(b.created_at),
+            b.created_by,
+            b.reason
+        ));
+    }
+    for m in &s.migrations {
+        out.push_str(&format!(
+            "migration of legacy pool {}: phase {} (`confab migrate status`)\n",
+            m.legacy_pool, m.phase
+        ));
+    }
+    if let Some(audit) = &s.audit {
+        out.push_str(&match &audit.first_bad {
+            None => format!("audit log: intact, {} entries\n", audit.entries),
+            Some(b) => format!("audit log: BROKEN at entry {} ({})\n", b.seq, b.problem),
+        });
+    }
+    out
 }
 
 #[derive(Serialize)]

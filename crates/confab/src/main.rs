@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod backup;
 mod change;
 mod cli;

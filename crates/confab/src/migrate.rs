@@ -88,15 +88,19 @@ fn write_accounts(path: &Path, m: &Migration, passwords: (String, String)) -> Re
 /// The accounts' passwords known on this machine (missing ones are reported by the checks
 /// that need them).
 fn accounts(deployment: &DeploymentArgs, m: &Migration) -> Accounts {
-    let dir = manage::data_dir(deployment);
+    accounts_in(&manage::data_dir(deployment), m)
+}
+
+/// The accounts' passwords kept in the data directory `dir`, and the pilot pool's test users.
+pub(crate) fn accounts_in(dir: &Path, m: &Migration) -> Accounts {
     let mut out = Accounts::default();
-    if let Ok(text) = std::fs::read_to_string(accounts_file(&dir, &m.plan.legacy_pool)) {
+    if let Ok(text) = std::fs::read_to_string(accounts_file(dir, &m.plan.legacy_pool)) {
         if let Ok(file) = toml::from_str::<AccountsFile>(&text) {
             out.legacy = Some(file.legacy);
             out.pilot = Some(file.pilot);
         }
     }
-    let pilot_users = crate::synthetic::users_file(&dir, &m.plan.pilot_pool);
+    let pilot_users = crate::synthetic::users_file(dir, &m.plan.pilot_pool);
     if pilot_users.exists() {
         out.pilot_test_users =
             crate::synthetic::read_users(&pilot_users, &m.plan.pilot_pool).unwrap_or_default();

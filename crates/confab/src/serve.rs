@@ -4,8 +4,8 @@
 //! where they are, and runs until SIGINT or SIGTERM, holding the store open all along.
 //!
 //! Standard output carries only the `listening TRANSPORT://IP:PORT` lines (JSON objects with
-//! `--json`), so that scripts and tests can read the actual ports; logs and the first start's
-//! advice go to standard error.
+//! `--json`), the admin listener's `listening http://IP:PORT` first, so that scripts and tests
+//! can read the actual ports; logs and the first start's advice go to standard error.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -173,10 +173,6 @@ async fn front_end(
     created: &Defaults,
     json: bool,
 ) -> ExitCode {
-    info!(
-        admin_listen = %settings.admin_listen,
-        "the admin API arrives in a later issue; not listening on admin_listen yet"
-    );
     let (router, directory) = match build_router(settings, store).await {
         Ok(built) => built,
         Err(code) => return code,
@@ -203,6 +199,20 @@ async fn front_end(
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
+    // The admin listener: API, console, metrics, health.
+    let admin_listener = match crate::admin::bind(settings.admin_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen for the admin API on {} (from {}): {e}; another process \
+                 may hold the address: choose another with --admin-listen (port 0 picks a free one)",
+                settings.admin_listen,
+                settings.origin("admin_listen")
+            );
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let admin_addr = admin_listener.local_addr().ok();
     let shutdown = match shutdown_signal() {
         Ok(signal) => signal,
         Err(e) => {
@@ -216,10 +226,25 @@ async fn front_end(
             first_start::next_steps(settings, location, created, &server.local_addrs())
         );
     }
-    if let Err(e) = announce(&server, json) {
+    if let Err(e) = announce(&server, admin_addr, json) {
         error!(error = %e, "cannot write the listening addresses to standard output");
         return ExitCode::from(EXIT_RUNTIME);
     }
+    let admin_state = Arc::new(crate::admin::AdminState::new(
+        store.clone(),
+        Arc::clone(&router),
+        settings.data_dir.clone(),
+        router.pool().to_owned(),
+    ));
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin = tokio::spawn(crate::admin::serve(
+        admin_listener,
+        crate::admin::app(admin_state),
+        async move {
+            let _ = admin_stopped.await;
+        },
+    ));
+    info!(admin = ?admin_addr, "admin API, web console and metrics");
     let watcher = tokio::spawn(follow_changes(
         store.clone(),
         Arc::clone(&router),
@@ -230,6 +255,13 @@ async fn front_end(
         .clone()
         .map(|schedule| tokio::spawn(scheduled_backups(store.clone(), schedule)));
     server.run(shutdown).await;
+    let _ = stop_admin.send(());
+    if tokio::time::timeout(std::time::Duration::from_secs(5), admin)
+        .await
+        .is_err()
+    {
+        warn!("the admin listener did not stop within 5 s");
+    }
     watcher.abort();
     if let Some(task) = scheduled {
         task.abort();
@@ -552,9 +584,18 @@ fn report(e: &SettingsError) {
 }
 
 /// One line per listener on standard output, flushed at once.
-fn announce(server: &Server, json: bool) -> std::io::Result<()> {
+fn announce(
+    server: &Server,
+    admin: Option<std::net::SocketAddr>,
+    json: bool,
+) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    for uri in server.local_addrs() {
+    // The admin listener first, so that a reader counting SIP listeners has seen it by then.
+    let admin = admin.map(|a| format!("http://{a}"));
+    for uri in admin
+        .into_iter()
+        .chain(server.local_addrs().iter().map(|u| u.to_string()))
+    {
         if json {
             writeln!(out, "{{\"listening\":\"{uri}\"}}")?;
         } else {

@@ -7,9 +7,8 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use confab_ops::control::{self, Done, Operation, Right};
-use confab_ops::moves::{self, MoveRequest};
-use confab_store::Address;
+use confab_ops::control;
+use confab_ops::moves::{self, MoveRequest, Performed};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
@@ -72,94 +71,60 @@ pub fn run(deployment: &DeploymentArgs, args: &UserMoveArgs, json: bool) -> Exit
             return report(&args.to, false, Vec::new(), None, json);
         }
         let operator = manage::sign_in(&store, deployment).await?;
-        let operation = Operation::MoveUsers {
-            to: args.to.clone(),
-            users: planned
-                .iter()
-                .map(|u| moves::Planned {
-                    address: u.address.to_string(),
-                    from: u.pool.clone(),
-                })
-                .collect(),
-            batch: (args.batch != moves::DEFAULT_BATCH).then_some(args.batch),
-        };
         let reason = args
             .reason
             .clone()
             .unwrap_or_else(|| "move users between pools".to_owned());
-        if planned.len() > control::STANDARD_MOVE_LIMIT {
-            // Too many for a standard change: a normal one, which another administrator
-            // approves before it is implemented.
-            let impact = format!(
-                "{} user(s) signed out at their pool and signed in again at pool {}",
-                planned.len(),
-                args.to
-            );
-            let c = control::request(&store, &operator, &operation, &reason, Some(&impact)).await?;
-            if json {
-                return print_json(&Requested {
-                    change: c.id,
-                    state: c.state.as_str(),
-                    to: &args.to,
-                    users: planned.len(),
-                });
-            }
-            return print(&format!(
-                "a move of {} users is more than a standard change allows ({}): {}",
-                planned.len(),
-                control::STANDARD_MOVE_LIMIT,
-                crate::change::requested_text(&c)
-            ));
-        }
-        let ctx = manage::standard(&operator, Right::MoveUsers(planned.len()))?;
-        let change = control::begin(
-            &store,
-            &ctx,
-            Done {
-                title: operation.title(),
-                reason,
-                operation: control::json(&operation),
-                before: None,
-                after: None,
-            },
-        )
-        .await?;
         let bar = progress(planned.len() as u64, json);
-        let addresses: Vec<Address> = planned.iter().map(|u| u.address.clone()).collect();
-        let moved = moves::carry(
+        let performed = moves::perform(
             &store,
-            &ctx,
-            &addresses,
-            &args.to,
-            args.batch,
-            "running the same command again",
+            &operator,
+            &planned,
+            moves::Order {
+                to: &args.to,
+                batch: args.batch,
+                reason: &reason,
+                again: "running the same command again",
+            },
             &mut |n| bar.set_position(n as u64),
         )
         .await;
-        let moved = match moved {
-            Ok(moved) => moved,
+        let performed = match performed {
+            Ok(p) => p,
             Err(e) => {
                 bar.abandon();
                 return Err(e.into());
             }
         };
         bar.finish_and_clear();
-        let done: Vec<MovedJson> = moved
-            .into_iter()
-            .map(|m| MovedJson {
-                address: m.address.to_string(),
-                from: m.from,
-            })
-            .collect();
-        control::finish(
-            &store,
-            &ctx,
-            change,
-            None,
-            Some(&control::json(&serde_json::json!({ "moved": done.len() }))),
-        )
-        .await?;
-        report(&args.to, false, done, Some(change), json)
+        match performed {
+            Performed::Nothing => report(&args.to, false, Vec::new(), None, json),
+            Performed::Requested { change, users } => {
+                if json {
+                    return print_json(&Requested {
+                        change: change.id,
+                        state: change.state.as_str(),
+                        to: &args.to,
+                        users,
+                    });
+                }
+                print(&format!(
+                    "a move of {users} users is more than a standard change allows ({}): {}",
+                    control::STANDARD_MOVE_LIMIT,
+                    crate::change::requested_text(&change)
+                ))
+            }
+            Performed::Moved { change, users } => {
+                let done: Vec<MovedJson> = users
+                    .into_iter()
+                    .map(|m| MovedJson {
+                        address: m.address.to_string(),
+                        from: m.from,
+                    })
+                    .collect();
+                report(&args.to, false, done, Some(change), json)
+            }
+        }
     })
 }
 

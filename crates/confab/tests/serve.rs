@@ -80,7 +80,9 @@ fn serve_answers_options_and_stops_on_sigterm() {
         log.contains("SIGTERM") && log.contains("confab serve stopped"),
         "{log}"
     );
-    assert!(log.contains("admin API arrives in a later issue"), "{log}");
+    assert!(log.contains("admin API, web console and metrics"), "{log}");
+    assert!(log.contains("admin listener stopped"), "{log}");
+    assert!(server.admin.is_some(), "the admin listener is announced");
 }
 
 #[test]

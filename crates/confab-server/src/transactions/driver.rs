@@ -136,6 +136,8 @@ pub struct TransactionDriver {
     transmitter: OnceLock<Transmitter>,
     max_transactions: usize,
     force_rport: bool,
+    /// Requests and responses by method and code, for `/metrics`.
+    counters: crate::metrics::SipCounters,
 }
 
 impl std::fmt::Debug for TransactionDriver {
@@ -165,7 +167,13 @@ impl TransactionDriver {
             transmitter: OnceLock::new(),
             max_transactions: config.limits.max_transactions,
             force_rport: config.force_rport,
+            counters: crate::metrics::SipCounters::default(),
         }
+    }
+
+    /// Requests and responses by method and status code.
+    pub fn counters(&self) -> &crate::metrics::SipCounters {
+        &self.counters
     }
 
     /// The counters, and the number of live transactions.
@@ -349,6 +357,8 @@ impl TransactionDriver {
         source: &Source,
         challenge: Challenge,
     ) -> Option<Bytes> {
+        self.counters
+            .response_bytes(crate::metrics::Method::of(request.method_str()), &response);
         let Ok(key) = TransactionKey::for_request(request) else {
             return Some(response);
         };
@@ -412,6 +422,7 @@ impl TransactionHook for TransactionDriver {
         };
         let peer = self.peer(request, source);
         let is_ack = request.method() == Some(Method::Ack);
+        let method = crate::metrics::Method::of(request.method_str());
         let request = request.clone();
         let now = Instant::now();
         let mut inner = self.lock();
@@ -435,6 +446,7 @@ impl TransactionHook for TransactionDriver {
             match event {
                 Event::Request { .. } | Event::Cancel { .. } => {
                     inner.stats.requests += 1;
+                    self.counters.request(method);
                     for_core = true;
                 }
                 // An ACK for a 2xx, or for nothing held: the core's (RFC 6026).

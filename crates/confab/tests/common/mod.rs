@@ -38,6 +38,8 @@ pub struct Running {
     child: Child,
     /// The listeners it printed, as `transport://ip:port`.
     pub listening: Vec<String>,
+    /// The admin listener (API, console, metrics).
+    pub admin: Option<SocketAddr>,
     stderr: PathBuf,
     data: PathBuf,
     _dir: tempfile::TempDir,
@@ -65,11 +67,13 @@ impl Running {
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr = dir.path().join("stderr.log");
         let data = data.map_or_else(|| dir.path().join("data"), Path::to_path_buf);
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(&data)
-            .args(cmd_args)
-            .stdin(Stdio::null())
+        cmd.arg("serve").arg("--data-dir").arg(&data).args(cmd_args);
+        // The admin listener on a free port, unless the test chose one: tests run side by
+        // side.
+        if !cmd_args.contains(&"--admin-listen") {
+            cmd.args(["--admin-listen", "127.0.0.1:0"]);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).expect("stderr file"));
         let mut child = cmd.spawn().expect("confab serve starts");
@@ -86,6 +90,7 @@ impl Running {
         let mut running = Running {
             child,
             listening: Vec::new(),
+            admin: None,
             stderr,
             data,
             _dir: dir,
@@ -98,7 +103,10 @@ impl Running {
                     let uri = line
                         .strip_prefix("listening ")
                         .unwrap_or_else(|| panic!("unexpected output {line:?}"));
-                    running.listening.push(uri.to_owned());
+                    match uri.strip_prefix("http://") {
+                        Some(admin) => running.admin = admin.parse().ok(),
+                        None => running.listening.push(uri.to_owned()),
+                    }
                 }
                 Err(_) => panic!(
                     "confab serve printed {} of {listeners} listeners; stderr:\n{}",

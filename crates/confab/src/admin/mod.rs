@@ -1,0 +1,223 @@
+//! The admin HTTP listener of `confab serve` (`admin_listen`, loopback by default): the admin
+//! API under `/api/v1` (JSON, described by `docs/openapi.json`, served at
+//! `/api/openapi.json`), `/metrics` in the Prometheus text format and `/healthz` for load
+//! balancers.
+//!
+//! Every API call is made by an administrator: `Authorization: Bearer NAME:TOKEN` (or HTTP
+//! Basic with the same name and token), the credentials `confab` itself uses. It goes through
+//! the same ops layer and change control as the CLI: the administrator's roles decide what
+//! it may do, standard changes are made at once, normal changes are requested and wait for
+//! another administrator's approval. A sign-in is recorded in the audit log once per
+//! administrator and token every [`SIGN_IN_TTL`] (not on every call a script makes); a token
+//! revoked or an administrator disabled takes effect within that time.
+//!
+//! Errors are JSON, `{"error": "…"}`, with the status code of their kind: 401 not signed in,
+//! 403 not allowed, 404 not found, 409 in conflict with the deployment, 400 or 422 a request
+//! to fix, 503 the store unavailable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use confab_ops::control::Operator;
+use confab_ops::{ErrorKind, OpsError};
+use confab_server::Router as SipRouter;
+use confab_store::{Store, StoreError};
+use tracing::{info, warn};
+
+pub mod api;
+pub mod metrics;
+
+/// How long a verified API sign-in is trusted before the token is checked (and the sign-in
+/// recorded) again.
+pub const SIGN_IN_TTL: Duration = Duration::from_secs(60);
+
+/// What every handler works on.
+pub struct AdminState {
+    /// The deployment's store.
+    pub store: Store,
+    /// This front-end's SIP router (its counters, its registrations).
+    pub router: Arc<SipRouter>,
+    /// The data directory (backups, snapshots before emergency changes).
+    pub data_dir: PathBuf,
+    /// The pool this front-end serves.
+    pub pool: String,
+    /// When the front-end started.
+    pub started: Instant,
+    signed_in: Mutex<HashMap<(String, String), (Operator, Instant)>>,
+}
+
+impl AdminState {
+    /// The state of a front-end's admin listener.
+    pub fn new(store: Store, router: Arc<SipRouter>, data_dir: PathBuf, pool: String) -> Self {
+        AdminState {
+            store,
+            router,
+            data_dir,
+            pool,
+            started: Instant::now(),
+            signed_in: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Signs `name` in with `token`, from the cache of recent sign-ins when it is there.
+    pub async fn sign_in(&self, name: &str, token: &str) -> Result<Operator, ApiError> {
+        let key = (name.to_owned(), confab_ops::control::token_hash(token));
+        if let Ok(cache) = self.signed_in.lock() {
+            if let Some((op, at)) = cache.get(&key) {
+                if at.elapsed() < SIGN_IN_TTL {
+                    return Ok(op.clone());
+                }
+            }
+        }
+        let op = confab_ops::control::sign_in(&self.store, name, token, "api").await?;
+        if let Ok(mut cache) = self.signed_in.lock() {
+            cache.retain(|_, (_, at)| at.elapsed() < SIGN_IN_TTL);
+            cache.insert(key, (op.clone(), Instant::now()));
+        }
+        Ok(op)
+    }
+}
+
+/// An error as the API answers it.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The status code.
+    pub status: StatusCode,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error of `status` saying `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// A request to fix.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<OpsError> for ApiError {
+    fn from(e: OpsError) -> Self {
+        let status = match e.kind() {
+            ErrorKind::SignIn => StatusCode::UNAUTHORIZED,
+            ErrorKind::Denied => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            warn!(error = %e, "admin API request failed");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        OpsError::from(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            axum::Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"confab\", Basic realm=\"confab\""),
+            );
+        }
+        response
+    }
+}
+
+/// The administrator's name and token from `Authorization`: `Bearer NAME:TOKEN` or `Basic`
+/// with the same pair.
+pub fn credentials(headers: &HeaderMap) -> Result<(String, String), ApiError> {
+    let missing = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "sign in: send Authorization: Bearer NAME:TOKEN (the name and token of an \
+             administrator's credentials file)",
+        )
+    };
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(missing)?;
+    let (scheme, rest) = value.trim().split_once(' ').ok_or_else(missing)?;
+    let pair = if scheme.eq_ignore_ascii_case("bearer") {
+        rest.trim().to_owned()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| missing())?;
+        String::from_utf8(bytes).map_err(|_| missing())?
+    } else {
+        return Err(missing());
+    };
+    let (name, token) = pair.split_once(':').ok_or_else(missing)?;
+    if name.is_empty() || token.is_empty() {
+        return Err(missing());
+    }
+    Ok((name.to_owned(), token.to_owned()))
+}
+
+/// The signed-in administrator of an API request.
+pub struct Admin(pub Operator);
+
+impl axum::extract::FromRequestParts<Arc<AdminState>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<AdminState>,
+    ) -> Result<Self, Self::Rejection> {
+        let (name, token) = credentials(&parts.headers)?;
+        Ok(Admin(state.sign_in(&name, &token).await?))
+    }
+}
+
+/// The whole listener: API, metrics, health.
+pub fn app(state: Arc<AdminState>) -> axum::Router {
+    api::router().with_state(state)
+}
+
+/// Binds the admin listener at `addr`.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+/// Serves `app` on `listener` until `stop` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let addr = listener.local_addr().ok();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await;
+    match served {
+        Ok(()) => info!(?addr, "admin listener stopped"),
+        Err(e) => warn!(?addr, error = %e, "admin listener failed"),
+    }
+}
