@@ -1028,6 +1028,15 @@ pub async fn decide(
     comment: Option<&str>,
 ) -> Result<ChangeRecord, OpsError> {
     operator.check(Right::Approve)?;
+    // Four eyes: the store refuses it too; said here as what it is, a refusal of rights.
+    if let Some(c) = store.change(id).await? {
+        if c.requested_by == operator.name {
+            return Err(OpsError::OwnChange {
+                id,
+                name: operator.name.clone(),
+            });
+        }
+    }
     Ok(store
         .decide_change(id, &operator.name, decision, comment)
         .await?)

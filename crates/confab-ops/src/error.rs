@@ -167,6 +167,16 @@ pub enum OpsError {
         /// What the operation needed.
         wanted: String,
     },
+    /// A decision on a change by the administrator who requested it (four eyes).
+    #[error(
+        "{name} requested change {id}; another administrator with the approver role decides it"
+    )]
+    OwnChange {
+        /// The change.
+        id: i64,
+        /// Its requester.
+        name: String,
+    },
     /// A change implemented before it was approved.
     #[error(
         "change {id} is {state}, not approved; an administrator with the approver role other \
@@ -315,6 +325,7 @@ impl OpsError {
         match self {
             E::SignIn { .. } => ErrorKind::SignIn,
             E::Denied { .. }
+            | E::OwnChange { .. }
             | E::Disabled { .. }
             | E::OutsideChange { .. }
             | E::NotApproved { .. }

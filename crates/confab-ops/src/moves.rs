@@ -155,6 +155,12 @@ pub async fn move_batch(
     }
     // A legacy system in coexistence learns who left it, or came back, at once.
     crate::migration::after_move(store, &moved, to).await?;
+    // The history of users per pool (the console's chart) follows moves as they commit.
+    if !moved.is_empty() {
+        if let Err(e) = store.sample_pool_usage().await {
+            tracing::warn!(error = %e, "users per pool not sampled after a move");
+        }
+    }
     Ok(moved)
 }
 

@@ -8,8 +8,9 @@
 //! two dumps of the same state are equal, whatever the backend). Not in it: the change feed
 //! (`changes`, `change_head`: a restore appends to the target's feed, `store.restored`, so
 //! running front-ends read everything again), the live members of pools (`pool_members`,
-//! heartbeats), the schema's own bookkeeping, and the list of backups (`backups`, which is
-//! about the deployment's files, not its state). The audit log is restored as it was, and the
+//! heartbeats), the schema's own bookkeeping, the list of backups (`backups`, which is
+//! about the deployment's files, not its state), and the history of users per pool
+//! (`pool_usage_history`, the past rather than the state). The audit log is restored as it was, and the
 //! restore appends its own entry to it, continuing the restored chain.
 //!
 //! Also here: the record of the backups a deployment knows about ([`Store::record_backup`],

@@ -49,6 +49,7 @@ mod contacts;
 mod db;
 mod error;
 mod feed;
+mod history;
 mod legacy;
 mod location;
 mod maintenance;
@@ -81,6 +82,7 @@ pub use contacts::{
 pub use db::{BackendKind, SQLITE_BUSY_TIMEOUT};
 pub use error::{BackendError, QuotaError, StoreError};
 pub use feed::{Change, ChangeKind, ChangeWatcher, NOTIFY_CHANNEL, POLL_INTERVAL};
+pub use history::UsageSample;
 pub use legacy::{
     read_kamailio_moved, read_kamailio_subscribers, redact as redact_url, write_kamailio_moved,
     LegacyMoved, LegacySubscriber, MovedUpdate,

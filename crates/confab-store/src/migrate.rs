@@ -81,10 +81,16 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_migrations.sql"),
         postgres: include_str!("../migrations/postgres/0010_migrations.sql"),
     },
+    Migration {
+        version: 11,
+        name: "pool_usage_history",
+        sqlite: include_str!("../migrations/sqlite/0011_pool_usage_history.sql"),
+        postgres: include_str!("../migrations/postgres/0011_pool_usage_history.sql"),
+    },
 ];
 
 /// The schema version this build creates and expects.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// The advisory lock key that serialises migrations on PostgreSQL ("confab" and 1).
 const POSTGRES_LOCK_KEY: i64 = 0x0063_6f6e_6661_6201;

@@ -250,6 +250,7 @@ async fn front_end(
         Arc::clone(&router),
         directory,
     ));
+    let sampler = tokio::spawn(sample_pool_usage(store.clone()));
     let scheduled = settings
         .backups
         .clone()
@@ -263,11 +264,28 @@ async fn front_end(
         warn!("the admin listener did not stop within 5 s");
     }
     watcher.abort();
+    sampler.abort();
     if let Some(task) = scheduled {
         task.abort();
     }
     info!("confab serve stopped");
     ExitCode::SUCCESS
+}
+
+/// How often a front-end samples users per pool for the history the console charts.
+const USAGE_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Samples users per pool every [`USAGE_SAMPLE_EVERY`] (a row only for a pool whose count
+/// changed), for as long as the server runs.
+async fn sample_pool_usage(store: Store) {
+    let mut tick = tokio::time::interval(USAGE_SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.sample_pool_usage().await {
+            warn!(error = %e, "users per pool not sampled");
+        }
+    }
 }
 
 /// Takes a backup every `schedule.every` for as long as the server runs: written, verified

@@ -90,7 +90,7 @@ macro_rules! store_suite {
             audit_deletion_and_reordering_are_found, audit_truncation_is_found,
             audit_swaps_are_found, sources_blocked_and_unblocked,
             pool_maintenance_needs_a_serving_pair, backup_round_trip_and_refusals,
-            migrations_written_by_revision);
+            migrations_written_by_revision, pool_usage_sampled_when_it_changes);
     };
     (@each $attrs:tt $fixture:path; $($name:ident),* $(,)?) => {
         $( store_suite!(@one $attrs $fixture, $name); )*

@@ -248,3 +248,32 @@ pub async fn migrations_written_by_revision(fx: &Fixture) {
     assert!(store.migration("other").await.expect("read").is_none());
     store.close().await;
 }
+
+/// Users per pool over time: a sample when a count changes, none when it does not; the
+/// history since an instant starts from each pool's count then.
+pub async fn pool_usage_sampled_when_it_changes(fx: &Fixture) {
+    let store = fx.open_with_defaults().await;
+    assert_eq!(store.sample_pool_usage().await.expect("sample"), 1);
+    assert_eq!(
+        store.sample_pool_usage().await.expect("again"),
+        0,
+        "unchanged"
+    );
+    add(&store, "alice@example.com").await;
+    // Another second: a new sample, not an update of the first.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(store.sample_pool_usage().await.expect("changed"), 1);
+    let all = store.pool_usage_history(0).await.expect("history");
+    assert_eq!(
+        all.iter().map(|s| s.users).collect::<Vec<_>>(),
+        vec![0, 1],
+        "{all:?}"
+    );
+    let later = store
+        .pool_usage_history(all[1].at + 1)
+        .await
+        .expect("history");
+    assert_eq!(later.len(), 1, "the count at the start: {later:?}");
+    assert_eq!(later[0].users, 1);
+    store.close().await;
+}

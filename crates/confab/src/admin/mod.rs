@@ -1,7 +1,7 @@
 //! The admin HTTP listener of `confab serve` (`admin_listen`, loopback by default): the admin
 //! API under `/api/v1` (JSON, described by `docs/openapi.json`, served at
-//! `/api/openapi.json`), `/metrics` in the Prometheus text format and `/healthz` for load
-//! balancers.
+//! `/api/openapi.json`), the web console under `/console` ([`console`]), `/metrics` in the
+//! Prometheus text format and `/healthz` for load balancers.
 //!
 //! Every API call is made by an administrator: `Authorization: Bearer NAME:TOKEN` (or HTTP
 //! Basic with the same name and token), the credentials `confab` itself uses. It goes through
@@ -30,6 +30,7 @@ use confab_store::{Store, StoreError};
 use tracing::{info, warn};
 
 pub mod api;
+pub mod console;
 pub mod metrics;
 
 /// How long a verified API sign-in is trusted before the token is checked (and the sign-in
@@ -49,6 +50,8 @@ pub struct AdminState {
     /// When the front-end started.
     pub started: Instant,
     signed_in: Mutex<HashMap<(String, String), (Operator, Instant)>>,
+    /// The console's sessions.
+    pub sessions: console::Sessions,
 }
 
 impl AdminState {
@@ -61,6 +64,7 @@ impl AdminState {
             pool,
             started: Instant::now(),
             signed_in: Mutex::new(HashMap::new()),
+            sessions: console::Sessions::default(),
         }
     }
 
@@ -196,9 +200,9 @@ impl axum::extract::FromRequestParts<Arc<AdminState>> for Admin {
     }
 }
 
-/// The whole listener: API, metrics, health.
+/// The whole listener: API, console, metrics, health.
 pub fn app(state: Arc<AdminState>) -> axum::Router {
-    api::router().with_state(state)
+    console::router().merge(api::router()).with_state(state)
 }
 
 /// Binds the admin listener at `addr`.
