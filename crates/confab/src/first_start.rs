@@ -18,6 +18,7 @@ pub fn next_steps(
     location: &StoreLocation,
     created: &Defaults,
     listening: &[ListenUri],
+    console: Option<std::net::SocketAddr>,
 ) -> String {
     let domain = created.domain.as_deref().unwrap_or(&settings.domain);
     let mut made = Vec::new();
@@ -76,6 +77,18 @@ pub fn next_steps(
     for (key, value) in rows {
         let _ = writeln!(text, "    {key:<width$}  {value}");
     }
+    if let Some(addr) = console {
+        let _ = writeln!(
+            text,
+            "\nThe web console is at http://{addr}/console: sign in as administrator {} with \
+             the token in {}.",
+            confab_ops::control::FIRST_ADMINISTRATOR,
+            settings
+                .data_dir
+                .join(crate::change::CREDENTIALS_FILE)
+                .display()
+        );
+    }
     text
 }
 
@@ -124,7 +137,7 @@ mod tests {
             "ws://0.0.0.0:8080".parse().expect("uri"),
         ];
         let location = StoreLocation::in_data_dir(&s.data_dir);
-        let text = next_steps(&s, &location, &created, &listening);
+        let text = next_steps(&s, &location, &created, &listening, None);
         for part in [
             "sqlite:/srv/my data/confab.db",
             "the SIP domain localhost and the pool default",
@@ -148,7 +161,7 @@ mod tests {
         ]);
         let location =
             StoreLocation::parse_url("postgres://confab:hunter2@db/confab").expect("location");
-        let text = next_steps(&s, &location, &Defaults::default(), &[]);
+        let text = next_steps(&s, &location, &Defaults::default(), &[], None);
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("--store URL"), "{text}");
     }

@@ -223,7 +223,13 @@ async fn front_end(
     if created.created_any() {
         eprint!(
             "{}",
-            first_start::next_steps(settings, location, created, &server.local_addrs())
+            first_start::next_steps(
+                settings,
+                location,
+                created,
+                &server.local_addrs(),
+                admin_addr,
+            )
         );
     }
     if let Err(e) = announce(&server, admin_addr, json) {
@@ -489,6 +495,23 @@ async fn follow_changes(store: Store, router: Arc<Router>, directory: ReplicaFee
         // A bulk import names thousands of users at once: one read of the whole directory is
         // then cheaper than one read per user.
         let named = changes.iter().filter(|c| is_user_change(&c.kind)).count();
+        // Users per pool may have changed (users added, removed, moved; pools published):
+        // the history the console charts follows at once, whoever made the change.
+        let homes_changed = named > 0
+            || changes.iter().any(|c| {
+                matches!(
+                    c.kind,
+                    ChangeKind::TopologyPublished
+                        | ChangeKind::PoolAdded
+                        | ChangeKind::PoolRemoved
+                        | ChangeKind::StoreRestored
+                )
+            });
+        if homes_changed {
+            if let Err(e) = store.sample_pool_usage().await {
+                warn!(error = %e, "users per pool not sampled");
+            }
+        }
         let mut reload = named > BULK_CHANGES;
         if reload {
             reload_directory(&directory).await;
