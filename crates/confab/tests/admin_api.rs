@@ -107,7 +107,8 @@ fn routes() -> Vec<(String, String, bool)> {
                 .replace("{address}", "nobody@localhost")
                 .replace("{id}", "999")
                 .replace("{version}", "1")
-                .replace("{pool}", "kamailio");
+                .replace("{pool}", "kamailio")
+                .replace("{test}", "registration");
             out.push((method.to_ascii_uppercase(), concrete, open));
         }
     }
@@ -134,7 +135,7 @@ fn every_route_refuses_a_caller_who_did_not_sign_in_or_may_not() {
     let viewer = bearer("viewer", added["token"].as_str().expect("token"));
     let wrong = bearer("admin", "not-its-token");
     let routes = routes();
-    assert_eq!(routes.len(), 32, "the document lists every route");
+    assert_eq!(routes.len(), 45, "the document lists every route");
     for (method, path, open) in &routes {
         let anonymous = api.call(method, path, None, None);
         if *open {
@@ -498,6 +499,136 @@ fn the_api_does_what_the_cli_does_through_change_control() {
         404
     );
 
+    // Any operation as a normal change, or at once as an emergency one.
+    let requested = api.call(
+        "POST",
+        "/api/v1/changes",
+        Some(&admin),
+        Some(json!({
+            "operation": {"op": "user.disable", "address": "u1@localhost"},
+            "reason": "leaves the company",
+        })),
+    );
+    assert_eq!(requested.status, 202, "{}", requested.text);
+    assert_eq!(requested.body["change"]["state"], "requested");
+    let unknown = api.call(
+        "POST",
+        "/api/v1/changes",
+        Some(&admin),
+        Some(json!({"operation": {"op": "user.teleport"}, "reason": "x"})),
+    );
+    assert_eq!(unknown.status, 422, "{}", unknown.text);
+    let blocked = api.call(
+        "POST",
+        "/api/v1/changes/emergency",
+        Some(&admin),
+        Some(json!({
+            "operation": {"op": "source.block", "cidr": "203.0.113.0/24"},
+            "reason": "password guessing from there",
+        })),
+    );
+    assert_eq!(blocked.status, 200, "{}", blocked.text);
+    assert_eq!(blocked.body["change"]["class"], "emergency");
+    let sources = api.call("GET", "/api/v1/sources", Some(&admin), None);
+    assert_eq!(
+        sources.body[0]["cidr"], "203.0.113.0/24",
+        "{}",
+        sources.text
+    );
+    let catalogue = api.call("GET", "/api/v1/catalogue", Some(&admin), None);
+    assert!(catalogue
+        .body
+        .as_array()
+        .expect("templates")
+        .iter()
+        .any(|t| t["op"] == "user.move"));
+
+    // Domains, administrators, the inventory, a contact list.
+    let d = api.call(
+        "POST",
+        "/api/v1/domains",
+        Some(&admin),
+        Some(json!({"name": "example.org"})),
+    );
+    assert_eq!(d.status, 201, "{}", d.text);
+    assert!(api
+        .call("GET", "/api/v1/domains", Some(&admin), None)
+        .text
+        .contains("example.org"));
+    let added = api.call(
+        "POST",
+        "/api/v1/administrators",
+        Some(&admin),
+        Some(json!({"name": "helpdesk", "roles": ["user-admin"]})),
+    );
+    assert_eq!(added.status, 201, "{}", added.text);
+    let helpdesk = bearer("helpdesk", added.body["token"].as_str().expect("token"));
+    assert_eq!(
+        api.call("GET", "/api/v1/whoami", Some(&helpdesk), None)
+            .body["roles"],
+        json!(["user-admin"])
+    );
+    let bad_role = api.call(
+        "POST",
+        "/api/v1/administrators",
+        Some(&admin),
+        Some(json!({"name": "x", "roles": ["god"]})),
+    );
+    assert_eq!(bad_role.status, 400, "{}", bad_role.text);
+    let admins = api.call("GET", "/api/v1/administrators", Some(&admin), None);
+    assert_eq!(
+        admins.body.as_array().map(Vec::len),
+        Some(4),
+        "{}",
+        admins.text
+    );
+    let inventory = api.call("GET", "/api/v1/inventory?pool=default", Some(&admin), None);
+    assert_eq!(
+        inventory.body.as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        inventory.text
+    );
+    let contacts = api.call(
+        "GET",
+        "/api/v1/users/alice@localhost/contacts",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(contacts.status, 200, "{}", contacts.text);
+
+    // Synthetic transactions: refused without test users, run with them.
+    let none = api.call(
+        "POST",
+        "/api/v1/pools/default/tests/registration",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(none.status, 409, "{}", none.text);
+    let mut cmd = with_data_dir(
+        &[
+            "test",
+            "setup",
+            "--pool",
+            "default",
+            "--domain",
+            "localhost",
+        ],
+        &data,
+    );
+    cmd.env_remove("CONFAB_ADMIN");
+    assert!(run(cmd, None).status.success());
+    for test in ["registration", "im", "presence"] {
+        let r = api.call(
+            "POST",
+            &format!("/api/v1/pools/default/tests/{test}"),
+            Some(&admin),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["passed"], true, "{test}: {}", r.text);
+    }
+
     // Status, metrics and health.
     let status = api.call("GET", "/api/v1/status?audit=true", Some(&admin), None);
     assert_eq!(status.body["audit_intact"], true, "{}", status.text);
@@ -509,10 +640,10 @@ fn the_api_does_what_the_cli_does_through_change_control() {
     for line in [
         "confab_sip_requests_total{method=\"OPTIONS\"} ",
         "confab_sip_responses_total{method=\"OPTIONS\",code=\"200\"} ",
-        "confab_pool_users{pool=\"default\"} 3",
+        "confab_pool_users{pool=\"default\"} 5",
         "confab_pool_users{pool=\"b\"} 0",
         "confab_store_up 1",
-        "confab_changes_awaiting_approval 0",
+        "confab_changes_awaiting_approval 1",
         "confab_last_backup_age_seconds ",
     ] {
         assert!(metrics.text.contains(line), "{line}:\n{}", metrics.text);

@@ -71,6 +71,19 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/migrations/{pool}/verify", false),
     route("POST", "/api/v1/migrations/{pool}/advance", false),
     route("GET", "/api/v1/audit", false),
+    route("POST", "/api/v1/changes", false),
+    route("POST", "/api/v1/changes/emergency", false),
+    route("GET", "/api/v1/catalogue", false),
+    route("GET", "/api/v1/inventory", false),
+    route("GET", "/api/v1/domains", false),
+    route("POST", "/api/v1/domains", false),
+    route("GET", "/api/v1/administrators", false),
+    route("POST", "/api/v1/administrators", false),
+    route("GET", "/api/v1/users/{address}/contacts", false),
+    route("GET", "/api/v1/sources", false),
+    route("POST", "/api/v1/migrations/{pool}/sync", false),
+    route("GET", "/api/v1/migrations/{pool}/legacy-config", false),
+    route("POST", "/api/v1/pools/{pool}/tests/{test}", false),
 ];
 
 /// The handler of `ROUTES[i]`.
@@ -108,6 +121,19 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<S>> {
         ("POST", "/api/v1/migrations/{pool}/verify") => post(migration_verify),
         ("POST", "/api/v1/migrations/{pool}/advance") => post(migration_advance),
         ("GET", "/api/v1/audit") => get(audit),
+        ("POST", "/api/v1/changes") => post(request_change),
+        ("POST", "/api/v1/changes/emergency") => post(emergency_change),
+        ("GET", "/api/v1/catalogue") => get(catalogue),
+        ("GET", "/api/v1/inventory") => get(inventory),
+        ("GET", "/api/v1/domains") => get(domains),
+        ("POST", "/api/v1/domains") => post(add_domain),
+        ("GET", "/api/v1/administrators") => get(administrators),
+        ("POST", "/api/v1/administrators") => post(add_administrator),
+        ("GET", "/api/v1/users/{address}/contacts") => get(contacts),
+        ("GET", "/api/v1/sources") => get(sources),
+        ("POST", "/api/v1/migrations/{pool}/sync") => post(migration_sync),
+        ("GET", "/api/v1/migrations/{pool}/legacy-config") => get(migration_legacy_config),
+        ("POST", "/api/v1/pools/{pool}/tests/{test}") => post(synthetic_test),
         _ => return None,
     })
 }
@@ -843,6 +869,247 @@ async fn audit(
             "hash": e.hash,
         }))
         .collect::<Vec<_>>()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeBody {
+    /// The operation, as a change record carries it: `{"op": "user.disable", "address": …}`.
+    operation: Operation,
+    reason: String,
+    impact: Option<String>,
+}
+
+async fn request_change(
+    State(s): State<S>,
+    Admin(op): Admin,
+    b: Result<Json<ChangeBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let c = control::request(&s.store, &op, &b.operation, &b.reason, b.impact.as_deref()).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "change": crate::change::change_json(&c) })),
+    ))
+}
+
+async fn emergency_change(
+    State(s): State<S>,
+    Admin(op): Admin,
+    b: Result<Json<ChangeBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let snapshots = s.data_dir.join("snapshots");
+    let (c, outcome) =
+        control::emergency(&s.store, &op, &b.operation, &b.reason, &snapshots).await?;
+    ok(json!({
+        "change": crate::change::change_json(&c),
+        "outcome": outcome_json(&outcome),
+    }))
+}
+
+async fn catalogue(Admin(op): Admin) -> Answer {
+    op.check(Right::View)?;
+    ok(json!(control::CATALOGUE
+        .iter()
+        .map(|t| json!({
+            "op": t.op,
+            "what": t.what,
+            "roles": control::roles_granting(t.right),
+        }))
+        .collect::<Vec<_>>()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InventoryQuery {
+    pool: Option<String>,
+}
+
+async fn inventory(
+    State(s): State<S>,
+    Admin(op): Admin,
+    q: Result<Query<InventoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    op.check(Right::View)?;
+    let Query(q) = q.map_err(|e| ApiError::invalid(e.body_text()))?;
+    if let Some(pool) = &q.pool {
+        if s.store.get_pool(pool).await?.is_none() {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no pool '{pool}'; GET /api/v1/pools lists them"),
+            ));
+        }
+    }
+    let dump = s.store.dump().await?;
+    let rows: Vec<_> = confab_ops::backup::inventory(&dump)
+        .into_iter()
+        .filter(|r| q.pool.as_ref().is_none_or(|p| *p == r.pool))
+        .collect();
+    ok(json!(rows))
+}
+
+async fn domains(State(s): State<S>, Admin(op): Admin) -> Answer {
+    op.check(Right::View)?;
+    ok(json!(confab_ops::topology::domains(&s.store).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DomainBody {
+    name: String,
+}
+
+async fn add_domain(
+    State(s): State<S>,
+    Admin(op): Admin,
+    b: Result<Json<DomainBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let ctx = standard(&op, Right::ManageTopology)?;
+    let d = confab_ops::topology::add_domain(&s.store, &ctx, &b.name).await?;
+    Ok((StatusCode::CREATED, Json(json!(d))))
+}
+
+async fn administrators(State(s): State<S>, Admin(op): Admin) -> Answer {
+    op.check(Right::View)?;
+    let all = s.store.administrators().await?;
+    ok(json!(all
+        .iter()
+        .map(|a| json!({
+            "name": a.name,
+            "roles": a.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            "enabled": a.enabled,
+        }))
+        .collect::<Vec<_>>()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdministratorBody {
+    name: String,
+    roles: Vec<String>,
+}
+
+async fn add_administrator(
+    State(s): State<S>,
+    Admin(op): Admin,
+    b: Result<Json<AdministratorBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let roles = b
+        .roles
+        .iter()
+        .map(|r| r.parse::<confab_store::Role>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let ctx = standard(&op, Right::ManageAdministrators)?;
+    let token = control::add_administrator(&s.store, &ctx, &b.name, &roles).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "name": b.name, "token": token })),
+    ))
+}
+
+async fn contacts(State(s): State<S>, Admin(op): Admin, Path(a): Path<String>) -> Answer {
+    op.check(Right::View)?;
+    ok(json!(
+        confab_ops::contacts::list(&s.store, &address(&a)?).await?
+    ))
+}
+
+async fn sources(State(s): State<S>, Admin(op): Admin) -> Answer {
+    op.check(Right::View)?;
+    let all = s.store.blocked_sources().await?;
+    ok(json!(all
+        .iter()
+        .map(|b| json!({
+            "cidr": b.cidr,
+            "reason": b.reason,
+            "created_at": b.created_at,
+            "created_by": b.created_by,
+        }))
+        .collect::<Vec<_>>()))
+}
+
+async fn migration_sync(State(s): State<S>, Admin(op): Admin, Path(p): Path<String>) -> Answer {
+    op.check(Right::ManageTopology)?;
+    let m = migration::load(&s.store, Some(&p)).await?;
+    let rows = migration::sync(&s.store, &m).await?;
+    ok(json!({ "rows": rows }))
+}
+
+async fn migration_legacy_config(
+    State(s): State<S>,
+    Admin(op): Admin,
+    Path(p): Path<String>,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    op.check(Right::View)?;
+    let m = migration::load(&s.store, Some(&p)).await?;
+    let fronts = s
+        .store
+        .pools()
+        .await?
+        .iter()
+        .filter(|p| p.kind == confab_store::PoolKind::Confab)
+        .flat_map(|p| {
+            p.servers
+                .iter()
+                .filter_map(|u| confab_ops::legacy_config::Front::parse(u))
+        })
+        .collect();
+    let text = confab_ops::legacy_config::kamailio(&confab_ops::legacy_config::KamailioBlock {
+        legacy_pool: m.plan.legacy_pool.clone(),
+        db_url: confab_ops::legacy_config::kamailio_db_url(&m.plan.db),
+        fronts,
+    })?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        text,
+    ))
+}
+
+async fn synthetic_test(
+    State(s): State<S>,
+    Admin(op): Admin,
+    Path((pool, test)): Path<(String, String)>,
+) -> Answer {
+    op.check(Right::View)?;
+    let server = migration::pool_server(&s.store, &pool)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e))?;
+    let file = crate::synthetic::users_file(&s.data_dir, &pool);
+    let users = crate::synthetic::read_users(&file, &pool).map_err(|e| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            match e {
+                crate::manage::Failure::Usage(m) | crate::manage::Failure::Failed(m) => m,
+            },
+        )
+    })?;
+    let (Some(first), Some(second)) = (users.first(), users.get(1)) else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "pool {pool} has fewer than two test users: run `confab test setup --pool {pool}`"
+            ),
+        ));
+    };
+    let report = match test.as_str() {
+        "registration" => confab_ops::synthetic::registration(server, first).await,
+        "im" => confab_ops::synthetic::im(server, first, second).await,
+        "presence" => confab_ops::synthetic::presence(server, first, second).await,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no synthetic test '{other}': registration, im or presence"),
+            ))
+        }
+    };
+    ok(json!(report))
 }
 
 #[cfg(test)]
