@@ -99,3 +99,9 @@ pub use router::{Router, RouterStats, Stores};
 pub use server::Server;
 pub use transactions::{TimerConfig, TransactionDriver};
 pub use transport::{Source, Transmitter, Transport};
+
+/// A TLS acceptor for the certificate and key of `files` (the admin listener's HTTPS uses the
+/// SIP listeners' files).
+pub fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, ConfigError> {
+    transport::tls::acceptor(files)
+}

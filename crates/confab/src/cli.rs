@@ -836,9 +836,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URI", env = "CONFAB_LISTEN", value_delimiter = ',')]
     pub listen: Vec<String>,
 
-    /// Address of the admin HTTP API (not served yet) [default: 127.0.0.1:8480]
+    /// Address of the admin HTTP API, web console and metrics (port 0: a free one)
+    /// [default: 127.0.0.1:8480]
     #[arg(long, value_name = "ADDR", env = "CONFAB_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
+
+    /// Serve the admin listener over HTTPS with the TLS certificate and key of tls_cert and
+    /// tls_key [default: false]
+    #[arg(
+        long,
+        value_name = "BOOL",
+        env = "CONFAB_ADMIN_TLS",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub admin_tls: Option<String>,
 
     /// PEM certificate chain for tls:// and wss:// listeners
     #[arg(long, value_name = "FILE", env = "CONFAB_TLS_CERT")]

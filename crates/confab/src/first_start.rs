@@ -18,7 +18,7 @@ pub fn next_steps(
     location: &StoreLocation,
     created: &Defaults,
     listening: &[ListenUri],
-    console: Option<std::net::SocketAddr>,
+    console: Option<&str>,
 ) -> String {
     let domain = created.domain.as_deref().unwrap_or(&settings.domain);
     let mut made = Vec::new();
@@ -77,10 +77,10 @@ pub fn next_steps(
     for (key, value) in rows {
         let _ = writeln!(text, "    {key:<width$}  {value}");
     }
-    if let Some(addr) = console {
+    if let Some(url) = console {
         let _ = writeln!(
             text,
-            "\nThe web console is at http://{addr}/console: sign in as administrator {} with \
+            "\nThe web console is at {url}/console: sign in as administrator {} with \
              the token in {}.",
             confab_ops::control::FIRST_ADMINISTRATOR,
             settings

@@ -213,6 +213,16 @@ async fn front_end(
         }
     };
     let admin_addr = admin_listener.local_addr().ok();
+    let admin_tls = match (&settings.server.tls, settings.admin_tls) {
+        (Some(files), true) => match confab_server::tls_acceptor(files) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                report(&settings.explain(e));
+                return ExitCode::from(EXIT_SETTINGS);
+            }
+        },
+        _ => None,
+    };
     let shutdown = match shutdown_signal() {
         Ok(signal) => signal,
         Err(e) => {
@@ -220,6 +230,8 @@ async fn front_end(
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
+    let scheme = if admin_tls.is_some() { "https" } else { "http" };
+    let admin_url = admin_addr.map(|a| format!("{scheme}://{a}"));
     if created.created_any() {
         eprint!(
             "{}",
@@ -228,11 +240,11 @@ async fn front_end(
                 location,
                 created,
                 &server.local_addrs(),
-                admin_addr,
+                admin_url.as_deref(),
             )
         );
     }
-    if let Err(e) = announce(&server, admin_addr, json) {
+    if let Err(e) = announce(&server, admin_url.clone(), json) {
         error!(error = %e, "cannot write the listening addresses to standard output");
         return ExitCode::from(EXIT_RUNTIME);
     }
@@ -246,6 +258,7 @@ async fn front_end(
     let admin = tokio::spawn(crate::admin::serve(
         admin_listener,
         crate::admin::app(admin_state),
+        admin_tls,
         async move {
             let _ = admin_stopped.await;
         },
@@ -625,14 +638,9 @@ fn report(e: &SettingsError) {
 }
 
 /// One line per listener on standard output, flushed at once.
-fn announce(
-    server: &Server,
-    admin: Option<std::net::SocketAddr>,
-    json: bool,
-) -> std::io::Result<()> {
+fn announce(server: &Server, admin: Option<String>, json: bool) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     // The admin listener first, so that a reader counting SIP listeners has seen it by then.
-    let admin = admin.map(|a| format!("http://{a}"));
     for uri in admin
         .into_iter()
         .chain(server.local_addrs().iter().map(|u| u.to_string()))

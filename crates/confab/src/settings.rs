@@ -173,6 +173,7 @@ struct FileSettings {
     presence_unknown_watchers: Option<Scalar>,
     listen: Option<Vec<String>>,
     admin_listen: Option<Scalar>,
+    admin_tls: Option<Scalar>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     log_level: Option<String>,
@@ -237,6 +238,8 @@ pub struct ServeSettings {
     pub presence_unknown_watchers: WatcherDefault,
     /// The admin API address.
     pub admin_listen: SocketAddr,
+    /// The admin listener speaks HTTPS with the server's TLS files.
+    pub admin_tls: bool,
     /// The tracing filter.
     pub log_level: String,
     /// The SIP side.
@@ -431,6 +434,13 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
         parse_socket_addr,
         DEFAULT_ADMIN_LISTEN,
     )?;
+    let admin_tls = r.value(
+        "admin_tls",
+        serve.admin_tls.as_ref(),
+        |f| f.admin_tls.as_ref(),
+        parse_bool,
+        false,
+    )?;
     let cert = r
         .pick("tls_cert", serve.tls_cert.clone(), |f| f.tls_cert.clone())
         .map(|(p, o)| (r.path(p, &o), o));
@@ -455,6 +465,21 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
             })
         }
     };
+    if admin_tls && tls.is_none() {
+        return Err(SettingsError::Invalid {
+            key: "admin_tls",
+            value: "true".into(),
+            origin: r
+                .origins
+                .get("admin_tls")
+                .cloned()
+                .unwrap_or(Origin::Default),
+            fix: "HTTPS on the admin listener uses the certificate of tls_cert and the key of \
+                  tls_key: set both (`confab tls generate` makes a pair for development), or \
+                  leave admin_tls off"
+                .into(),
+        });
+    }
     let log_level = match r.pick("log_level", serve.log_level.clone(), |f| {
         f.log_level.clone()
     }) {
@@ -545,6 +570,7 @@ pub fn resolve(given: &Given<'_>) -> Result<ServeSettings, SettingsError> {
         digest_algorithms,
         presence_unknown_watchers,
         admin_listen,
+        admin_tls,
         log_level,
         server: ServerConfig {
             listen,

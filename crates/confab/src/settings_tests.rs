@@ -11,6 +11,7 @@ fn serve_args() -> ServeArgs {
         presence_unknown_watchers: None,
         listen: Vec::new(),
         admin_listen: None,
+        admin_tls: None,
         tls_cert: None,
         tls_key: None,
         log_level: None,
@@ -169,6 +170,10 @@ fn bad_values_name_their_origin_and_the_fix() {
         (
             |s| s.force_rport = Some("perhaps".into()),
             &["true or false"],
+        ),
+        (
+            |s| s.admin_tls = Some("true".into()),
+            &["admin_tls", "--admin-tls", "tls_cert", "tls_key"],
         ),
         (|s| s.pool = Some("no spaces".into()), &["pool name"]),
         (

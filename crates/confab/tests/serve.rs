@@ -116,6 +116,7 @@ fn tls_with_a_generated_certificate() {
             c,
             "--tls-key",
             k,
+            "--admin-tls",
         ],
         1,
     );
@@ -132,12 +133,25 @@ fn tls_with_a_generated_certificate() {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config.clone()), name.clone()).expect("client");
     let sock = tcp(server.addr("tls"));
     let local = sock.local_addr().expect("local");
     let mut tls = rustls::StreamOwned::new(conn, sock);
     let resp = stream_exchange(&mut tls, &options("TLS", local, "bin-tls"));
     assert_options_ok(&resp, "bin-tls");
+    // The admin listener speaks HTTPS with the same certificate (admin_tls).
+    let admin = server.admin.expect("the admin listener");
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config.clone()), name.clone()).expect("client");
+    let mut https = rustls::StreamOwned::new(conn, tcp(admin));
+    https
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut answer = String::new();
+    let _ = https.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains("\"status\":\"ok\""), "{answer}");
 }
 
 #[test]

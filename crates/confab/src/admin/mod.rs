@@ -210,18 +210,68 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
     tokio::net::TcpListener::bind(addr).await
 }
 
-/// Serves `app` on `listener` until `stop` completes.
+/// Serves `app` on `listener` until `stop` completes: plain HTTP, or HTTPS with `tls`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let addr = listener.local_addr().ok();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await;
-    match served {
-        Ok(()) => info!(?addr, "admin listener stopped"),
-        Err(e) => warn!(?addr, error = %e, "admin listener failed"),
+    let Some(tls) = tls else {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await;
+        match served {
+            Ok(()) => info!(?addr, "admin listener stopped"),
+            Err(e) => warn!(?addr, error = %e, "admin listener failed"),
+        }
+        return;
+    };
+    tokio::pin!(stop);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "admin listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let (tls, app) = (tls.clone(), app.clone());
+        connections.spawn(async move {
+            // A client that stalls in the handshake is dropped.
+            let stream = match tokio::time::timeout(HANDSHAKE, tls.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "admin listener: TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let service = hyper_util::service::TowerToHyperService::new(
+                tower::util::ServiceExt::map_request(
+                    app,
+                    |r: axum::http::Request<hyper::body::Incoming>| r.map(axum::body::Body::new),
+                ),
+            );
+            let served = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "admin listener: connection ended");
+            }
+        });
+        // Finished connections are reaped as new ones come.
+        while connections.try_join_next().is_some() {}
     }
+    connections.abort_all();
+    info!(?addr, "admin listener (HTTPS) stopped");
 }
+
+/// How long a client has for its TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);

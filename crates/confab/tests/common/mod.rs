@@ -103,7 +103,10 @@ impl Running {
                     let uri = line
                         .strip_prefix("listening ")
                         .unwrap_or_else(|| panic!("unexpected output {line:?}"));
-                    match uri.strip_prefix("http://") {
+                    match uri
+                        .strip_prefix("http://")
+                        .or_else(|| uri.strip_prefix("https://"))
+                    {
                         Some(admin) => running.admin = admin.parse().ok(),
                         None => running.listening.push(uri.to_owned()),
                     }
