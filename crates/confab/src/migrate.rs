@@ -63,6 +63,19 @@ fn read_passwords(stdin: bool) -> Result<(String, String), Failure> {
     ))
 }
 
+/// Keeps the two accounts' passwords of migration `m` in the data directory `dir`.
+pub(crate) fn keep_accounts(
+    dir: &Path,
+    m: &Migration,
+    passwords: (String, String),
+) -> Result<(), String> {
+    write_accounts(&accounts_file(dir, &m.plan.legacy_pool), m, passwords)
+        .map(|_| ())
+        .map_err(|e| match e {
+            Failure::Usage(m) | Failure::Failed(m) => m,
+        })
+}
+
 fn write_accounts(path: &Path, m: &Migration, passwords: (String, String)) -> Result<(), Failure> {
     let file = AccountsFile {
         legacy: TestUser {

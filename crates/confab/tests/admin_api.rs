@@ -105,6 +105,7 @@ fn routes() -> Vec<(String, String, bool)> {
             let open = op["security"].as_array().is_some_and(Vec::is_empty);
             let concrete = path
                 .replace("{address}", "nobody@localhost")
+                .replace("{contact}", "other@localhost")
                 .replace("{id}", "999")
                 .replace("{version}", "1")
                 .replace("{pool}", "kamailio")
@@ -135,7 +136,7 @@ fn every_route_refuses_a_caller_who_did_not_sign_in_or_may_not() {
     let viewer = bearer("viewer", added["token"].as_str().expect("token"));
     let wrong = bearer("admin", "not-its-token");
     let routes = routes();
-    assert_eq!(routes.len(), 45, "the document lists every route");
+    assert_eq!(routes.len(), 51, "the document lists every route");
     for (method, path, open) in &routes {
         let anonymous = api.call(method, path, None, None);
         if *open {
@@ -665,4 +666,172 @@ fn the_api_does_what_the_cli_does_through_change_control() {
     }
     let health = api.call("GET", "/healthz", None, None);
     assert_eq!((health.status, &health.body["status"]), (200, &json!("ok")));
+}
+
+/// The migration through the API, as far as it goes without a Kamailio running (the whole
+/// migration is `migrate_kamailio.rs`): merge (a normal change), import, plan, the plan phase
+/// passed, the routing block, Kamailio's table, a contact added and removed, a rollback of
+/// something that is not a move refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_is_driven_through_the_api() {
+    use sqlx::Connection as _;
+    let server = Running::start(&["--listen", "udp://127.0.0.1:0"], 1);
+    let data = server.data_dir();
+    let api_addr = server.admin.expect("admin listener");
+    let db = data.parent().expect("parent").join("kamailio.db");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", db.display()))
+        .await
+        .expect("db");
+    sqlx::raw_sql(
+        "CREATE TABLE subscriber (id INTEGER PRIMARY KEY, username TEXT NOT NULL DEFAULT '', \
+         domain TEXT NOT NULL DEFAULT '', password TEXT NOT NULL DEFAULT '', \
+         ha1 TEXT NOT NULL DEFAULT '', ha1b TEXT NOT NULL DEFAULT ''); \
+         INSERT INTO subscriber (username, domain, password) VALUES \
+         ('k1', 'localhost', 'kamailio-one'), ('k2', 'localhost', 'kamailio-two'), \
+         ('k3', 'localhost', 'kamailio-three');",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("subscribers");
+    conn.close().await.expect("close");
+    let db_url = format!("sqlite://{}", db.display());
+    // The front-end pool lists its server: Kamailio's routing block relays to it.
+    let doc = format!(
+        "domains = [\"localhost\"]\n\n[[pool]]\nname = \"default\"\nkind = \"front-end\"\n\
+         servers = [\"udp://{}\"]\n",
+        server.addr("udp")
+    );
+    common::store::publish_approved(
+        &data,
+        &write(data.parent().expect("parent"), "topology.toml", &doc),
+        &[],
+    );
+    let token = admin_token(&data);
+    ensure_approver(&data);
+    // ureq blocks: the calls run on a thread of their own.
+    let report = tokio::task::spawn_blocking(move || {
+        let api = Api::new(api_addr);
+        let admin = bearer("admin", &token);
+        let approver = bearer("approver", APPROVER_TOKEN);
+        let merge = api.call(
+            "POST",
+            "/api/v1/migrations/kamailio/merge",
+            Some(&admin),
+            Some(json!({"next_hop": "udp://127.0.0.1:9"})),
+        );
+        assert_eq!(merge.status, 202, "{}", merge.text);
+        let id = merge.body["change"]["id"].as_i64().expect("change");
+        assert_eq!(
+            api.call(
+                "POST",
+                &format!("/api/v1/changes/{id}/approve"),
+                Some(&approver),
+                None
+            )
+            .status,
+            200
+        );
+        assert_eq!(
+            api.call(
+                "POST",
+                &format!("/api/v1/changes/{id}/implement"),
+                Some(&admin),
+                None
+            )
+            .status,
+            200
+        );
+        let import = api.call(
+            "POST",
+            "/api/v1/migrations/kamailio/import",
+            Some(&admin),
+            Some(json!({ "db": db_url })),
+        );
+        assert_eq!(import.body["imported"], 3, "{}", import.text);
+        let plan = api.call(
+            "POST",
+            "/api/v1/migrations",
+            Some(&admin),
+            Some(json!({
+                "system": "kamailio", "db": db_url, "legacy_pool": "kamailio",
+                "pilot_pool": "default", "legacy_account": "k3@localhost",
+                "pilot_account": "k1@localhost", "legacy_password": "kamailio-three",
+                "pilot_password": "kamailio-one",
+            })),
+        );
+        assert_eq!(plan.status, 201, "{}", plan.text);
+        let advanced = api.call(
+            "POST",
+            "/api/v1/migrations/kamailio/advance",
+            Some(&admin),
+            None,
+        );
+        assert_eq!(advanced.status, 200, "{}", advanced.text);
+        assert_eq!(advanced.body["migration"]["phase"], "prepare");
+        let refused = api.call(
+            "POST",
+            "/api/v1/migrations/kamailio/advance",
+            Some(&admin),
+            None,
+        );
+        assert_eq!(refused.status, 409, "no verified backup: {}", refused.text);
+        let checked = api.call(
+            "POST",
+            "/api/v1/migrations/kamailio/verify",
+            Some(&admin),
+            None,
+        );
+        assert_eq!(checked.body["passed"], false, "{}", checked.text);
+        let block = api.call(
+            "GET",
+            "/api/v1/migrations/kamailio/legacy-config",
+            Some(&admin),
+            None,
+        );
+        assert!(
+            block.text.contains("route[CONFAB_TARGET]"),
+            "{}",
+            block.text
+        );
+        let synced = api.call(
+            "POST",
+            "/api/v1/migrations/kamailio/sync",
+            Some(&admin),
+            None,
+        );
+        assert_eq!(synced.body["rows"], 0, "{}", synced.text);
+        let not_a_move = api.call(
+            "POST",
+            "/api/v1/migrations/kamailio/rollback",
+            Some(&admin),
+            Some(json!({"change": id, "reason": "x"})),
+        );
+        assert_eq!(not_a_move.status, 409, "{}", not_a_move.text);
+        let added = api.call(
+            "POST",
+            "/api/v1/users/k1@localhost/contacts",
+            Some(&admin),
+            Some(json!({"address": "k2@localhost"})),
+        );
+        assert_eq!(added.status, 201, "{}", added.text);
+        let list = api.call(
+            "GET",
+            "/api/v1/users/k1@localhost/contacts",
+            Some(&admin),
+            None,
+        );
+        assert!(list.text.contains("k2@localhost"), "{}", list.text);
+        let removed = api.call(
+            "DELETE",
+            "/api/v1/users/k1@localhost/contacts/k2@localhost",
+            Some(&admin),
+            None,
+        );
+        assert_eq!(removed.status, 200, "{}", removed.text);
+        api.call("GET", "/api/v1/migrations/kamailio", Some(&admin), None)
+    })
+    .await
+    .expect("the API calls");
+    assert_eq!(report.body["phase"], "prepare", "{}", report.text);
+    assert!(report.text.contains("advance refused"), "{}", report.text);
 }

@@ -84,6 +84,16 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/migrations/{pool}/sync", false),
     route("GET", "/api/v1/migrations/{pool}/legacy-config", false),
     route("POST", "/api/v1/pools/{pool}/tests/{test}", false),
+    route("POST", "/api/v1/users/{address}/contacts", false),
+    route(
+        "DELETE",
+        "/api/v1/users/{address}/contacts/{contact}",
+        false,
+    ),
+    route("POST", "/api/v1/migrations", false),
+    route("POST", "/api/v1/migrations/{pool}/import", false),
+    route("POST", "/api/v1/migrations/{pool}/merge", false),
+    route("POST", "/api/v1/migrations/{pool}/rollback", false),
 ];
 
 /// The handler of `ROUTES[i]`.
@@ -134,6 +144,12 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<S>> {
         ("POST", "/api/v1/migrations/{pool}/sync") => post(migration_sync),
         ("GET", "/api/v1/migrations/{pool}/legacy-config") => get(migration_legacy_config),
         ("POST", "/api/v1/pools/{pool}/tests/{test}") => post(synthetic_test),
+        ("POST", "/api/v1/users/{address}/contacts") => post(add_contact),
+        ("DELETE", "/api/v1/users/{address}/contacts/{contact}") => delete(remove_contact),
+        ("POST", "/api/v1/migrations") => post(plan_migration),
+        ("POST", "/api/v1/migrations/{pool}/import") => post(migration_import),
+        ("POST", "/api/v1/migrations/{pool}/merge") => post(migration_merge),
+        ("POST", "/api/v1/migrations/{pool}/rollback") => post(migration_rollback),
         _ => return None,
     })
 }
@@ -1110,6 +1126,204 @@ async fn synthetic_test(
         }
     };
     ok(json!(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactBody {
+    address: String,
+    display_name: Option<String>,
+    group: Option<String>,
+}
+
+async fn add_contact(
+    State(s): State<S>,
+    Admin(op): Admin,
+    Path(a): Path<String>,
+    b: Result<Json<ContactBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let ctx = standard(&op, Right::ManageUsers)?;
+    let added = confab_ops::contacts::add(
+        &s.store,
+        &ctx,
+        &address(&a)?,
+        confab_store::NewContact {
+            address: address(&b.address)?,
+            display_name: b.display_name,
+            group: b.group,
+        },
+        false,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!(added))))
+}
+
+async fn remove_contact(
+    State(s): State<S>,
+    Admin(op): Admin,
+    Path((a, c)): Path<(String, String)>,
+) -> Answer {
+    let ctx = standard(&op, Right::ManageUsers)?;
+    confab_ops::contacts::remove(&s.store, &ctx, &address(&a)?, &address(&c)?).await?;
+    ok(json!({ "removed": c }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanBody {
+    system: String,
+    db: String,
+    legacy_pool: String,
+    pilot_pool: String,
+    #[serde(default)]
+    production_pools: Vec<String>,
+    legacy_account: String,
+    pilot_account: String,
+    /// The two accounts' passwords, kept in this front-end's data directory (never in the
+    /// store) for the checks it runs.
+    legacy_password: String,
+    pilot_password: String,
+}
+
+async fn plan_migration(
+    State(s): State<S>,
+    Admin(op): Admin,
+    b: Result<Json<PlanBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let ctx = standard(&op, Right::ManageTopology)?;
+    let m = migration::plan(
+        &s.store,
+        &ctx,
+        migration::Plan {
+            system: b.system,
+            legacy_pool: b.legacy_pool,
+            db: b.db,
+            pilot_pool: b.pilot_pool,
+            production_pools: b.production_pools,
+            legacy_account: b.legacy_account,
+            pilot_account: b.pilot_account,
+        },
+    )
+    .await?;
+    crate::migrate::keep_accounts(&s.data_dir, &m, (b.legacy_password, b.pilot_password))
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok((StatusCode::CREATED, Json(migration_json(&m))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    /// Kamailio's database: `sqlite://PATH` or `postgres://…`.
+    db: String,
+    realm: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+async fn migration_import(
+    State(s): State<S>,
+    Admin(op): Admin,
+    Path(p): Path<String>,
+    b: Result<Json<ImportBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let ctx = standard(&op, Right::ManageUsers)?;
+    let subscribers = confab_store::read_kamailio_subscribers(&b.db).await?;
+    let outcome = confab_ops::migrate::import_kamailio(
+        &s.store,
+        &ctx,
+        &subscribers,
+        &confab_ops::migrate::KamailioImport {
+            pool: p,
+            realm: b.realm,
+            dry_run: b.dry_run,
+        },
+    )
+    .await?;
+    ok(json!(outcome))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeBody {
+    /// Where Confab sends requests for the legacy pool's users: `udp://IP:PORT`.
+    next_hop: String,
+    site: Option<String>,
+    reason: Option<String>,
+}
+
+async fn migration_merge(
+    State(s): State<S>,
+    Admin(op): Admin,
+    Path(p): Path<String>,
+    b: Result<Json<MergeBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let document =
+        confab_ops::migrate::merged_topology(&s.store, &p, &b.next_hop, b.site.as_deref()).await?;
+    let reason = b
+        .reason
+        .unwrap_or_else(|| format!("merge the topologies: the legacy system as pool {p}"));
+    let c = control::request(
+        &s.store,
+        &op,
+        &Operation::PublishTopology {
+            document,
+            comment: Some(reason.clone()),
+        },
+        &reason,
+        Some("requests for the legacy pool's users go to its next hop"),
+    )
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "change": crate::change::change_json(&c) })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MigrationRollbackBody {
+    /// The move whose users go back to the legacy pool.
+    change: i64,
+    reason: String,
+    #[serde(default)]
+    emergency: bool,
+}
+
+async fn migration_rollback(
+    State(s): State<S>,
+    Admin(op): Admin,
+    Path(p): Path<String>,
+    b: Result<Json<MigrationRollbackBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let m = migration::load(&s.store, Some(&p)).await?;
+    let snapshots = s.data_dir.join("snapshots");
+    let (m, r) = migration::rollback(
+        &s.store,
+        &op,
+        m,
+        b.change,
+        &b.reason,
+        b.emergency.then_some(snapshots.as_path()),
+    )
+    .await?;
+    Ok((
+        if r.done {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        },
+        Json(json!({
+            "change": crate::change::change_json(&r.change),
+            "users": r.users,
+            "done": r.done,
+            "migration": migration_json(&m),
+        })),
+    ))
 }
 
 #[cfg(test)]
