@@ -370,23 +370,15 @@ fn io_error(path: &Path, e: std::io::Error) -> OpsError {
     }
 }
 
-/// Writes a backup of `store` to `out` (a file; its directory is created): one consistent
-/// read, the archive written beside it and renamed into place, its SHA-256 and size
-/// recorded with the deployment's backups (unverified) and its taking in the audit log.
-/// `progress` is told each stage.
-pub async fn create(
-    store: &Store,
-    by: TakenBy<'_>,
+/// Writes the archive of `dump` to `out` (beside it first, then renamed into place), hashed
+/// as it is written; returns its manifest, size and SHA-256.
+fn write_archive(
+    dump: &Dump,
+    who: &str,
+    created_at: i64,
     out: &Path,
-    progress: &mut (dyn FnMut(&str) + Send),
-) -> Result<Created, OpsError> {
-    let who = by.name()?;
-    progress("reading the store");
-    let dump = store.dump().await?;
-    let created_at = crate::time::now();
-    progress("writing the archive");
-    let (manifest, files) = entries(&dump, &who, created_at);
-    drop(dump);
+) -> Result<(Manifest, u64, String), OpsError> {
+    let (manifest, files) = entries(dump, who, created_at);
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -419,6 +411,34 @@ pub async fn create(
     };
     tmp.as_file().sync_all().map_err(|e| io_error(out, e))?;
     tmp.persist(out).map_err(|e| io_error(out, e.error))?;
+    Ok((manifest, bytes, digest))
+}
+
+/// Writes a backup of `store` to `out` (a file; its directory is created): one consistent
+/// read, the archive written beside it and renamed into place, its SHA-256 and size
+/// recorded with the deployment's backups (unverified) and its taking in the audit log.
+/// `progress` is told each stage.
+pub async fn create(
+    store: &Store,
+    by: TakenBy<'_>,
+    out: &Path,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Created, OpsError> {
+    let who = by.name()?;
+    progress("reading the store");
+    let dump = store.dump().await?;
+    let created_at = crate::time::now();
+    progress("writing the archive");
+    // Encoding and compressing is CPU work of seconds for a large deployment: off the async
+    // workers, which serve SIP in `confab serve`.
+    let (creator, target) = (who.clone(), out.to_path_buf());
+    let (manifest, bytes, digest) = tokio::task::spawn_blocking(move || {
+        write_archive(&dump, &creator, created_at, &target)
+    })
+    .await
+    .map_err(|e| OpsError::Backup {
+        problem: format!("the archive writer stopped: {e}"),
+    })??;
     let path = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
     store
         .record_backup(&confab_store::BackupRecord {
@@ -693,8 +713,19 @@ pub async fn verify(path: &Path, known: Option<&Store>) -> Result<Verified, OpsE
     outcome
 }
 
+/// [`load`] on a blocking thread: decompressing and decoding an archive is CPU work of seconds
+/// for a large deployment, which the async workers (serving SIP in `confab serve`) must not do.
+async fn load_off_the_workers(path: &Path) -> Result<Loaded, OpsError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || load(&path))
+        .await
+        .map_err(|e| OpsError::Backup {
+            problem: format!("the archive reader stopped: {e}"),
+        })?
+}
+
 async fn verify_only(path: &Path) -> Result<Verified, OpsError> {
-    let Loaded { manifest, dump, .. } = load(path)?;
+    let Loaded { manifest, dump, .. } = load_off_the_workers(path).await?;
     let scratch = tempfile::TempDir::new().map_err(|e| io_error(Path::new("scratch"), e))?;
     let location = StoreLocation::in_data_dir(&scratch.path().join("data"));
     let store = Store::open(&location).await?;
