@@ -432,13 +432,12 @@ pub async fn create(
     // Encoding and compressing is CPU work of seconds for a large deployment: off the async
     // workers, which serve SIP in `confab serve`.
     let (creator, target) = (who.clone(), out.to_path_buf());
-    let (manifest, bytes, digest) = tokio::task::spawn_blocking(move || {
-        write_archive(&dump, &creator, created_at, &target)
-    })
-    .await
-    .map_err(|e| OpsError::Backup {
-        problem: format!("the archive writer stopped: {e}"),
-    })??;
+    let (manifest, bytes, digest) =
+        tokio::task::spawn_blocking(move || write_archive(&dump, &creator, created_at, &target))
+            .await
+            .map_err(|e| OpsError::Backup {
+                problem: format!("the archive writer stopped: {e}"),
+            })??;
     let path = std::fs::canonicalize(out).unwrap_or_else(|_| out.to_path_buf());
     store
         .record_backup(&confab_store::BackupRecord {

@@ -22,7 +22,7 @@ struct UsersFile {
     user: Vec<TestUser>,
 }
 
-fn write_users(path: &Path, users: &[TestUser]) -> Result<(), Failure> {
+pub(crate) fn write_users(path: &Path, users: &[TestUser]) -> Result<(), Failure> {
     let text = toml::to_string(&UsersFile {
         user: users.to_vec(),
     })

@@ -106,6 +106,8 @@ fn routes() -> Vec<(String, String, bool)> {
             let concrete = path
                 .replace("{address}", "nobody@localhost")
                 .replace("{contact}", "other@localhost")
+                .replace("{watcher}", "@example.org")
+                .replace("{group}", "friends")
                 .replace("{id}", "999")
                 .replace("{version}", "1")
                 .replace("{pool}", "kamailio")
@@ -136,7 +138,7 @@ fn every_route_refuses_a_caller_who_did_not_sign_in_or_may_not() {
     let viewer = bearer("viewer", added["token"].as_str().expect("token"));
     let wrong = bearer("admin", "not-its-token");
     let routes = routes();
-    assert_eq!(routes.len(), 51, "the document lists every route");
+    assert_eq!(routes.len(), 60, "the document lists every route");
     for (method, path, open) in &routes {
         let anonymous = api.call(method, path, None, None);
         if *open {
@@ -598,6 +600,116 @@ fn the_api_does_what_the_cli_does_through_change_control() {
     );
     assert_eq!(contacts.status, 200, "{}", contacts.text);
 
+    // A bulk import: all or nothing, every bad user reported.
+    let bad = api.call(
+        "POST",
+        "/api/v1/users/import",
+        Some(&admin),
+        Some(json!({"users": [
+            {"address": "i1@localhost", "password": "import password 1"},
+            {"address": "i2@nowhere.example", "password": "import password 2"},
+            {"address": "i3@localhost", "password": ""},
+        ]})),
+    );
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    assert!(
+        bad.text.contains("user 2") && bad.text.contains("user 3"),
+        "{}",
+        bad.text
+    );
+    assert_eq!(
+        api.call("GET", "/api/v1/users/i1@localhost", Some(&admin), None)
+            .status,
+        404,
+        "nothing imported"
+    );
+    let good = api.call(
+        "POST",
+        "/api/v1/users/import",
+        Some(&admin),
+        Some(json!({"users": [
+            {"address": "i1@localhost", "password": "import password 1"},
+            {"address": "i2@localhost", "password": "import password 2", "display_name": "Two"},
+        ], "pool": "b"})),
+    );
+    assert_eq!(good.status, 201, "{}", good.text);
+    // Contact groups and presence rules.
+    let g = api.call(
+        "POST",
+        "/api/v1/users/alice@localhost/contact-groups",
+        Some(&admin),
+        Some(json!({"name": "team"})),
+    );
+    assert_eq!(g.status, 201, "{}", g.text);
+    let renamed = api.call(
+        "POST",
+        "/api/v1/users/alice@localhost/contact-groups/team",
+        Some(&admin),
+        Some(json!({"name": "friends"})),
+    );
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    let rule = api.call(
+        "POST",
+        "/api/v1/users/alice@localhost/presence-rules",
+        Some(&admin),
+        Some(json!({"watcher": "@example.org", "level": "blocked"})),
+    );
+    assert_eq!(rule.status, 200, "{}", rule.text);
+    let bad_level = api.call(
+        "POST",
+        "/api/v1/users/alice@localhost/presence-rules",
+        Some(&admin),
+        Some(json!({"watcher": "@example.org", "level": "enemies"})),
+    );
+    assert_eq!(bad_level.status, 400, "{}", bad_level.text);
+    // A backup; then the rule and the group removed; the backup gives them back.
+    let taken = api.call("POST", "/api/v1/backups", Some(&admin), None);
+    assert_eq!(taken.status, 201, "{}", taken.text);
+    let archive = taken.body["path"].as_str().expect("path").to_owned();
+    let gone = api.call(
+        "DELETE",
+        "/api/v1/users/alice@localhost/presence-rules/@example.org",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(gone.status, 200, "{}", gone.text);
+    let gone = api.call(
+        "DELETE",
+        "/api/v1/users/alice@localhost/contact-groups/friends",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(gone.status, 200, "{}", gone.text);
+    let rules = api.call(
+        "GET",
+        "/api/v1/users/alice@localhost/presence-rules",
+        Some(&admin),
+        None,
+    );
+    assert!(!rules.text.contains("blocked"), "{}", rules.text);
+    let restored = api.call(
+        "POST",
+        "/api/v1/backups/restore-users",
+        Some(&admin),
+        Some(json!({"archive": archive, "users": ["alice@localhost"]})),
+    );
+    assert_eq!(restored.status, 200, "{}", restored.text);
+    let rules = api.call(
+        "GET",
+        "/api/v1/users/alice@localhost/presence-rules",
+        Some(&admin),
+        None,
+    );
+    assert!(rules.text.contains("blocked"), "restored: {}", rules.text);
+    // A topology document checked without publishing it.
+    let checked = api.call(
+        "POST",
+        "/api/v1/topology/validate",
+        Some(&admin),
+        Some(json!({"document": "domains = [\"localhost\"]\n[[pool]]\nname = \"x y\"\n"})),
+    );
+    assert_eq!(checked.body["valid"], false, "{}", checked.text);
+
     // Synthetic transactions: refused without test users, run with them.
     let none = api.call(
         "POST",
@@ -606,19 +718,13 @@ fn the_api_does_what_the_cli_does_through_change_control() {
         None,
     );
     assert_eq!(none.status, 409, "{}", none.text);
-    let mut cmd = with_data_dir(
-        &[
-            "test",
-            "setup",
-            "--pool",
-            "default",
-            "--domain",
-            "localhost",
-        ],
-        &data,
+    let setup = api.call(
+        "POST",
+        "/api/v1/pools/default/tests/setup?domain=localhost",
+        Some(&admin),
+        None,
     );
-    cmd.env_remove("CONFAB_ADMIN");
-    assert!(run(cmd, None).status.success());
+    assert_eq!(setup.status, 201, "{}", setup.text);
     for test in ["registration", "im", "presence"] {
         let r = api.call(
             "POST",
@@ -642,7 +748,7 @@ fn the_api_does_what_the_cli_does_through_change_control() {
         "confab_sip_requests_total{method=\"OPTIONS\"} ",
         "confab_sip_responses_total{method=\"OPTIONS\",code=\"200\"} ",
         "confab_pool_users{pool=\"default\"} 5",
-        "confab_pool_users{pool=\"b\"} 0",
+        "confab_pool_users{pool=\"b\"} 2",
         "confab_store_up 1",
         "confab_changes_awaiting_approval 1",
         "confab_last_backup_age_seconds ",

@@ -94,6 +94,27 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/v1/migrations/{pool}/import", false),
     route("POST", "/api/v1/migrations/{pool}/merge", false),
     route("POST", "/api/v1/migrations/{pool}/rollback", false),
+    route("POST", "/api/v1/users/import", false),
+    route("GET", "/api/v1/users/{address}/presence-rules", false),
+    route("POST", "/api/v1/users/{address}/presence-rules", false),
+    route(
+        "DELETE",
+        "/api/v1/users/{address}/presence-rules/{watcher}",
+        false,
+    ),
+    route("POST", "/api/v1/users/{address}/contact-groups", false),
+    route(
+        "POST",
+        "/api/v1/users/{address}/contact-groups/{group}",
+        false,
+    ),
+    route(
+        "DELETE",
+        "/api/v1/users/{address}/contact-groups/{group}",
+        false,
+    ),
+    route("POST", "/api/v1/topology/validate", false),
+    route("POST", "/api/v1/backups/restore-users", false),
 ];
 
 /// The handler of `ROUTES[i]`.
@@ -150,6 +171,17 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<S>> {
         ("POST", "/api/v1/migrations/{pool}/import") => post(migration_import),
         ("POST", "/api/v1/migrations/{pool}/merge") => post(migration_merge),
         ("POST", "/api/v1/migrations/{pool}/rollback") => post(migration_rollback),
+        ("POST", "/api/v1/users/import") => post(import_users),
+        ("GET", "/api/v1/users/{address}/presence-rules") => get(presence_rules),
+        ("POST", "/api/v1/users/{address}/presence-rules") => post(set_presence_rule),
+        ("DELETE", "/api/v1/users/{address}/presence-rules/{watcher}") => {
+            delete(remove_presence_rule)
+        }
+        ("POST", "/api/v1/users/{address}/contact-groups") => post(add_group),
+        ("POST", "/api/v1/users/{address}/contact-groups/{group}") => post(rename_group),
+        ("DELETE", "/api/v1/users/{address}/contact-groups/{group}") => delete(remove_group),
+        ("POST", "/api/v1/topology/validate") => post(validate_topology),
+        ("POST", "/api/v1/backups/restore-users") => post(restore_users),
         _ => return None,
     })
 }
@@ -1088,11 +1120,56 @@ async fn migration_legacy_config(
     ))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SetupQuery {
+    /// The test users' domain (setup only) [default: the deployment's first].
+    domain: Option<String>,
+}
+
 async fn synthetic_test(
     State(s): State<S>,
     Admin(op): Admin,
     Path((pool, test)): Path<(String, String)>,
+    q: Result<Query<SetupQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
+    let Query(q) = q.map_err(|e| ApiError::invalid(e.body_text()))?;
+    if test == "setup" {
+        let ctx = standard(&op, Right::ManageUsers)?;
+        if s.store.get_pool(&pool).await?.is_none() {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no pool '{pool}'; GET /api/v1/pools lists them"),
+            ));
+        }
+        let domain = match q.domain {
+            Some(d) => d,
+            None => s
+                .store
+                .domains()
+                .await?
+                .first()
+                .map(|d| d.name.clone())
+                .ok_or_else(|| ApiError::invalid("the deployment has no domain"))?,
+        };
+        let users = confab_ops::synthetic::setup(&s.store, &ctx, &pool, &domain).await?;
+        let file = crate::synthetic::users_file(&s.data_dir, &pool);
+        crate::synthetic::write_users(&file, &users).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                match e {
+                    crate::manage::Failure::Usage(m) | crate::manage::Failure::Failed(m) => m,
+                },
+            )
+        })?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(json!({
+                "pool": pool,
+                "users": users.iter().map(|u| u.address.clone()).collect::<Vec<_>>(),
+            })),
+        ));
+    }
     op.check(Right::View)?;
     let server = migration::pool_server(&s.store, &pool)
         .await
@@ -1324,6 +1401,220 @@ async fn migration_rollback(
             "migration": migration_json(&m),
         })),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportUser {
+    address: String,
+    password: String,
+    display_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBodyUsers {
+    users: Vec<ImportUser>,
+    pool: Option<String>,
+    #[serde(default)]
+    skip_existing: bool,
+}
+
+async fn import_users(
+    State(s): State<S>,
+    Admin(op): Admin,
+    b: Result<Json<ImportBodyUsers>, JsonRejection>,
+) -> Answer {
+    use confab_ops::users::{self as import, ImportError, ImportOptions, ImportRow};
+    let b = body(b)?;
+    let ctx = standard(&op, Right::ManageUsers)?;
+    let rows = b
+        .users
+        .into_iter()
+        .enumerate()
+        .map(|(i, u)| ImportRow {
+            line: u64::try_from(i + 1).unwrap_or(u64::MAX),
+            address: u.address,
+            password: u.password,
+            display_name: u.display_name,
+        })
+        .collect();
+    let options = ImportOptions {
+        pool: b.pool,
+        skip_existing: b.skip_existing,
+    };
+    let failed = |e: ImportError| match e {
+        ImportError::Rows(problems) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "nothing imported: {}",
+                problems
+                    .iter()
+                    .map(|p| format!("user {}: {}", p.line, p.problem))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
+        ImportError::Ops(e) => e.into(),
+        other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    };
+    let plan = import::check_import(&s.store, rows, &options)
+        .await
+        .map_err(failed)?;
+    let report = import::apply_import(&s.store, &ctx, plan)
+        .await
+        .map_err(failed)?;
+    Ok((StatusCode::CREATED, Json(json!(report))))
+}
+
+async fn presence_rules(State(s): State<S>, Admin(op): Admin, Path(a): Path<String>) -> Answer {
+    op.check(Right::View)?;
+    ok(json!(
+        confab_ops::contacts::presence_rules(&s.store, &address(&a)?).await?
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleBody {
+    /// `user@domain`, or `@domain` for everyone of a domain.
+    watcher: String,
+    /// blocked, colleagues, workgroup, friends-and-family (Lync's access levels).
+    level: String,
+}
+
+async fn set_presence_rule(
+    State(s): State<S>,
+    Admin(op): Admin,
+    Path(a): Path<String>,
+    b: Result<Json<RuleBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let watcher = confab_store::Watcher::parse(&b.watcher)?;
+    let level: confab_store::PresenceLevel = b
+        .level
+        .parse()
+        .map_err(|e: confab_store::StoreError| ApiError::invalid(e.to_string()))?;
+    let ctx = standard(&op, Right::ManageUsers)?;
+    ok(json!(
+        confab_ops::contacts::set_presence_rule(&s.store, &ctx, &address(&a)?, &watcher, level)
+            .await?
+    ))
+}
+
+async fn remove_presence_rule(
+    State(s): State<S>,
+    Admin(op): Admin,
+    Path((a, w)): Path<(String, String)>,
+) -> Answer {
+    let watcher = confab_store::Watcher::parse(&w)?;
+    let ctx = standard(&op, Right::ManageUsers)?;
+    confab_ops::contacts::remove_presence_rule(&s.store, &ctx, &address(&a)?, &watcher).await?;
+    ok(json!({ "removed": w }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupBody {
+    name: String,
+}
+
+async fn add_group(
+    State(s): State<S>,
+    Admin(op): Admin,
+    Path(a): Path<String>,
+    b: Result<Json<GroupBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let ctx = standard(&op, Right::ManageUsers)?;
+    let g = confab_ops::contacts::add_group(&s.store, &ctx, &address(&a)?, &b.name).await?;
+    Ok((StatusCode::CREATED, Json(json!(g))))
+}
+
+async fn rename_group(
+    State(s): State<S>,
+    Admin(op): Admin,
+    Path((a, g)): Path<(String, String)>,
+    b: Result<Json<GroupBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let ctx = standard(&op, Right::ManageUsers)?;
+    confab_ops::contacts::rename_group(&s.store, &ctx, &address(&a)?, &g, &b.name).await?;
+    ok(json!({ "renamed": g, "to": b.name }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RemoveGroupQuery {
+    /// Move its contacts out of any group instead of refusing while it has some.
+    #[serde(default)]
+    ungroup: bool,
+}
+
+async fn remove_group(
+    State(s): State<S>,
+    Admin(op): Admin,
+    Path((a, g)): Path<(String, String)>,
+    q: Result<Query<RemoveGroupQuery>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let Query(q) = q.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let ctx = standard(&op, Right::ManageUsers)?;
+    ok(json!(
+        confab_ops::contacts::remove_group(&s.store, &ctx, &address(&a)?, &g, q.ungroup).await?
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidateBody {
+    document: String,
+}
+
+async fn validate_topology(
+    State(s): State<S>,
+    Admin(op): Admin,
+    b: Result<Json<ValidateBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    op.check(Right::View)?;
+    match confab_ops::topology::diff_document(&s.store, &b.document).await {
+        Ok((diff, warnings)) => ok(json!({ "valid": true, "diff": diff, "warnings": warnings })),
+        Err(confab_ops::OpsError::InvalidTopology { problems }) => {
+            ok(json!({ "valid": false, "problems": problems }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreUsersBody {
+    archive: String,
+    users: Vec<String>,
+}
+
+async fn restore_users(
+    State(s): State<S>,
+    Admin(op): Admin,
+    b: Result<Json<RestoreUsersBody>, JsonRejection>,
+) -> Answer {
+    let b = body(b)?;
+    let users = b
+        .users
+        .iter()
+        .map(|u| address(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ctx = standard(&op, Right::ManageUsers)?;
+    let path = std::path::PathBuf::from(&b.archive);
+    let loaded = tokio::task::spawn_blocking(move || confab_ops::backup::load(&path))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let mut restored = Vec::new();
+    for user in &users {
+        let r = confab_ops::users::restore_user_data(&s.store, &ctx, &loaded, user).await?;
+        restored.push(json!({ "user": user.to_string(), "restored": format!("{r:?}") }));
+    }
+    ok(json!({ "archive": b.archive, "users": restored }))
 }
 
 #[cfg(test)]
