@@ -274,6 +274,49 @@ impl Migration {
         })
     }
 
+    /// Where `phase` stands: `done`, `current` or `pending`.
+    pub fn state_of(&self, phase: Phase) -> &'static str {
+        if phase < self.phase || self.phase == Phase::Complete {
+            "done"
+        } else if phase == self.phase {
+            "current"
+        } else {
+            "pending"
+        }
+    }
+
+    /// As JSON (`confab migrate status --json`, the admin API): the plan without the
+    /// database's password, each phase with its state and the evidence it passed with, the
+    /// last check and the events.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "legacy_pool": self.plan.legacy_pool,
+            "system": self.plan.system,
+            "phase": self.phase,
+            "title": self.phase.title(),
+            "todo": self.phase.todo(),
+            "plan": {
+                "db": confab_store::redact_url(&self.plan.db),
+                "pilot_pool": self.plan.pilot_pool,
+                "production_pools": self.plan.production_pools,
+                "legacy_account": self.plan.legacy_account,
+                "pilot_account": self.plan.pilot_account,
+            },
+            "phases": Phase::ALL
+                .iter()
+                .filter(|p| **p != Phase::Complete)
+                .map(|p| serde_json::json!({
+                    "phase": p,
+                    "title": p.title(),
+                    "state": self.state_of(*p),
+                    "evidence": self.passed(*p).filter(|_| self.state_of(*p) == "done"),
+                }))
+                .collect::<Vec<_>>(),
+            "last_check": self.record.last_check,
+            "events": self.record.events,
+        })
+    }
+
     /// The run that passed `phase`, the last one when it was passed more than once.
     pub fn passed(&self, phase: Phase) -> Option<&PhaseRun> {
         self.record.done.iter().rev().find(|r| r.phase == phase)

@@ -162,12 +162,10 @@ fn status_text(m: &Migration) -> String {
         if phase == Phase::Complete {
             break;
         }
-        let mark = if phase < m.phase || m.phase == Phase::Complete {
-            "done"
-        } else if phase == m.phase {
-            "NOW"
-        } else {
-            "--"
+        let mark = match m.state_of(phase) {
+            "done" => "done",
+            "current" => "NOW",
+            _ => "--",
         };
         out.push_str(&format!(
             "{mark:<5} {:<16} {}\n",
@@ -206,29 +204,6 @@ fn status_text(m: &Migration) -> String {
         }
     }
     out
-}
-
-fn status_json(m: &Migration) -> serde_json::Value {
-    serde_json::json!({
-        "legacy_pool": m.plan.legacy_pool,
-        "system": m.plan.system,
-        "phase": m.phase,
-        "plan": {
-            "db": confab_store::redact_url(&m.plan.db),
-            "pilot_pool": m.plan.pilot_pool,
-            "production_pools": m.plan.production_pools,
-            "legacy_account": m.plan.legacy_account,
-            "pilot_account": m.plan.pilot_account,
-        },
-        "phases": Phase::ALL.iter().filter(|p| **p != Phase::Complete).map(|p| serde_json::json!({
-            "phase": p,
-            "title": p.title(),
-            "state": if *p < m.phase { "done" } else if *p == m.phase { "current" } else { "pending" },
-            "evidence": m.passed(*p).filter(|_| *p < m.phase),
-        })).collect::<Vec<_>>(),
-        "last_check": m.record.last_check,
-        "events": m.record.events,
-    })
 }
 
 /// The Confab front-ends Kamailio relays to: `--confab`, else every udp/tcp/tls server of
@@ -313,7 +288,7 @@ pub fn run(deployment: &DeploymentArgs, command: &MigrateCommand, json: bool) ->
                 let path = accounts_file(&manage::data_dir(deployment), &m.plan.legacy_pool);
                 write_accounts(&path, &m, passwords)?;
                 if json {
-                    return print_json(&status_json(&m));
+                    return print_json(&m.json());
                 }
                 print(&format!(
                     "migration of legacy pool {} planned; the accounts' passwords are in {}\n\
@@ -348,7 +323,7 @@ pub fn run(deployment: &DeploymentArgs, command: &MigrateCommand, json: bool) ->
                 None => migration::all(&store).await?,
             };
             if json {
-                return print_json(&all.iter().map(status_json).collect::<Vec<_>>());
+                return print_json(&all.iter().map(|m| m.json()).collect::<Vec<_>>());
             }
             if all.is_empty() {
                 return print(

@@ -243,6 +243,12 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     })
 }
 
+/// A query string's fields, or a 400 that names the one that is wrong.
+fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::invalid(e.body_text()))
+}
+
 fn address(text: &str) -> Result<Address, ApiError> {
     Address::parse(text).map_err(|e| ApiError::invalid(e.to_string()))
 }
@@ -293,7 +299,7 @@ async fn users(
     q: Result<Query<UsersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
     op.check(Right::View)?;
-    let Query(q) = q.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let q = query(q)?;
     let list = confab_ops::users::list(
         &s.store,
         &UserFilter {
@@ -581,7 +587,7 @@ async fn changes(
     q: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
     op.check(Right::View)?;
-    let Query(q) = q.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let q = query(q)?;
     let state = q
         .state
         .as_deref()
@@ -813,41 +819,15 @@ async fn verify_backup(
     }
 }
 
-/// A migration as the API shows it (the CLI's `migrate status --json`).
-fn migration_json(m: &migration::Migration) -> Value {
-    json!({
-        "legacy_pool": m.plan.legacy_pool,
-        "system": m.plan.system,
-        "phase": m.phase,
-        "title": m.phase.title(),
-        "todo": m.phase.todo(),
-        "plan": {
-            "db": confab_store::redact_url(&m.plan.db),
-            "pilot_pool": m.plan.pilot_pool,
-            "production_pools": m.plan.production_pools,
-            "legacy_account": m.plan.legacy_account,
-            "pilot_account": m.plan.pilot_account,
-        },
-        "phases": migration::Phase::ALL.iter().filter(|p| **p != migration::Phase::Complete).map(|p| json!({
-            "phase": p,
-            "title": p.title(),
-            "state": if *p < m.phase { "done" } else if *p == m.phase { "current" } else { "pending" },
-            "evidence": m.passed(*p).filter(|_| *p < m.phase),
-        })).collect::<Vec<_>>(),
-        "last_check": m.record.last_check,
-        "events": m.record.events,
-    })
-}
-
 async fn migrations(State(s): State<S>, Admin(op): Admin) -> Answer {
     op.check(Right::View)?;
     let all = migration::all(&s.store).await?;
-    ok(json!(all.iter().map(migration_json).collect::<Vec<_>>()))
+    ok(json!(all.iter().map(|m| m.json()).collect::<Vec<_>>()))
 }
 
 async fn migration_status(State(s): State<S>, Admin(op): Admin, Path(p): Path<String>) -> Answer {
     op.check(Right::View)?;
-    ok(migration_json(&migration::load(&s.store, Some(&p)).await?))
+    ok(migration::load(&s.store, Some(&p)).await?.json())
 }
 
 /// The passwords the checks sign in with, as this machine keeps them.
@@ -859,7 +839,7 @@ async fn migration_verify(State(s): State<S>, Admin(op): Admin, Path(p): Path<St
     let m = migration::load(&s.store, Some(&p)).await?;
     let accounts = accounts(&s, &m);
     let (m, run) = migration::verify(&s.store, &op, m, &accounts).await?;
-    ok(json!({ "passed": run.passed(), "checks": run, "migration": migration_json(&m) }))
+    ok(json!({ "passed": run.passed(), "checks": run, "migration": m.json() }))
 }
 
 async fn migration_advance(State(s): State<S>, Admin(op): Admin, Path(p): Path<String>) -> Answer {
@@ -880,7 +860,7 @@ async fn migration_advance(State(s): State<S>, Admin(op): Admin, Path(p): Path<S
             "outcome": word,
             "change": change,
             "checks": run,
-            "migration": migration_json(&m),
+            "migration": m.json(),
         })),
     ))
 }
@@ -900,7 +880,7 @@ async fn audit(
     q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
     op.check(Right::View)?;
-    let Query(q) = q.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let q = query(q)?;
     let entries = s
         .store
         .audit_entries(q.after.unwrap_or(0), q.limit.unwrap_or(100).min(1000))
@@ -980,7 +960,7 @@ async fn inventory(
     q: Result<Query<InventoryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
     op.check(Right::View)?;
-    let Query(q) = q.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let q = query(q)?;
     if let Some(pool) = &q.pool {
         if s.store.get_pool(pool).await?.is_none() {
             return Err(ApiError::new(
@@ -1133,7 +1113,7 @@ async fn synthetic_test(
     Path((pool, test)): Path<(String, String)>,
     q: Result<Query<SetupQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
-    let Query(q) = q.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let q = query(q)?;
     if test == "setup" {
         let ctx = standard(&op, Right::ManageUsers)?;
         if s.store.get_pool(&pool).await?.is_none() {
@@ -1286,7 +1266,7 @@ async fn plan_migration(
     .await?;
     crate::migrate::keep_accounts(&s.data_dir, &m, (b.legacy_password, b.pilot_password))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    Ok((StatusCode::CREATED, Json(migration_json(&m))))
+    Ok((StatusCode::CREATED, Json(m.json())))
 }
 
 #[derive(Deserialize)]
@@ -1398,7 +1378,7 @@ async fn migration_rollback(
             "change": crate::change::change_json(&r.change),
             "users": r.users,
             "done": r.done,
-            "migration": migration_json(&m),
+            "migration": m.json(),
         })),
     ))
 }
@@ -1557,7 +1537,7 @@ async fn remove_group(
     Path((a, g)): Path<(String, String)>,
     q: Result<Query<RemoveGroupQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
-    let Query(q) = q.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let q = query(q)?;
     let ctx = standard(&op, Right::ManageUsers)?;
     ok(json!(
         confab_ops::contacts::remove_group(&s.store, &ctx, &address(&a)?, &g, q.ungroup).await?

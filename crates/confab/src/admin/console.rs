@@ -1268,13 +1268,13 @@ async fn migrations(State(s): State<S>, Signed(session): Signed, Query(n): Query
                     }
                     ol class="phases" {
                         @for p in Phase::ALL.iter().filter(|p| **p != Phase::Complete) {
-                            @let state = if *p < m.phase { "done" } else if *p == m.phase { "current" } else { "pending" };
+                            @let state = m.state_of(*p);
                             li class=(state) aria-current=[(state == "current").then_some("step")] {
                                 span class="phase" { (p.title()) } " " span class=(format!("badge {state}")) { (state) }
-                                @let run = if *p < m.phase { m.passed(*p) } else if *p == m.phase { m.record.last_check.as_ref().filter(|r| r.phase == *p) } else { None };
+                                @let run = match state { "done" => m.passed(*p), "current" => m.record.last_check.as_ref().filter(|r| r.phase == *p), _ => None };
                                 @if let Some(run) = run {
                                     table class="checks" {
-                                        caption { @if *p < m.phase { "Passed " } @else { "Last checked " } (when(run.at)) " by " (run.by) }
+                                        caption { @if state == "done" { "Passed " } @else { "Last checked " } (when(run.at)) " by " (run.by) }
                                         thead { tr { th scope="col" { "Check" } th scope="col" { "Result" } th scope="col" { "Evidence" } } }
                                         tbody {
                                             @for c in &run.checks {
