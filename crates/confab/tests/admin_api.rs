@@ -941,3 +941,36 @@ async fn a_migration_is_driven_through_the_api() {
     assert_eq!(report.body["phase"], "prepare", "{}", report.text);
     assert!(report.text.contains("advance refused"), "{}", report.text);
 }
+
+/// A client that never finishes its request's headers is cut off (after the admin listener's
+/// header timeout, 10 s) while others are served meanwhile.
+#[test]
+fn a_slow_client_is_cut_off_without_holding_the_listener() {
+    use std::io::{Read, Write};
+    let server = Running::start(&["--listen", "udp://127.0.0.1:0"], 1);
+    let addr = server.admin.expect("admin listener");
+    let mut slow = std::net::TcpStream::connect(addr).expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: confab\r\n")
+        .expect("half a request");
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    // Others are served meanwhile.
+    let api = Api::new(addr);
+    assert_eq!(api.call("GET", "/healthz", None, None).status, 200);
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = slow.read_to_end(&mut rest);
+    assert!(
+        read.is_ok() || rest.is_empty(),
+        "the connection is closed, not left hanging: {read:?}"
+    );
+    let text = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "closed, or told 408: {text}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "cut off by the header timeout, not by the test's own"
+    );
+}

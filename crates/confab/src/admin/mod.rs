@@ -210,7 +210,10 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
     tokio::net::TcpListener::bind(addr).await
 }
 
-/// Serves `app` on `listener` until `stop` completes: plain HTTP, or HTTPS with `tls`.
+/// Serves `app` on `listener` until `stop` completes: plain HTTP, or HTTPS with `tls`. At
+/// most [`MAX_CONNECTIONS`] connections at once (more wait in the kernel's backlog); a client
+/// has [`HANDSHAKE`] for its TLS handshake and [`HEADERS`] for each request's headers, so that
+/// a slow or stalled client cannot hold the listener.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
@@ -218,19 +221,17 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let addr = listener.local_addr().ok();
-    let Some(tls) = tls else {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await;
-        match served {
-            Ok(()) => info!(?addr, "admin listener stopped"),
-            Err(e) => warn!(?addr, error = %e, "admin listener failed"),
-        }
-        return;
-    };
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(stop);
     let mut connections = tokio::task::JoinSet::new();
     loop {
+        let slot = tokio::select! {
+            () = &mut stop => break,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             () = &mut stop => break,
             accepted = listener.accept() => match accepted {
@@ -244,34 +245,50 @@ pub async fn serve(
         };
         let (tls, app) = (tls.clone(), app.clone());
         connections.spawn(async move {
-            // A client that stalls in the handshake is dropped.
-            let stream = match tokio::time::timeout(HANDSHAKE, tls.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "admin listener: TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let service = hyper_util::service::TowerToHyperService::new(
-                tower::util::ServiceExt::map_request(
-                    app,
-                    |r: axum::http::Request<hyper::body::Incoming>| r.map(axum::body::Body::new),
-                ),
-            );
-            let served = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
-                tracing::debug!(%peer, error = %e, "admin listener: connection ended");
+            let _slot = slot;
+            match tls {
+                None => serve_connection(stream, app, peer).await,
+                Some(tls) => match tokio::time::timeout(HANDSHAKE, tls.accept(stream)).await {
+                    Ok(Ok(s)) => serve_connection(s, app, peer).await,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "admin listener: TLS handshake failed");
+                    }
+                    Err(_) => tracing::debug!(%peer, "admin listener: TLS handshake timed out"),
+                },
             }
         });
         // Finished connections are reaped as new ones come.
         while connections.try_join_next().is_some() {}
     }
     connections.abort_all();
-    info!(?addr, "admin listener (HTTPS) stopped");
+    info!(?addr, "admin listener stopped");
 }
+
+/// Serves HTTP/1.1 on one connection.
+async fn serve_connection<IO>(io: IO, app: axum::Router, peer: SocketAddr)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper_util::service::TowerToHyperService::new(tower::util::ServiceExt::map_request(
+            app,
+            |r: axum::http::Request<hyper::body::Incoming>| r.map(axum::body::Body::new),
+        ));
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADERS)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(%peer, error = %e, "admin listener: connection ended");
+    }
+}
+
+/// Connections the admin listener serves at once.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// How long a client has to send a request's headers.
+pub const HEADERS: Duration = Duration::from_secs(10);
 
 /// How long a client has for its TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
