@@ -179,6 +179,19 @@ pub async fn sign_in(
     token: &str,
     via: &str,
 ) -> Result<Operator, OpsError> {
+    sign_in_recording(store, name, token, via, true).await
+}
+
+/// [`sign_in`], recording a refusal only when `record_refusal` (a caller that throttles a
+/// source after many refusals records the throttling once instead of every guess). A
+/// sign-in that succeeds is always recorded.
+pub async fn sign_in_recording(
+    store: &Store,
+    name: &str,
+    token: &str,
+    via: &str,
+    record_refusal: bool,
+) -> Result<Operator, OpsError> {
     let refused = || OpsError::SignIn {
         name: name.to_owned(),
     };
@@ -189,16 +202,22 @@ pub async fn sign_in(
         store.administrator_token_hash(name).await?,
     );
     let (Some(admin), Some(hash)) = found else {
-        record_login(store, &actor, via, Some("no such administrator")).await?;
+        if record_refusal {
+            record_login(store, &actor, via, Some("no such administrator")).await?;
+        }
         return Err(refused());
     };
     let given = token_hash(token);
     if !bool::from(given.as_bytes().ct_eq(hash.as_bytes())) {
-        record_login(store, &actor, via, Some("wrong token")).await?;
+        if record_refusal {
+            record_login(store, &actor, via, Some("wrong token")).await?;
+        }
         return Err(refused());
     }
     if !admin.enabled {
-        record_login(store, &actor, via, Some("disabled")).await?;
+        if record_refusal {
+            record_login(store, &actor, via, Some("disabled")).await?;
+        }
         return Err(OpsError::Disabled {
             name: name.to_owned(),
         });

@@ -311,11 +311,18 @@ struct SigninForm {
     token: String,
 }
 
-async fn signin(State(s): State<S>, Form(f): Form<SigninForm>) -> Response {
-    let operator = match control::sign_in(&s.store, &f.name, &f.token, "console").await {
+async fn signin(
+    State(s): State<S>,
+    super::Peer(from): super::Peer,
+    Form(f): Form<SigninForm>,
+) -> Response {
+    let operator = match s.sign_in_from(&f.name, &f.token, "console", from).await {
         Ok(op) => op,
         Err(e) => {
-            let status = ApiError::from(e).status;
+            let status = e.status;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                return back("/console/signin", &e.message);
+            }
             let mut r = back(
                 "/console/signin",
                 "Not signed in: unknown administrator, wrong token, or disabled.",

@@ -13,7 +13,8 @@
 //!
 //! Errors are JSON, `{"error": "…"}`, with the status code of their kind: 401 not signed in,
 //! 403 not allowed, 404 not found, 409 in conflict with the deployment, 400 or 422 a request
-//! to fix, 503 the store unavailable.
+//! to fix, 503 the store unavailable; 429 for a failed sign-in from an address that failed
+//! too often (see [`AdminState::sign_in_from`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -50,9 +51,31 @@ pub struct AdminState {
     /// When the front-end started.
     pub started: Instant,
     signed_in: Mutex<HashMap<(String, String), (Operator, Instant)>>,
+    /// Failed sign-ins by source address.
+    failures: Mutex<HashMap<std::net::IpAddr, Failures>>,
     /// The console's sessions.
     pub sessions: console::Sessions,
 }
+
+/// Failed sign-ins from one address, counted in a window of [`FAILURE_WINDOW`]. From the
+/// [`MAX_FAILURES`]th on, for [`FAILURE_BACKOFF`], a failed sign-in from that address is
+/// answered 429 and no longer written to the audit log one by one (one `login.throttled`
+/// entry says it started), so that a guesser cannot flood the log. A right token still signs
+/// in: an administrator sharing the address (loopback) is not locked out by a guesser, and
+/// the tokens (256 bits) are not guessable anyway.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    since: Instant,
+    blocked_until: Option<Instant>,
+}
+
+/// Failed sign-ins from one address before it is refused for a while.
+pub const MAX_FAILURES: u32 = 5;
+/// The window the failures are counted in.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// How long an address that failed too often is refused.
+pub const FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 
 impl AdminState {
     /// The state of a front-end's admin listener.
@@ -64,21 +87,107 @@ impl AdminState {
             pool,
             started: Instant::now(),
             signed_in: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
             sessions: console::Sessions::default(),
         }
     }
 
-    /// Signs `name` in with `token`, from the cache of recent sign-ins when it is there.
-    pub async fn sign_in(&self, name: &str, token: &str) -> Result<Operator, ApiError> {
+    /// True while `from` backs off after too many failed sign-ins.
+    fn backing_off(&self, from: Option<std::net::IpAddr>) -> bool {
+        let Some(ip) = from else { return false };
+        let now = Instant::now();
+        self.failures
+            .lock()
+            .ok()
+            .and_then(|f| f.get(&ip).and_then(|f| f.blocked_until))
+            .is_some_and(|until| until > now)
+    }
+
+    /// Counts a failed sign-in from `from`; true when it starts a back-off.
+    pub fn failed(&self, from: Option<std::net::IpAddr>) -> bool {
+        let Some(ip) = from else { return false };
+        let Ok(mut all) = self.failures.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        all.retain(|_, f| {
+            f.blocked_until.is_some_and(|u| u > now) || now - f.since < FAILURE_WINDOW
+        });
+        let f = all.entry(ip).or_insert(Failures {
+            count: 0,
+            since: now,
+            blocked_until: None,
+        });
+        if now - f.since >= FAILURE_WINDOW {
+            *f = Failures {
+                count: 0,
+                since: now,
+                blocked_until: None,
+            };
+        }
+        f.count += 1;
+        if f.count >= MAX_FAILURES && f.blocked_until.is_none() {
+            f.blocked_until = Some(now + FAILURE_BACKOFF);
+            warn!(%ip, failures = f.count, "admin listener: sign-ins from this address refused for a while");
+            return true;
+        }
+        false
+    }
+
+    /// Signs `name` in with `token` through `via` (`api`, `console`) for a client at `from`:
+    /// an API sign-in from the cache of recent ones when it is there; failures counted per
+    /// address (see [`Failures`]).
+    pub async fn sign_in_from(
+        &self,
+        name: &str,
+        token: &str,
+        via: &str,
+        from: Option<std::net::IpAddr>,
+    ) -> Result<Operator, ApiError> {
         let key = (name.to_owned(), confab_ops::control::token_hash(token));
-        if let Ok(cache) = self.signed_in.lock() {
-            if let Some((op, at)) = cache.get(&key) {
-                if at.elapsed() < SIGN_IN_TTL {
-                    return Ok(op.clone());
+        if via == "api" {
+            if let Ok(cache) = self.signed_in.lock() {
+                if let Some((op, at)) = cache.get(&key) {
+                    if at.elapsed() < SIGN_IN_TTL {
+                        return Ok(op.clone());
+                    }
                 }
             }
         }
-        let op = confab_ops::control::sign_in(&self.store, name, token, "api").await?;
+        let quiet = self.backing_off(from);
+        let signed =
+            confab_ops::control::sign_in_recording(&self.store, name, token, via, !quiet).await;
+        let op = match signed {
+            Ok(op) => op,
+            Err(e) if matches!(e.kind(), ErrorKind::SignIn | ErrorKind::Denied) => {
+                if self.failed(from) {
+                    let detail = serde_json::json!({
+                        "via": via,
+                        "from": from.map(|ip| ip.to_string()),
+                        "for_s": FAILURE_BACKOFF.as_secs(),
+                    });
+                    let _ = self
+                        .store
+                        .audit(name, "login.throttled", name, &detail.to_string())
+                        .await;
+                }
+                if quiet || self.backing_off(from) {
+                    let mut refused = ApiError::from(e);
+                    refused.status = StatusCode::TOO_MANY_REQUESTS;
+                    refused.message = format!(
+                        "{} (too many failed sign-ins from this address: they are no longer \
+                         recorded one by one for a while)",
+                        refused.message
+                    );
+                    return Err(refused);
+                }
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if via != "api" {
+            return Ok(op);
+        }
         if let Ok(mut cache) = self.signed_in.lock() {
             cache.retain(|_, (_, at)| at.elapsed() < SIGN_IN_TTL);
             cache.insert(key, (op.clone(), Instant::now()));
@@ -142,6 +251,12 @@ impl IntoResponse for ApiError {
             axum::Json(serde_json::json!({ "error": self.message })),
         )
             .into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(FAILURE_BACKOFF.as_secs()),
+            );
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -185,6 +300,25 @@ pub fn credentials(headers: &HeaderMap) -> Result<(String, String), ApiError> {
     Ok((name.to_owned(), token.to_owned()))
 }
 
+/// The address a request came from, as the listener recorded it.
+pub struct Peer(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// The signed-in administrator of an API request.
 pub struct Admin(pub Operator);
 
@@ -195,8 +329,9 @@ impl axum::extract::FromRequestParts<Arc<AdminState>> for Admin {
         parts: &mut axum::http::request::Parts,
         state: &Arc<AdminState>,
     ) -> Result<Self, Self::Rejection> {
+        let Ok(Peer(from)) = Peer::from_request_parts(parts, state).await;
         let (name, token) = credentials(&parts.headers)?;
-        Ok(Admin(state.sign_in(&name, &token).await?))
+        Ok(Admin(state.sign_in_from(&name, &token, "api", from).await?))
     }
 }
 
@@ -272,7 +407,11 @@ where
     let service =
         hyper_util::service::TowerToHyperService::new(tower::util::ServiceExt::map_request(
             app,
-            |r: axum::http::Request<hyper::body::Incoming>| r.map(axum::body::Body::new),
+            move |r: axum::http::Request<hyper::body::Incoming>| {
+                let mut r = r.map(axum::body::Body::new);
+                r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                r
+            },
         ));
     let served = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
