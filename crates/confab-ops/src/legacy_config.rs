@@ -77,6 +77,18 @@ impl Front {
     }
 }
 
+/// Every udp, tcp and tls server of the topology's front-end pools, in the topology's order:
+/// the front-ends Kamailio relays to unless the operator names others.
+pub async fn topology_fronts(store: &confab_store::Store) -> Result<Vec<Front>, OpsError> {
+    Ok(store
+        .pools()
+        .await?
+        .iter()
+        .filter(|p| p.kind == confab_store::PoolKind::Confab)
+        .flat_map(|p| p.servers.iter().filter_map(|s| Front::parse(s)))
+        .collect())
+}
+
 /// What the block is made of.
 #[derive(Debug, Clone)]
 pub struct KamailioBlock {

@@ -221,13 +221,7 @@ async fn fronts(store: &confab_store::Store, given: &[String]) -> Result<Vec<Fro
             })
             .collect();
     }
-    Ok(store
-        .pools()
-        .await?
-        .iter()
-        .filter(|p| p.kind == confab_store::PoolKind::Confab)
-        .flat_map(|p| p.servers.iter().filter_map(|s| Front::parse(s)))
-        .collect())
+    Ok(legacy_config::topology_fronts(store).await?)
 }
 
 /// Runs one `confab migrate` command.

@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use common::store::{ensure_approver, json, run, with_data_dir, APPROVER_TOKEN};
+use common::store::{admin_token, ensure_approver, json, run, with_data_dir, APPROVER_TOKEN};
 use common::{udp_options, write, Running};
 use serde_json::{json, Value};
 
@@ -84,16 +84,6 @@ impl Api {
 
 fn bearer(name: &str, token: &str) -> String {
     format!("Bearer {name}:{token}")
-}
-
-/// The first administrator's token, from the credentials file a first start writes.
-fn admin_token(data: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(data.join("admin.credentials")).expect("credentials");
-    text.lines()
-        .find_map(|l| l.strip_prefix("token = \""))
-        .and_then(|t| t.strip_suffix('"'))
-        .expect("token")
-        .to_owned()
 }
 
 /// Every route of the document, with a concrete path.

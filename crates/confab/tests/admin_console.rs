@@ -11,7 +11,9 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::store::{assert_success, ensure_approver, run, with_data_dir, APPROVER_TOKEN};
+use common::store::{
+    admin_token, assert_success, ensure_approver, run, with_data_dir, APPROVER_TOKEN,
+};
 use common::Running;
 
 struct Browser {
@@ -88,15 +90,6 @@ impl Browser {
 fn csrf(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
     html[at..at + 64].to_owned()
-}
-
-fn admin_token(data: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(data.join("admin.credentials")).expect("credentials");
-    text.lines()
-        .find_map(|l| l.strip_prefix("token = \""))
-        .and_then(|t| t.strip_suffix('"'))
-        .expect("token")
-        .to_owned()
 }
 
 /// Basic well-formedness a screen reader relies on.

@@ -16,20 +16,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::store::{
-    assert_success, ensure_approver, publish_approved, run, with_data_dir, APPROVER_TOKEN,
+    admin_token, assert_success, ensure_approver, publish_approved, run, with_data_dir,
+    APPROVER_TOKEN,
 };
 use common::{write, Running};
 
 const USERS: usize = 150;
-
-fn admin_token(data: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(data.join("admin.credentials")).expect("credentials");
-    text.lines()
-        .find_map(|l| l.strip_prefix("token = \""))
-        .and_then(|t| t.strip_suffix('"'))
-        .expect("token")
-        .to_owned()
-}
 
 #[test]
 #[ignore = "needs Chromium and playwright-core: run scripts/console-browser.sh"]

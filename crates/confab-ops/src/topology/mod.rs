@@ -217,6 +217,29 @@ pub async fn diff_document(
     Ok((diff::diff(&now, &checked.spec), checked.warnings))
 }
 
+/// What published version `n` changed from the version before it: `None` for the first
+/// version, or when either document no longer reads.
+pub async fn version_diff(store: &Store, n: i64) -> Result<Option<TopologyDiff>, OpsError> {
+    let Some(prev) = n.checked_sub(1).filter(|p| *p >= 1) else {
+        return Ok(None);
+    };
+    let (Some(before), Some(after)) = (
+        store.topology_version_number(prev).await?,
+        store.topology_version_number(n).await?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(
+        match (
+            check_document(&before.document),
+            check_document(&after.document),
+        ) {
+            (Ok(a), Ok(b)) => Some(diff::diff(&a.spec, &b.spec)),
+            _ => None,
+        },
+    )
+}
+
 /// The deployment as a topology document that `publish` accepts unchanged.
 pub async fn export(store: &Store) -> Result<String, OpsError> {
     let spec = current(store).await?;

@@ -515,19 +515,7 @@ async fn topology_version(State(s): State<S>, Admin(op): Admin, Path(n): Path<i6
         ));
     };
     // What it changed from the version before it.
-    let diff = match (n > 1).then_some(n - 1) {
-        Some(prev) => match s.store.topology_version_number(prev).await? {
-            Some(p) => match (
-                confab_ops::topology::check_document(&p.document),
-                confab_ops::topology::check_document(&v.document),
-            ) {
-                (Ok(a), Ok(b)) => Some(confab_ops::topology::diff::diff(&a.spec, &b.spec)),
-                _ => None,
-            },
-            None => None,
-        },
-        None => None,
-    };
+    let diff = confab_ops::topology::version_diff(&s.store, n).await?;
     ok(json!({
         "version": v.version,
         "published_at": v.published_at,
@@ -1074,18 +1062,7 @@ async fn migration_legacy_config(
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
     op.check(Right::View)?;
     let m = migration::load(&s.store, Some(&p)).await?;
-    let fronts = s
-        .store
-        .pools()
-        .await?
-        .iter()
-        .filter(|p| p.kind == confab_store::PoolKind::Confab)
-        .flat_map(|p| {
-            p.servers
-                .iter()
-                .filter_map(|u| confab_ops::legacy_config::Front::parse(u))
-        })
-        .collect();
+    let fronts = confab_ops::legacy_config::topology_fronts(&s.store).await?;
     let text = confab_ops::legacy_config::kamailio(&confab_ops::legacy_config::KamailioBlock {
         legacy_pool: m.plan.legacy_pool.clone(),
         db_url: confab_ops::legacy_config::kamailio_db_url(&m.plan.db),

@@ -858,19 +858,7 @@ async fn topology_version(State(s): State<S>, Signed(session): Signed, Path(n): 
             format!("no topology version {n}"),
         )));
     };
-    let before = match n.checked_sub(1).filter(|p| *p >= 1) {
-        Some(p) => s.store.topology_version_number(p).await?,
-        None => None,
-    };
-    let diff = before.as_ref().and_then(|b| {
-        match (
-            confab_ops::topology::check_document(&b.document),
-            confab_ops::topology::check_document(&v.document),
-        ) {
-            (Ok(a), Ok(b)) => Some(confab_ops::topology::diff::diff(&a.spec, &b.spec)),
-            _ => None,
-        }
-    });
+    let diff = confab_ops::topology::version_diff(&s.store, n).await?;
     Ok(layout(
         &format!("Topology version {n}"),
         Some(&session),

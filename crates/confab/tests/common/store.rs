@@ -325,3 +325,13 @@ pub fn publish_approved(data: &Path, file: &Path, extra: &[&str]) -> Output {
     let id = json(&out)["change"].to_string();
     approve_and_implement(data, &id, &[])
 }
+
+/// The first administrator's token, from the credentials file a first start writes.
+pub fn admin_token(data: &Path) -> String {
+    let text = std::fs::read_to_string(data.join("admin.credentials")).expect("credentials");
+    text.lines()
+        .find_map(|l| l.strip_prefix("token = \""))
+        .and_then(|t| t.strip_suffix('"'))
+        .expect("token")
+        .to_owned()
+}
